@@ -1,0 +1,145 @@
+/* Queues of plain C events between the I/O thread and the Python thread. */
+#include "bayleaf/bridge.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+bl_bridge_t bl_bridge = {.up_fd = -1};
+
+int bl_queue_init(bl_queue_t *q)
+{
+    q->head = q->tail = NULL;
+    return -pthread_mutex_init(&q->lock, NULL);
+}
+
+void bl_queue_destroy(bl_queue_t *q)
+{
+    bl_event_t *ev = bl_queue_take(q);
+    while (ev != NULL) {
+        bl_event_t *next = ev->next;
+        bl_event_free(ev);
+        ev = next;
+    }
+    pthread_mutex_destroy(&q->lock);
+}
+
+bool bl_queue_push(bl_queue_t *q, bl_event_t *ev)
+{
+    bool was_empty;
+    ev->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    was_empty = q->head == NULL;
+    if (was_empty)
+        q->head = ev;
+    else
+        q->tail->next = ev;
+    q->tail = ev;
+    pthread_mutex_unlock(&q->lock);
+    return was_empty;
+}
+
+bl_event_t *bl_queue_take(bl_queue_t *q)
+{
+    bl_event_t *list;
+    pthread_mutex_lock(&q->lock);
+    list = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    return list;
+}
+
+bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size)
+{
+    bl_event_t *ev = malloc(sizeof(*ev) + size);
+    if (ev == NULL)
+        return NULL;
+    memset(ev, 0, sizeof(*ev));
+    ev->type = (uint8_t)type;
+    ev->data = ev->payload;
+    ev->len = size;
+    ev->ex = ex;
+    if (ex != NULL)
+        bl_exchange_ref(ex);
+    return ev;
+}
+
+void bl_event_free(bl_event_t *ev)
+{
+    if (ev->ex != NULL)
+        bl_exchange_unref(ev->ex);
+    free(ev);
+}
+
+bl_exchange_t *bl_exchange_new(void)
+{
+    bl_exchange_t *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
+    atomic_init(&ex->refs, 1);
+    atomic_init(&ex->unsent, 0);
+    atomic_init(&ex->want_writable, false);
+    ex->client_port = -1;
+    ex->server_port = -1;
+    return ex;
+}
+
+void bl_exchange_ref(bl_exchange_t *ex)
+{
+    atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+}
+
+void bl_exchange_unref(bl_exchange_t *ex)
+{
+    if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Last reference: no thread can see it any more. */
+    bl_event_t *ev = ex->pending;
+    while (ev != NULL) {
+        bl_event_t *next = ev->next;
+        bl_event_free(ev);
+        ev = next;
+    }
+    bl_head_free(ex->head);
+    free(ex);
+}
+
+int bl_bridge_init(void)
+{
+    int err;
+    if ((err = bl_queue_init(&bl_bridge.up)) != 0)
+        return err;
+    if ((err = bl_queue_init(&bl_bridge.down)) != 0)
+        return err;
+    bl_bridge.up_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bl_bridge.up_fd < 0)
+        return -errno;
+    return 0;
+}
+
+void bl_bridge_destroy(void)
+{
+    bl_queue_destroy(&bl_bridge.up);
+    bl_queue_destroy(&bl_bridge.down);
+    if (bl_bridge.up_fd >= 0)
+        close(bl_bridge.up_fd);
+    bl_bridge.up_fd = -1;
+}
+
+void bl_bridge_post_up(bl_event_t *ev)
+{
+    if (bl_queue_push(&bl_bridge.up, ev)) {
+        uint64_t one = 1;
+        /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
+        ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+void bl_bridge_post_down(bl_event_t *ev)
+{
+    if (bl_queue_push(&bl_bridge.down, ev) && bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+}

@@ -1,0 +1,274 @@
+/* Command-line parsing. Both underscore and hyphen spellings of Daphne's
+ * multi-word flags are accepted. */
+#include "bayleaf/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_FD = 256,
+    OPT_ROOT_PATH,
+    OPT_ACCESS_LOG,
+    OPT_NO_SERVER_NAME,
+    OPT_LIFESPAN,
+    OPT_LOOP,
+    OPT_VERSION,
+    OPT_GRACEFUL_TIMEOUT,
+    OPT_KEEPALIVE_TIMEOUT,
+    OPT_HEADER_TIMEOUT,
+    OPT_WS_TIMEOUT,
+    OPT_WS_CONNECT_TIMEOUT,
+    OPT_PING_INTERVAL,
+    OPT_PING_TIMEOUT,
+    OPT_APP_CLOSE_TIMEOUT,
+    OPT_WS_MAX_MESSAGE,
+};
+
+static const struct option long_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"bind", required_argument, NULL, 'b'},
+    {"port", required_argument, NULL, 'p'},
+    {"unix-socket", required_argument, NULL, 'u'},
+    {"fd", required_argument, NULL, OPT_FD},
+    {"root-path", required_argument, NULL, OPT_ROOT_PATH},
+    {"http-timeout", required_argument, NULL, 't'},
+    {"verbosity", required_argument, NULL, 'v'},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"server-name", required_argument, NULL, 's'},
+    {"no-server-name", no_argument, NULL, OPT_NO_SERVER_NAME},
+    {"lifespan", required_argument, NULL, OPT_LIFESPAN},
+    {"loop", required_argument, NULL, OPT_LOOP},
+    {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
+    {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"websocket_timeout", required_argument, NULL, OPT_WS_TIMEOUT},
+    {"websocket-timeout", required_argument, NULL, OPT_WS_TIMEOUT},
+    {"websocket_connect_timeout", required_argument, NULL, OPT_WS_CONNECT_TIMEOUT},
+    {"websocket-connect-timeout", required_argument, NULL, OPT_WS_CONNECT_TIMEOUT},
+    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+    {"ping_interval", required_argument, NULL, OPT_PING_INTERVAL},
+    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+    {"ping_timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+    {"application-close-timeout", required_argument, NULL, OPT_APP_CLOSE_TIMEOUT},
+    {"application_close_timeout", required_argument, NULL, OPT_APP_CLOSE_TIMEOUT},
+    {"websocket-max-message-size", required_argument, NULL, OPT_WS_MAX_MESSAGE},
+    {"websocket_max_message_size", required_argument, NULL, OPT_WS_MAX_MESSAGE},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage[] =
+    "usage: bayleaf [options] module:application\n"
+    "\n"
+    "Bayleaf: an ASGI server for Django Channels (HTTP/1.1 and WebSocket).\n"
+    "\n"
+    "options:\n"
+    "  -h, --help                 show this help and exit\n"
+    "  --version                  print the version and exit\n"
+    "  -b, --bind HOST            address to bind to (default 127.0.0.1)\n"
+    "  -p, --port PORT            TCP port to listen on (default 8000)\n"
+    "  -u, --unix-socket PATH     listen on a unix socket\n"
+    "  --fd N                     serve an inherited listening socket\n"
+    "  --root-path PATH           ASGI root_path (the URL prefix the app is mounted at)\n"
+    "  -t, --http-timeout SECS    answer 503 when no response started in time (default: none)\n"
+    "  -v, --verbosity 0..3       how much to log (default 1)\n"
+    "  --access-log FILE|-        where to write the access log (- for stdout,\n"
+    "                             the default for verbosity >= 1)\n"
+    "  -s, --server-name NAME     the Server response header (default bayleaf)\n"
+    "  --no-server-name           send no Server header\n"
+    "  --lifespan auto|on|off     ASGI lifespan protocol (default auto)\n"
+    "  --loop auto|asyncio|uvloop event loop (default auto: uvloop when installed)\n"
+    "  --graceful-timeout SECS    on SIGTERM, time to finish in-flight work (default 30)\n"
+    "  --keepalive-timeout SECS   close idle keep-alive connections (default 75)\n"
+    "  --header-timeout SECS      deadline for a request head (default 30)\n"
+    "  --websocket_timeout SECS   maximum WebSocket age, -1 for never (default 86400)\n"
+    "  --websocket_connect_timeout SECS\n"
+    "                             time for the app to accept a WebSocket (default 5)\n"
+    "  --ping-interval SECS       ping an idle WebSocket after this (default 20)\n"
+    "  --ping-timeout SECS        drop a WebSocket whose ping is unanswered (default 30)\n"
+    "  --application-close-timeout SECS\n"
+    "                             time for the app to return after a disconnect (default 10)\n"
+    "  --websocket-max-message-size BYTES\n"
+    "                             largest WebSocket message, 0 for no limit (default 1048576)\n";
+
+static int bad(FILE *err, const char *what, const char *value)
+{
+    fprintf(err, "bayleaf: error: %s: '%s' (see bayleaf --help)\n", what, value);
+    return -EINVAL;
+}
+
+static int parse_seconds(const char *s, double *out, bool allow_never)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0')
+        return -1;
+    if (v < 0 && !(allow_never && v == -1))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void set_defaults(bl_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = -1;
+    cfg->fd = -1;
+    cfg->root_path = "";
+    cfg->verbosity = 1;
+    cfg->server_name = "bayleaf";
+    cfg->lifespan = "auto";
+    cfg->loop = "auto";
+    cfg->graceful_timeout = 30;
+    cfg->keepalive_timeout = 75;
+    cfg->header_timeout = 30;
+    cfg->max_head = 64 * 1024;
+    cfg->max_url = 16 * 1024;
+    cfg->max_headers = 128;
+    cfg->websocket_timeout = 86400;
+    cfg->websocket_connect_timeout = 5;
+    cfg->ping_interval = 20;
+    cfg->ping_timeout = 30;
+    cfg->application_close_timeout = 10;
+    cfg->websocket_max_message_size = 1024 * 1024;
+}
+
+static bool one_of(const char *v, const char *a, const char *b, const char *c)
+{
+    return strcmp(v, a) == 0 || strcmp(v, b) == 0 || strcmp(v, c) == 0;
+}
+
+int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *err)
+{
+    int c;
+    long n;
+    double secs;
+
+    set_defaults(cfg);
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hb:p:u:t:v:s:", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage, out);
+            return BL_CONFIG_EXIT;
+        case OPT_VERSION:
+            fprintf(out, "bayleaf %s\n", BL_VERSION);
+            return BL_CONFIG_EXIT;
+        case 'b':
+            cfg->host = optarg;
+            break;
+        case 'p':
+            if (parse_long(optarg, 0, 65535, &n) != 0)
+                return bad(err, "invalid port", optarg);
+            cfg->port = (int)n;
+            break;
+        case 'u':
+            cfg->unix_socket = optarg;
+            break;
+        case OPT_FD:
+            if (parse_long(optarg, 0, 1 << 20, &n) != 0)
+                return bad(err, "invalid file descriptor", optarg);
+            cfg->fd = (int)n;
+            break;
+        case OPT_ROOT_PATH:
+            cfg->root_path = optarg;
+            break;
+        case 't':
+            if (parse_seconds(optarg, &cfg->http_timeout, false) != 0)
+                return bad(err, "invalid --http-timeout", optarg);
+            break;
+        case 'v':
+            if (parse_long(optarg, 0, 3, &n) != 0)
+                return bad(err, "invalid verbosity (0 to 3)", optarg);
+            cfg->verbosity = (int)n;
+            break;
+        case OPT_ACCESS_LOG:
+            cfg->access_log = optarg;
+            break;
+        case 's':
+            cfg->server_name = optarg;
+            break;
+        case OPT_NO_SERVER_NAME:
+            cfg->server_name = NULL;
+            break;
+        case OPT_LIFESPAN:
+            if (!one_of(optarg, "auto", "on", "off"))
+                return bad(err, "--lifespan takes auto, on or off", optarg);
+            cfg->lifespan = optarg;
+            break;
+        case OPT_LOOP:
+            if (!one_of(optarg, "auto", "asyncio", "uvloop"))
+                return bad(err, "--loop takes auto, asyncio or uvloop", optarg);
+            cfg->loop = optarg;
+            break;
+        case OPT_GRACEFUL_TIMEOUT:
+        case OPT_KEEPALIVE_TIMEOUT:
+        case OPT_HEADER_TIMEOUT:
+        case OPT_PING_INTERVAL:
+        case OPT_PING_TIMEOUT:
+        case OPT_APP_CLOSE_TIMEOUT:
+            if (parse_seconds(optarg, &secs, false) != 0)
+                return bad(err, "invalid number of seconds", optarg);
+            if (c == OPT_GRACEFUL_TIMEOUT)
+                cfg->graceful_timeout = secs;
+            else if (c == OPT_KEEPALIVE_TIMEOUT)
+                cfg->keepalive_timeout = secs;
+            else if (c == OPT_HEADER_TIMEOUT)
+                cfg->header_timeout = secs;
+            else if (c == OPT_PING_INTERVAL)
+                cfg->ping_interval = secs;
+            else if (c == OPT_PING_TIMEOUT)
+                cfg->ping_timeout = secs;
+            else
+                cfg->application_close_timeout = secs;
+            break;
+        case OPT_WS_TIMEOUT:
+        case OPT_WS_CONNECT_TIMEOUT:
+            if (parse_seconds(optarg, &secs, true) != 0)
+                return bad(err, "invalid number of seconds (-1 for never)", optarg);
+            if (c == OPT_WS_TIMEOUT)
+                cfg->websocket_timeout = secs;
+            else
+                cfg->websocket_connect_timeout = secs;
+            break;
+        case OPT_WS_MAX_MESSAGE:
+            if (parse_long(optarg, 0, (long)1 << 40, &n) != 0)
+                return bad(err, "invalid --websocket-max-message-size", optarg);
+            cfg->websocket_max_message_size = (size_t)n;
+            break;
+        case ':':
+            return bad(err, "option needs a value", argv[optind - 1]);
+        default:
+            return bad(err, "unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        fprintf(err, "bayleaf: error: the application is required, as module:attribute "
+                     "(see bayleaf --help)\n");
+        return -EINVAL;
+    }
+    if (optind + 1 < argc)
+        return bad(err, "unexpected argument", argv[optind + 1]);
+    cfg->app = argv[optind];
+    return BL_CONFIG_OK;
+}
+
+bool bl_config_wants_tcp(const bl_config_t *cfg)
+{
+    return cfg->host != NULL || cfg->port >= 0 || (cfg->unix_socket == NULL && cfg->fd < 0);
+}

@@ -1,0 +1,804 @@
+/* One client connection on the I/O thread: read, parse, hand requests to
+ * Python, frame and write responses, keep-alive and pipelining in order. */
+#include "bayleaf/bridge.h"
+#include "bayleaf/http_response.h"
+#include "bayleaf/log.h"
+#include "bayleaf/server.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum {
+    TIMER_NONE,
+    TIMER_HEADER,    /* a request head must complete */
+    TIMER_IDLE,      /* keep-alive between requests */
+    TIMER_RESPONSE,  /* -t: the app must start a response */
+    TIMER_LINGER,    /* after our FIN, wait a little for the client's */
+} timer_kind_t;
+
+struct bl_conn_s {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    bl_server_t *server;
+    bl_listener_t *listener;
+    bl_conn_t *prev, *next;
+    bl_http_parser_t parser;
+    bl_exchange_t *ex; /* the request being served (a reference) */
+    char *rbuf;        /* input kept while the parser waits for a response to end */
+    size_t rlen;
+    char *body; /* request body bytes gathered during one read */
+    size_t body_len, body_cap;
+    int handles_open;
+    timer_kind_t timer_kind;
+    /* the current request/response */
+    bl_framing_t framing;
+    int status;
+    uint64_t sent_body;
+    char method[16];
+    char *log_path;
+    bool request_posted;
+    bool body_final_posted;
+    bool message_complete;
+    bool resp_started;
+    bool resp_done;
+    bool keep_alive;
+    bool head_request;
+    bool http10;
+    bool expect_continue;
+    bool continue_sent;
+    /* connection state */
+    bool paused;       /* the parser stopped after a message: wait for the response */
+    bool body_blocked; /* too much unconsumed body: reading stopped */
+    bool reading;
+    bool closing;
+    bool lingering;
+    size_t writes_pending;
+    bool close_after_write;
+    char client_host[64];
+    int client_port;
+    char server_host[108];
+    int server_port;
+};
+
+typedef struct {
+    uv_write_t req;
+    bl_conn_t *conn;
+    bl_event_t *ev; /* freed when written (its bytes are the payload) */
+    char *mem;      /* freed when written */
+    size_t accounted; /* bytes to take off ex->unsent */
+    bl_exchange_t *ex;
+    char prefix[24];
+} write_req_t;
+
+static void conn_process(bl_conn_t *c, const char *data, size_t len);
+static void conn_update_reading(bl_conn_t *c);
+
+/* ---- timers ---------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
+{
+    c->timer_kind = kind;
+    if (kind == TIMER_NONE || seconds <= 0) {
+        c->timer_kind = TIMER_NONE;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, (uint64_t)(seconds * 1000), 0);
+}
+
+/* ---- closing --------------------------------------------------------- */
+
+static void post_disconnect(bl_exchange_t *ex)
+{
+    bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, 0);
+    if (ev != NULL)
+        bl_bridge_post_up(ev);
+}
+
+/* Drops the connection's reference to its exchange; the app hears of it
+ * unless the response already completed. */
+static void conn_detach(bl_conn_t *c, bool tell_app)
+{
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL)
+        return;
+    c->ex = NULL;
+    ex->conn = NULL;
+    if (tell_app)
+        post_disconnect(ex);
+    bl_exchange_unref(ex);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    bl_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    bl_server_t *s = c->server;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->nconns--;
+    bl_http_parser_free(&c->parser);
+    free(c->rbuf);
+    free(c->body);
+    free(c->log_path);
+    free(c);
+    bl_server_conn_gone(s);
+}
+
+void bl_conn_close(bl_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    conn_detach(c, !c->resp_done);
+    uv_close(&c->h.handle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* Read and drop input until the client closes too, so that our last response
+ * is not destroyed by a reset. */
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        bl_conn_close(stream->data);
+}
+
+static void linger_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    static char sink[16384];
+    (void)h;
+    (void)size;
+    *buf = uv_buf_init(sink, sizeof(sink));
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    bl_conn_t *c = req->data;
+    if (status < 0 || c->closing) {
+        bl_conn_close(c);
+        return;
+    }
+    uv_read_stop(&c->h.stream);
+    if (uv_read_start(&c->h.stream, linger_alloc, on_linger_read) != 0)
+        bl_conn_close(c);
+}
+
+/* Ends the connection once every write is done: FIN, then linger. */
+static void conn_finish(bl_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->writes_pending > 0) {
+        c->close_after_write = true;
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+        return;
+    }
+    c->lingering = true;
+    conn_detach(c, !c->resp_done);
+    timer_set(c, TIMER_LINGER, 2.0);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0)
+        bl_conn_close(c);
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+/* Bytes the app sent have left (or will never leave): wake a waiting send(). */
+static void unsent_release(bl_exchange_t *ex, size_t n)
+{
+    if (ex == NULL || n == 0)
+        return;
+    size_t before = atomic_fetch_sub(&ex->unsent, n);
+    if (before - n <= BL_WRITE_LOW_WATER && atomic_exchange(&ex->want_writable, false)) {
+        bl_event_t *ev = bl_event_new(BL_EV_WRITABLE, ex, 0);
+        if (ev != NULL)
+            bl_bridge_post_up(ev);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    bl_conn_t *c = w->conn;
+    unsent_release(w->ex, w->accounted);
+    if (w->ev != NULL)
+        bl_event_free(w->ev);
+    free(w->mem);
+    free(w);
+    c->writes_pending--;
+    if (status < 0) {
+        bl_conn_close(c);
+        return;
+    }
+    if (c->writes_pending == 0 && c->close_after_write)
+        conn_finish(c);
+}
+
+/* Queues bufs; ev and mem are released when written. accounted: bytes the
+ * Python side counted in ex->unsent. */
+static int conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
+                      size_t accounted)
+{
+    write_req_t *w = malloc(sizeof(*w));
+    if (w == NULL || c->closing || c->lingering) {
+        if (ev != NULL)
+            bl_event_free(ev);
+        free(mem);
+        free(w);
+        return -1;
+    }
+    w->conn = c;
+    w->ev = ev;
+    w->mem = mem;
+    w->accounted = accounted;
+    w->ex = ev != NULL ? ev->ex : NULL;
+    c->writes_pending++;
+    int err = uv_write(&w->req, &c->h.stream, bufs, nbufs, on_write);
+    if (err != 0) {
+        w->req.handle = &c->h.stream;
+        on_write(&w->req, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends a small error response and ends the connection. */
+static void conn_fail(bl_conn_t *c, int status)
+{
+    char *buf;
+    size_t len;
+    if (c->resp_started || bl_response_simple(status, c->server->cfg->server_name, false, &buf,
+                                              &len) != 0) {
+        bl_conn_close(c);
+        return;
+    }
+    c->resp_started = true;
+    c->status = status;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    conn_write(c, &b, 1, NULL, buf, 0);
+    c->resp_done = true;
+    conn_finish(c);
+}
+
+/* ---- access log ------------------------------------------------------- */
+
+static void access_log_write(bl_conn_t *c)
+{
+    FILE *f = c->server->access_log;
+    char date[32];
+    struct tm tm;
+    time_t now = time(NULL);
+    if (f == NULL)
+        return;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
+    char size[24] = "-";
+    if (c->sent_body > 0)
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)c->sent_body);
+    fprintf(f, "%s - - [%s] \"%s %s\" %d %s\n", c->client_port >= 0 ? c->client_host : "-", date,
+            c->method, c->log_path ? c->log_path : "", c->status, size);
+}
+
+/* ---- the request cycle ------------------------------------------------ */
+
+static void request_reset(bl_conn_t *c)
+{
+    c->request_posted = c->body_final_posted = c->message_complete = false;
+    c->resp_started = c->resp_done = false;
+    c->expect_continue = c->continue_sent = false;
+    c->sent_body = 0;
+    c->status = 0;
+    c->body_len = 0;
+    free(c->log_path);
+    c->log_path = NULL;
+}
+
+/* After a response and its request both ended: the next request, or the end. */
+static void conn_next(bl_conn_t *c)
+{
+    if (!c->resp_done || !c->message_complete || c->closing || c->lingering)
+        return;
+    conn_detach(c, false);
+    if (!c->keep_alive || c->server->draining) {
+        conn_finish(c);
+        return;
+    }
+    request_reset(c);
+    c->paused = false;
+    bl_http_parser_resume(&c->parser);
+    timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
+    if (c->rlen > 0) {
+        /* Pipelined input waits in rbuf: parse it now. */
+        char *data = c->rbuf;
+        size_t len = c->rlen;
+        c->rbuf = NULL;
+        c->rlen = 0;
+        conn_process(c, data, len);
+        free(data);
+    }
+    conn_update_reading(c);
+}
+
+static void response_done(bl_conn_t *c)
+{
+    c->resp_done = true;
+    access_log_write(c);
+    /* The client was told to wait for 100-continue and never was: its body
+     * may or may not follow, so the connection cannot be reused. */
+    if (c->expect_continue && !c->continue_sent && !c->message_complete)
+        c->keep_alive = false;
+    if (!c->keep_alive && !c->message_complete) {
+        conn_finish(c);
+        return;
+    }
+    conn_next(c);
+}
+
+/* Posts the body gathered so far (the REQUEST event carries the first part). */
+static void flush_body(bl_conn_t *c)
+{
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL || c->body_final_posted ||
+        (c->request_posted && c->body_len == 0 && !c->message_complete))
+        return;
+    bl_event_t *ev = bl_event_new(c->request_posted ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
+    if (ev == NULL) {
+        conn_fail(c, 500);
+        return;
+    }
+    memcpy(ev->data, c->body, c->body_len);
+    ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
+    ex->body_inflight += c->body_len;
+    c->body_len = 0;
+    c->request_posted = true;
+    c->body_final_posted = c->message_complete;
+    bl_bridge_post_up(ev);
+}
+
+static int on_head(bl_http_parser_t *p, bl_head_t *head)
+{
+    bl_conn_t *c = p->data;
+    bl_exchange_t *ex = bl_exchange_new();
+    if (ex == NULL) {
+        bl_head_free(head);
+        p->error_status = 500;
+        return -1;
+    }
+    request_reset(c);
+    ex->head = head;
+    ex->conn = c;
+    memcpy(ex->client_host, c->client_host, sizeof(ex->client_host));
+    ex->client_port = c->client_port;
+    memcpy(ex->server_host, c->server_host, sizeof(ex->server_host));
+    ex->server_port = c->server_port;
+    c->ex = ex;
+    snprintf(c->method, sizeof(c->method), "%s", head->method);
+    c->log_path = strndup(head->buf + head->path_off, head->path_len);
+    c->head_request = strcmp(head->method, "HEAD") == 0;
+    c->http10 = head->http_major == 1 && head->http_minor == 0;
+    /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */
+    c->keep_alive = head->keep_alive && !head->upgrade;
+    c->expect_continue = head->expect_continue;
+    timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
+              c->server->cfg->http_timeout);
+    return 0;
+}
+
+static int on_body(bl_http_parser_t *p, const char *at, size_t len)
+{
+    bl_conn_t *c = p->data;
+    if (c->ex == NULL)
+        return 0; /* the response is done: the app does not want the rest */
+    if (c->body_len + len > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 16384;
+        while (cap < c->body_len + len)
+            cap *= 2;
+        char *b = realloc(c->body, cap);
+        if (b == NULL) {
+            p->error_status = 500;
+            return -1;
+        }
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_complete(bl_http_parser_t *p)
+{
+    bl_conn_t *c = p->data;
+    c->message_complete = true;
+    flush_body(c);
+    return 0;
+}
+
+static const bl_http_handler_t handler = {on_head, on_body, on_complete};
+
+/* Parses as much as allowed; keeps the rest in rbuf. */
+static void conn_process(bl_conn_t *c, const char *data, size_t len)
+{
+    while (len > 0 && !c->paused && !c->closing && !c->lingering) {
+        size_t used = 0;
+        if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
+            timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
+        int rc = bl_http_parser_feed(&c->parser, data, len, &used);
+        data += used;
+        len -= used;
+        if (rc == BL_HTTP_ERROR) {
+            if (c->ex != NULL && c->request_posted) {
+                /* A broken body: the app's request is cut short. */
+                bl_conn_close(c);
+            } else {
+                conn_detach(c, false);
+                conn_fail(c, c->parser.error_status);
+            }
+            return;
+        }
+        if (rc == BL_HTTP_PAUSED || rc == BL_HTTP_UPGRADE)
+            c->paused = true;
+    }
+    flush_body(c);
+    if (len > 0 && !c->closing && !c->lingering) {
+        char *keep = realloc(c->rbuf, c->rlen + len);
+        if (keep == NULL) {
+            bl_conn_close(c);
+            return;
+        }
+        memcpy(keep + c->rlen, data, len);
+        c->rbuf = keep;
+        c->rlen += len;
+    }
+    if (c->paused)
+        conn_next(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    /* One buffer for every connection: each read is parsed before the next. */
+    static char shared[65536];
+    (void)h;
+    (void)size;
+    *buf = uv_buf_init(shared, sizeof(shared));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    bl_conn_t *c = stream->data;
+    if (nread < 0) {
+        if (c->ex != NULL && c->resp_started && !c->resp_done && c->message_complete &&
+            nread == UV_EOF) {
+            /* Half-close after a full request: let the response finish. */
+            uv_read_stop(stream);
+            c->reading = false;
+            c->keep_alive = false;
+            return;
+        }
+        bl_conn_close(c);
+        return;
+    }
+    if (nread > 0) {
+        if (c->paused) {
+            /* Reading stops when paused, but a read may already be under way. */
+            char *keep = realloc(c->rbuf, c->rlen + (size_t)nread);
+            if (keep == NULL) {
+                bl_conn_close(c);
+                return;
+            }
+            memcpy(keep + c->rlen, buf->base, (size_t)nread);
+            c->rbuf = keep;
+            c->rlen += (size_t)nread;
+        } else {
+            conn_process(c, buf->base, (size_t)nread);
+        }
+    }
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+/* Reads only when the parser can use more input and the app keeps up. */
+static void conn_update_reading(bl_conn_t *c)
+{
+    if (c->closing || c->lingering || c->close_after_write)
+        return;
+    c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+    bool want = !c->paused && !c->body_blocked && c->rlen < 65536;
+    if (want && !c->reading) {
+        if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    bl_conn_t *c = t->data;
+    timer_kind_t kind = c->timer_kind;
+    c->timer_kind = TIMER_NONE;
+    switch (kind) {
+    case TIMER_RESPONSE:
+        if (!c->resp_started) {
+            BL_WARN("application did not start a response within %gs: 503",
+                    c->server->cfg->http_timeout);
+            conn_detach(c, true);
+            conn_fail(c, 503);
+        }
+        break;
+    case TIMER_HEADER:
+        if (bl_http_parser_idle(&c->parser) && c->rlen == 0)
+            bl_conn_close(c);
+        else
+            conn_fail(c, 408);
+        break;
+    case TIMER_IDLE:
+    case TIMER_LINGER:
+        bl_conn_close(c);
+        break;
+    case TIMER_NONE:
+        break;
+    }
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+static void addr_to_text(const struct sockaddr_storage *ss, char *host, size_t cap, int *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)cap);
+        *port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)cap);
+        *port = ntohs(in6->sin6_port);
+    } else {
+        host[0] = '\0';
+        *port = -1;
+    }
+}
+
+void bl_conn_accept(bl_listener_t *l)
+{
+    bl_server_t *s = l->server;
+    bl_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->server = s;
+    c->listener = l;
+    c->client_port = c->server_port = -1;
+    if (l->is_unix)
+        uv_pipe_init(&s->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(&s->loop, &c->h.tcp);
+    uv_timer_init(&s->loop, &c->timer);
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(&l->h.stream, &c->h.stream) != 0) {
+        c->closing = true;
+        uv_close(&c->h.handle, on_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        return;
+    }
+    if (l->is_unix) {
+        snprintf(c->server_host, sizeof(c->server_host), "%s", l->path);
+    } else {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            addr_to_text(&ss, c->client_host, sizeof(c->client_host), &c->client_port);
+        len = sizeof(ss);
+        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
+    }
+    bl_http_parser_init(&c->parser, &handler, &s->limits, c);
+    timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
+    conn_update_reading(c);
+}
+
+void bl_conn_drain_all(bl_server_t *s, bool force)
+{
+    bl_conn_t *c = s->conns;
+    while (c != NULL) {
+        bl_conn_t *next = c->next;
+        if (force)
+            bl_conn_close(c);
+        else if (c->ex == NULL && !c->closing && !c->lingering && c->writes_pending == 0)
+            bl_conn_close(c); /* idle keep-alive: nothing in flight */
+        c = next;
+    }
+}
+
+/* ---- events from Python ----------------------------------------------- */
+
+static void send_response(bl_conn_t *c, bl_event_t *ev)
+{
+    bl_response_t r = {
+        .status = ev->status,
+        .headers = ev->data,
+        .headers_len = ev->len,
+        .flags = ev->flags,
+        .content_length = ev->aux,
+        .body_known = !(ev->flags & BL_EVF_MORE),
+        .body_len = ev->len2,
+        .head_request = c->head_request,
+        .http10 = c->http10,
+        .keep_alive = c->keep_alive,
+        .server_name = c->server->cfg->server_name,
+    };
+    char *head;
+    size_t head_len;
+    bool more = (ev->flags & BL_EVF_MORE) != 0;
+    if (c->resp_started) {
+        bl_event_free(ev);
+        return;
+    }
+    if (bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive) != 0) {
+        bl_event_free(ev);
+        conn_fail(c, 500);
+        return;
+    }
+    c->resp_started = true;
+    c->status = ev->status;
+    if (c->timer_kind == TIMER_RESPONSE)
+        timer_set(c, TIMER_NONE, 0);
+
+    uv_buf_t bufs[4];
+    unsigned n = 0;
+    size_t body_len = ev->len2;
+    char *body = ev->data + ev->len;
+    size_t accounted = body_len;
+    bufs[n++] = uv_buf_init(head, (unsigned)head_len);
+    char prefix[24];
+    if (c->framing != BL_FRAME_NONE && body_len > 0) {
+        if (c->framing == BL_FRAME_CHUNKED) {
+            size_t pl = bl_chunk_prefix(prefix, body_len);
+            /* The prefix must outlive this call: append it to the head buffer. */
+            char *h2 = realloc(head, head_len + pl);
+            if (h2 == NULL) {
+                free(head);
+                bl_event_free(ev);
+                bl_conn_close(c);
+                return;
+            }
+            head = h2;
+            memcpy(head + head_len, prefix, pl);
+            bufs[0] = uv_buf_init(head, (unsigned)(head_len + pl));
+        }
+        bufs[n++] = uv_buf_init(body, (unsigned)body_len);
+        if (c->framing == BL_FRAME_CHUNKED)
+            bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);
+        c->sent_body += body_len;
+    } else if (c->framing == BL_FRAME_CHUNKED && !more) {
+        bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+    }
+    conn_write(c, bufs, n, ev, head, accounted);
+    if (!more)
+        response_done(c);
+}
+
+static void send_body(bl_conn_t *c, bl_event_t *ev)
+{
+    bool more = (ev->flags & BL_EVF_MORE) != 0;
+    size_t len = ev->len;
+    if (!c->resp_started || c->resp_done) {
+        bl_event_free(ev);
+        return;
+    }
+    uv_buf_t bufs[3];
+    unsigned n = 0;
+    char *prefix = NULL;
+    if (c->framing == BL_FRAME_NONE) {
+        /* HEAD or a status without a body: the bytes are dropped. */
+        unsent_release(ev->ex, len);
+        bl_event_free(ev);
+        if (!more)
+            response_done(c);
+        return;
+    }
+    if (c->framing == BL_FRAME_CHUNKED && len > 0) {
+        prefix = malloc(24);
+        if (prefix == NULL) {
+            bl_event_free(ev);
+            bl_conn_close(c);
+            return;
+        }
+        bufs[n++] = uv_buf_init(prefix, (unsigned)bl_chunk_prefix(prefix, len));
+    }
+    if (len > 0)
+        bufs[n++] = uv_buf_init(ev->data, (unsigned)len);
+    if (c->framing == BL_FRAME_CHUNKED) {
+        if (len > 0)
+            bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);
+        else if (!more)
+            bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+    }
+    c->sent_body += len;
+    if (n > 0) {
+        conn_write(c, bufs, n, ev, prefix, len);
+    } else {
+        unsent_release(ev->ex, len);
+        bl_event_free(ev);
+    }
+    if (!more) {
+        if (c->framing == BL_FRAME_CLOSE)
+            c->keep_alive = false;
+        response_done(c);
+    }
+}
+
+static void app_finished(bl_conn_t *c, bool failed)
+{
+    if (!c->resp_started) {
+        if (!failed)
+            BL_ERROR("application returned without sending a response: 500");
+        conn_fail(c, 500);
+    } else if (!c->resp_done) {
+        /* Half a response: the client must see it was cut short. */
+        BL_ERROR("application %s before completing its response: closing the connection",
+                 failed ? "raised" : "returned");
+        bl_conn_close(c);
+    }
+}
+
+void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
+{
+    (void)s;
+    bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
+    if (c == NULL || c->closing || c->lingering) {
+        bl_event_free(ev);
+        return;
+    }
+    switch (ev->type) {
+    case BL_EV_RESPONSE:
+        send_response(c, ev);
+        return; /* ev is owned by the write */
+    case BL_EV_SEND_BODY:
+        send_body(c, ev);
+        return;
+    case BL_EV_CONTINUE:
+        if (c->expect_continue && !c->continue_sent && !c->resp_started && !c->message_complete) {
+            static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+            c->continue_sent = true;
+            conn_write(c, &b, 1, NULL, NULL, 0);
+        }
+        break;
+    case BL_EV_CONSUMED:
+        ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
+        conn_update_reading(c);
+        break;
+    case BL_EV_FINISH:
+        app_finished(c, (ev->flags & BL_EVF_ERROR) != 0);
+        break;
+    default:
+        break;
+    }
+    bl_event_free(ev);
+}

@@ -1,0 +1,287 @@
+/* HTTP/1.1 request parsing on top of llhttp (strict: no lenient flags). */
+#include "bayleaf/http_parser.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PARSER(llh) ((bl_http_parser_t *)(llh)->data)
+
+void bl_head_free(bl_head_t *head)
+{
+    if (head == NULL)
+        return;
+    free(head->headers);
+    free(head->buf);
+    free(head);
+}
+
+const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (uint32_t i = 0; i < head->nheaders; i++) {
+        const bl_header_t *h = &head->headers[i];
+        if (h->name_len == n && memcmp(head->buf + h->name_off, name, n) == 0) {
+            *len = h->value_len;
+            return head->buf + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+static int fail(bl_http_parser_t *p, int status, const char *reason)
+{
+    p->error_status = status;
+    p->error_reason = reason;
+    return -1;
+}
+
+/* Appends to the head buffer, enforcing the head size limit. */
+static int head_append(bl_http_parser_t *p, const char *at, size_t len, bool lower)
+{
+    bl_head_t *h = p->head;
+    if (h->len + len > p->limits.max_head)
+        return fail(p, 431, "Request Header Fields Too Large");
+    if (h->len + len > h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 512;
+        while (cap < h->len + len)
+            cap *= 2;
+        char *buf = realloc(h->buf, cap);
+        if (buf == NULL)
+            return fail(p, 500, "Out of memory");
+        h->buf = buf;
+        h->cap = cap;
+    }
+    if (lower) {
+        for (size_t i = 0; i < len; i++) {
+            char c = at[i];
+            h->buf[h->len + i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+    } else {
+        memcpy(h->buf + h->len, at, len);
+    }
+    h->len += len;
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *llh)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    p->in_message = true;
+    p->head_done = false;
+    p->last = 0;
+    p->head = calloc(1, sizeof(bl_head_t));
+    return p->head ? 0 : fail(p, 500, "Out of memory");
+}
+
+static int on_url(llhttp_t *llh, const char *at, size_t len)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    if (p->head->len + len > p->limits.max_url)
+        return fail(p, 414, "URI Too Long");
+    if (head_append(p, at, len, false) != 0)
+        return -1;
+    p->head->url_len = (uint32_t)p->head->len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *llh, const char *at, size_t len)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    bl_head_t *h = p->head;
+    if (p->last != 1) {
+        /* A new header starts. */
+        if (h->nheaders == p->limits.max_headers)
+            return fail(p, 431, "Request Header Fields Too Large");
+        if (h->nheaders == h->headers_cap) {
+            uint32_t cap = h->headers_cap ? h->headers_cap * 2 : 16;
+            bl_header_t *hs = realloc(h->headers, cap * sizeof(*hs));
+            if (hs == NULL)
+                return fail(p, 500, "Out of memory");
+            h->headers = hs;
+            h->headers_cap = cap;
+        }
+        bl_header_t *hd = &h->headers[h->nheaders++];
+        hd->name_off = (uint32_t)h->len;
+        hd->name_len = 0;
+        hd->value_off = hd->value_len = 0;
+        p->last = 1;
+    }
+    if (head_append(p, at, len, true) != 0)
+        return -1;
+    h->headers[h->nheaders - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *llh, const char *at, size_t len)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    bl_head_t *h = p->head;
+    bl_header_t *hd = &h->headers[h->nheaders - 1];
+    if (p->last != 2) {
+        hd->value_off = (uint32_t)h->len;
+        p->last = 2;
+    }
+    if (head_append(p, at, len, false) != 0)
+        return -1;
+    hd->value_len += (uint32_t)len;
+    return 0;
+}
+
+static bool value_has_token(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end - start == n && strncasecmp(v + start, token, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Splits the request target into path and query (origin or absolute form). */
+static void split_target(bl_head_t *h)
+{
+    const char *u = h->buf;
+    uint32_t n = h->url_len, i = 0;
+    if (n > 0 && u[0] != '/' && u[0] != '*') {
+        /* absolute-form: skip "scheme://authority" */
+        const char *s = memchr(u, ':', n);
+        if (s != NULL && (uint32_t)(s - u) + 2 < n && s[1] == '/' && s[2] == '/') {
+            i = (uint32_t)(s - u) + 3;
+            while (i < n && u[i] != '/' && u[i] != '?')
+                i++;
+        }
+    }
+    h->path_off = i;
+    while (i < n && u[i] != '?' && u[i] != '#')
+        i++;
+    h->path_len = i - h->path_off;
+    if (i < n && u[i] == '?') {
+        h->query_off = ++i;
+        while (i < n && u[i] != '#')
+            i++;
+        h->query_len = i - h->query_off;
+    } else {
+        h->query_off = i;
+        h->query_len = 0;
+    }
+}
+
+static int on_headers_complete(llhttp_t *llh)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    bl_head_t *h = p->head;
+    size_t vlen;
+    const char *v;
+
+    h->method = llhttp_method_name((llhttp_method_t)llh->method);
+    h->http_major = llh->http_major;
+    h->http_minor = llh->http_minor;
+    h->keep_alive = llhttp_should_keep_alive(llh) != 0;
+    h->upgrade = llh->upgrade != 0;
+    v = bl_head_find(h, "upgrade", &vlen);
+    h->websocket = v != NULL && value_has_token(v, vlen, "websocket");
+    v = bl_head_find(h, "expect", &vlen);
+    if (v != NULL) {
+        if (vlen == 12 && strncasecmp(v, "100-continue", 12) == 0)
+            h->expect_continue = h->http_major == 1 && h->http_minor >= 1;
+        else
+            return fail(p, 417, "Expectation Failed");
+    }
+    split_target(h);
+
+    p->head = NULL;
+    p->head_done = true;
+    if (p->handler->on_head(p, h) != 0)
+        return fail(p, p->error_status ? p->error_status : 500, "Internal Server Error");
+    /* An upgrade request has no body of its own: stop after the head. */
+    return h->upgrade ? 2 : 0;
+}
+
+static int on_body(llhttp_t *llh, const char *at, size_t len)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    return p->handler->on_body(p, at, len) == 0 ? 0 : -1;
+}
+
+static int on_message_complete(llhttp_t *llh)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    p->in_message = false;
+    if (p->handler->on_complete(p) != 0)
+        return -1;
+    return HPE_PAUSED;
+}
+
+void bl_http_parser_init(bl_http_parser_t *p, const bl_http_handler_t *handler,
+                         const bl_http_limits_t *limits, void *data)
+{
+    memset(p, 0, sizeof(*p));
+    llhttp_settings_init(&p->settings);
+    p->settings.on_message_begin = on_message_begin;
+    p->settings.on_url = on_url;
+    p->settings.on_header_field = on_header_field;
+    p->settings.on_header_value = on_header_value;
+    p->settings.on_headers_complete = on_headers_complete;
+    p->settings.on_body = on_body;
+    p->settings.on_message_complete = on_message_complete;
+    llhttp_init(&p->llh, HTTP_REQUEST, &p->settings);
+    p->llh.data = p;
+    p->handler = handler;
+    p->limits = *limits;
+    p->data = data;
+}
+
+void bl_http_parser_free(bl_http_parser_t *p)
+{
+    bl_head_free(p->head);
+    p->head = NULL;
+}
+
+int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed)
+{
+    llhttp_errno_t err = llhttp_execute(&p->llh, data, len);
+    switch (err) {
+    case HPE_OK:
+        *consumed = len;
+        return BL_HTTP_OK;
+    case HPE_PAUSED:
+    case HPE_PAUSED_UPGRADE:
+        *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
+        return err == HPE_PAUSED_UPGRADE ? BL_HTTP_UPGRADE : BL_HTTP_PAUSED;
+    default:
+        *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
+        if (p->error_status == 0) {
+            p->error_status = 400;
+            p->error_reason = "Bad Request";
+        }
+        return BL_HTTP_ERROR;
+    }
+}
+
+void bl_http_parser_resume(bl_http_parser_t *p)
+{
+    if (llhttp_get_errno(&p->llh) == HPE_PAUSED)
+        llhttp_resume(&p->llh);
+    else if (llhttp_get_errno(&p->llh) == HPE_PAUSED_UPGRADE)
+        llhttp_resume_after_upgrade(&p->llh);
+}
+
+int bl_http_parser_finish(bl_http_parser_t *p)
+{
+    return p->in_message ? BL_HTTP_ERROR : BL_HTTP_OK;
+}
+
+bool bl_http_parser_idle(const bl_http_parser_t *p)
+{
+    return !p->in_message;
+}

@@ -1,0 +1,628 @@
+/* ASGI HTTP on the Python thread: the scope, receive() and send(). */
+#include "py_bridge.h"
+#include "py_strings.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    PyObject_HEAD
+    bl_exchange_t *ex;       /* a reference */
+    PyObject *recv_waiter;   /* future of a pending receive() */
+    PyObject *send_waiter;   /* future of a send() waiting for the socket */
+    bl_event_t *start;       /* http.response.start, held until the first body */
+    bool started;            /* the start message was given */
+    bool complete;           /* the last body was given */
+    bool body_done;          /* the last request body chunk was delivered */
+    bool disconnected;
+    bool continue_asked;
+    bool running;            /* ex->py holds a reference to this object */
+} ExchangeObject;
+
+/* ---- scope -------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes the path, then decodes UTF-8 (invalid bytes become U+FFFD). */
+static PyObject *decode_path(const char *s, size_t len)
+{
+    char stack[512] = {0};
+    char *buf = len <= sizeof(stack) ? stack : PyMem_Malloc(len);
+    size_t n = 0;
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
+            (lo = hexval(s[i + 2])) >= 0) {
+            buf[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            buf[n++] = s[i];
+        }
+    }
+    PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)n, "replace");
+    if (buf != stack)
+        PyMem_Free(buf);
+    return r;
+}
+
+static PyObject *address(const char *host, int port, bool unix_server)
+{
+    if (unix_server)
+        return Py_BuildValue("(sO)", host, Py_None);
+    if (port < 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(si)", host, port);
+}
+
+static PyObject *build_headers(const bl_head_t *h)
+{
+    PyObject *list = PyList_New(h->nheaders);
+    if (list == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const bl_header_t *hd = &h->headers[i];
+        PyObject *pair = Py_BuildValue("(y#y#)", h->buf + hd->name_off, (Py_ssize_t)hd->name_len,
+                                       h->buf + hd->value_off, (Py_ssize_t)hd->value_len);
+        if (pair == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, pair); /* steals pair */
+    }
+    return list;
+}
+
+static int set_item(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int r = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return r;
+}
+
+static PyObject *build_scope(const bl_exchange_t *ex)
+{
+    const bl_head_t *h = ex->head;
+    PyObject *scope = PyDict_New();
+    PyObject *asgi = NULL;
+    if (scope == NULL)
+        return NULL;
+    asgi = PyDict_New();
+    if (asgi == NULL || PyDict_SetItem(asgi, bl_str.version, bl_str.v3_0) < 0 ||
+        PyDict_SetItem(asgi, bl_str.spec_version, bl_str.v2_5) < 0)
+        goto fail;
+    if (PyDict_SetItem(scope, bl_str.type, bl_str.http) < 0 ||
+        set_item(scope, bl_str.asgi, Py_NewRef(asgi)) < 0 ||
+        PyDict_SetItem(scope, bl_str.http_version,
+                       h->http_minor == 0 ? bl_str.v1_0 : bl_str.v1_1) < 0 ||
+        set_item(scope, bl_str.method, PyUnicode_InternFromString(h->method)) < 0 ||
+        PyDict_SetItem(scope, bl_str.scheme, bl_str.http) < 0 ||
+        set_item(scope, bl_str.path, decode_path(h->buf + h->path_off, h->path_len)) < 0 ||
+        set_item(scope, bl_str.raw_path,
+                 PyBytes_FromStringAndSize(h->buf + h->path_off, h->path_len)) < 0 ||
+        set_item(scope, bl_str.query_string,
+                 PyBytes_FromStringAndSize(h->buf + h->query_off, h->query_len)) < 0 ||
+        PyDict_SetItem(scope, bl_str.root_path, bl_py.root_path) < 0 ||
+        set_item(scope, bl_str.headers, build_headers(h)) < 0 ||
+        set_item(scope, bl_str.client, address(ex->client_host, ex->client_port, false)) < 0 ||
+        set_item(scope, bl_str.server,
+                 address(ex->server_host, ex->server_port, ex->server_port < 0)) < 0)
+        goto fail;
+    if (bl_py.state != NULL && set_item(scope, bl_str.state, PyDict_Copy(bl_py.state)) < 0)
+        goto fail;
+    Py_DECREF(asgi);
+    return scope;
+fail:
+    Py_XDECREF(asgi);
+    Py_DECREF(scope);
+    return NULL;
+}
+
+/* ---- receive ------------------------------------------------------------ */
+
+static PyObject *message_disconnect(void)
+{
+    PyObject *d = PyDict_New();
+    if (d != NULL && PyDict_SetItem(d, bl_str.type, bl_str.http_disconnect) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+/* Pops the next body event into an http.request message (and lets the I/O
+ * thread read more). */
+static PyObject *message_next_body(ExchangeObject *self)
+{
+    bl_exchange_t *ex = self->ex;
+    bl_event_t *ev = ex->pending;
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    if (PyDict_SetItem(d, bl_str.type, bl_str.http_request) < 0 ||
+        set_item(d, bl_str.body, PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->len)) < 0 ||
+        PyDict_SetItem(d, bl_str.more_body, (ev->flags & BL_EVF_MORE) ? Py_True : Py_False) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    ex->pending = ev->next;
+    if (ex->pending == NULL)
+        ex->pending_tail = NULL;
+    if (!(ev->flags & BL_EVF_MORE))
+        self->body_done = true;
+    if (ev->len > 0 && !self->disconnected) {
+        /* Reuse the event: tell the I/O thread these bytes were taken. */
+        size_t len = ev->len;
+        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
+        if (consumed != NULL) {
+            consumed->aux = len;
+            bl_bridge_post_down(consumed);
+        }
+    }
+    bl_event_free(ev);
+    return d;
+}
+
+static void post_simple(bl_exchange_t *ex, int type, unsigned flags)
+{
+    bl_event_t *ev = bl_event_new(type, ex, 0);
+    if (ev != NULL) {
+        ev->flags = (uint8_t)flags;
+        bl_bridge_post_down(ev);
+    }
+}
+
+static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->recv_waiter != NULL)
+        return PyErr_Format(PyExc_RuntimeError, "receive() is already being awaited");
+    if (self->ex->pending != NULL)
+        return bl_ready_new(message_next_body(self));
+    if (self->disconnected || self->complete)
+        return bl_ready_new(message_disconnect());
+    if (!self->body_done && self->ex->head->expect_continue && !self->continue_asked) {
+        self->continue_asked = true;
+        post_simple(self->ex, BL_EV_CONTINUE, 0);
+    }
+    self->recv_waiter = bl_future_new();
+    return Py_XNewRef(self->recv_waiter);
+}
+
+/* Resolves a pending receive() now that something happened. */
+static void wake_receiver(ExchangeObject *self)
+{
+    PyObject *msg;
+    if (self->recv_waiter == NULL)
+        return;
+    if (self->ex->pending != NULL)
+        msg = message_next_body(self);
+    else if (self->disconnected || self->complete)
+        msg = message_disconnect();
+    else
+        return;
+    if (msg == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+        return;
+    }
+    bl_future_resolve(&self->recv_waiter, msg, false);
+    Py_DECREF(msg);
+}
+
+/* ---- send ----------------------------------------------------------------- */
+
+static bool is_token_char(unsigned char c)
+{
+    return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
+}
+
+static bool name_is(const char *n, Py_ssize_t len, const char *lower)
+{
+    return (size_t)len == strlen(lower) && strncasecmp(n, lower, (size_t)len) == 0;
+}
+
+static int check_bytes(PyObject *o, const char *what)
+{
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "http.response.start: header %s must be bytes, not %.50s",
+                     what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Serializes the app's headers into "name: value\r\n" lines in a new event. */
+static bl_event_t *start_event(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *status_o = PyDict_GetItemWithError(msg, bl_str.status); /* borrowed */
+    PyObject *headers_o = PyDict_GetItemWithError(msg, bl_str.headers); /* borrowed */
+    PyObject *seq = NULL;
+    bl_event_t *ev = NULL;
+    long status;
+    size_t size = 0;
+
+    if (status_o == NULL || !PyLong_Check(status_o)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "http.response.start: 'status' must be an int");
+        return NULL;
+    }
+    status = PyLong_AsLong(status_o);
+    if (status < 100 || status > 999) {
+        PyErr_Format(PyExc_ValueError, "http.response.start: invalid status %ld", status);
+        return NULL;
+    }
+    if (headers_o == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        headers_o = PyTuple_New(0);
+    } else {
+        Py_INCREF(headers_o);
+    }
+    seq = PySequence_Fast(headers_o, "http.response.start: 'headers' must be iterable");
+    Py_DECREF(headers_o);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    /* First pass: validate and size. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = items[i];
+        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError,
+                            "http.response.start: each header must be a [name, value] pair");
+            goto fail;
+        }
+        PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);
+        PyObject *value = PySequence_Fast_GET_ITEM(pair, 1);
+        if (check_bytes(name, "name") < 0 || check_bytes(value, "value") < 0)
+            goto fail;
+        size += (size_t)PyBytes_GET_SIZE(name) + (size_t)PyBytes_GET_SIZE(value) + 4;
+    }
+    ev = bl_event_new(BL_EV_RESPONSE, self->ex, size);
+    if (ev == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    ev->status = (uint16_t)status;
+    char *out = ev->data;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = items[i];
+        const char *name = PyBytes_AS_STRING(PySequence_Fast_GET_ITEM(pair, 0));
+        Py_ssize_t nlen = PyBytes_GET_SIZE(PySequence_Fast_GET_ITEM(pair, 0));
+        const char *value = PyBytes_AS_STRING(PySequence_Fast_GET_ITEM(pair, 1));
+        Py_ssize_t vlen = PyBytes_GET_SIZE(PySequence_Fast_GET_ITEM(pair, 1));
+        if (nlen == 0)
+            goto bad_header;
+        for (Py_ssize_t j = 0; j < nlen; j++)
+            if (!is_token_char((unsigned char)name[j]))
+                goto bad_header;
+        for (Py_ssize_t j = 0; j < vlen; j++)
+            if (value[j] == '\r' || value[j] == '\n' || value[j] == '\0')
+                goto bad_header;
+        if (name_is(name, nlen, "content-length")) {
+            char *end;
+            char tmp[24];
+            if (vlen == 0 || vlen >= (Py_ssize_t)sizeof(tmp))
+                goto bad_header;
+            memcpy(tmp, value, (size_t)vlen);
+            tmp[vlen] = '\0';
+            ev->aux = strtoull(tmp, &end, 10);
+            if (*end != '\0' || tmp[0] == '-')
+                goto bad_header;
+            ev->flags |= BL_EVF_HAS_CLEN;
+        } else if (name_is(name, nlen, "server")) {
+            ev->flags |= BL_EVF_HAS_SERVER;
+        } else if (name_is(name, nlen, "date")) {
+            ev->flags |= BL_EVF_HAS_DATE;
+        } else if (name_is(name, nlen, "transfer-encoding")) {
+            ev->flags |= BL_EVF_CHUNKED;
+        } else if (name_is(name, nlen, "connection")) {
+            if (vlen >= 5 && strncasecmp(value, "close", 5) == 0)
+                ev->flags |= BL_EVF_CLOSE;
+        }
+        memcpy(out, name, (size_t)nlen);
+        out += nlen;
+        *out++ = ':';
+        *out++ = ' ';
+        memcpy(out, value, (size_t)vlen);
+        out += vlen;
+        *out++ = '\r';
+        *out++ = '\n';
+    }
+    Py_DECREF(seq);
+    return ev;
+bad_header:
+    PyErr_SetString(PyExc_ValueError, "http.response.start: invalid header name or value");
+fail:
+    if (ev != NULL)
+        bl_event_free(ev);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* Joins the held start message with the first body into one RESPONSE event. */
+static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t len)
+{
+    bl_event_t *start = self->start;
+    bl_event_t *ev = bl_event_new(BL_EV_RESPONSE, self->ex, start->len + len);
+    if (ev == NULL)
+        return NULL;
+    memcpy(ev->data, start->data, start->len);
+    if (len > 0)
+        memcpy(ev->data + start->len, body, len);
+    ev->len = start->len;
+    ev->len2 = len;
+    ev->status = start->status;
+    ev->flags = start->flags;
+    ev->aux = start->aux;
+    bl_event_free(start);
+    self->start = NULL;
+    return ev;
+}
+
+static PyObject *send_body(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *body_o = PyDict_GetItemWithError(msg, bl_str.body);           /* borrowed */
+    PyObject *more_o = PyDict_GetItemWithError(msg, bl_str.more_body);      /* borrowed */
+    Py_buffer view = {0};
+    bl_event_t *ev;
+    int more = 0;
+
+    if (PyErr_Occurred())
+        return NULL;
+    if (!self->started)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "http.response.body sent before http.response.start");
+    if (more_o != NULL && (more = PyObject_IsTrue(more_o)) < 0)
+        return NULL;
+    if (body_o != NULL && PyObject_GetBuffer(body_o, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *data = view.buf ? view.buf : "";
+    size_t len = (size_t)view.len;
+    if (self->start != NULL) {
+        ev = response_event(self, data, len);
+    } else {
+        ev = bl_event_new(BL_EV_SEND_BODY, self->ex, len);
+        if (ev != NULL && len > 0)
+            memcpy(ev->data, data, len);
+    }
+    if (body_o != NULL)
+        PyBuffer_Release(&view);
+    if (ev == NULL)
+        return PyErr_NoMemory();
+    if (more)
+        ev->flags |= BL_EVF_MORE;
+    else
+        self->complete = true;
+    size_t unsent = atomic_fetch_add(&self->ex->unsent, len) + len;
+    bl_bridge_post_down(ev);
+    if (!more) {
+        wake_receiver(self);
+        return Py_NewRef(bl_py.ready_none);
+    }
+    if (unsent > BL_WRITE_HIGH_WATER) {
+        /* Wait for the I/O thread to write some; check again after asking so a
+         * write that finished in between is not missed. */
+        atomic_store(&self->ex->want_writable, true);
+        if (atomic_load(&self->ex->unsent) > BL_WRITE_HIGH_WATER) {
+            self->send_waiter = bl_future_new();
+            return Py_XNewRef(self->send_waiter);
+        }
+        atomic_store(&self->ex->want_writable, false);
+    }
+    return Py_NewRef(bl_py.ready_none);
+}
+
+static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *type;
+    if (!PyDict_Check(msg))
+        return PyErr_Format(PyExc_TypeError, "send() takes a dict, not %.50s",
+                            Py_TYPE(msg)->tp_name);
+    if (self->send_waiter != NULL)
+        return PyErr_Format(PyExc_RuntimeError, "send() is already being awaited");
+    if (self->disconnected || self->complete) {
+        PyErr_SetString(bl_py.disconnected, self->disconnected
+                                                ? "the client disconnected"
+                                                : "the response is already complete");
+        return NULL;
+    }
+    type = PyDict_GetItemWithError(msg, bl_str.type); /* borrowed */
+    if (type == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "type");
+        return NULL;
+    }
+    if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_start) == 0) {
+        if (self->started)
+            return PyErr_Format(PyExc_RuntimeError, "http.response.start sent twice");
+        self->start = start_event(self, msg);
+        if (self->start == NULL)
+            return NULL;
+        self->started = true;
+        return Py_NewRef(bl_py.ready_none);
+    }
+    if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_body) == 0)
+        return send_body(self, msg);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for an http scope",
+                        type);
+}
+
+/* ---- the app's end -------------------------------------------------------- */
+
+static void release_running(ExchangeObject *self)
+{
+    if (!self->running)
+        return;
+    self->running = false;
+    self->ex->py = NULL;
+    Py_DECREF(self); /* the reference ex->py held */
+}
+
+/* finish(failed): the app returned (or raised, failed=True). */
+static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
+{
+    int failed = PyObject_IsTrue(failed_o);
+    if (failed < 0)
+        return NULL;
+    Py_INCREF(self);
+    if (self->start != NULL) {
+        /* Started but no body: the head goes out and the I/O thread cuts it short. */
+        bl_event_t *ev = response_event(self, "", 0);
+        if (ev != NULL) {
+            ev->flags |= BL_EVF_MORE;
+            bl_bridge_post_down(ev);
+        }
+    }
+    if (!self->complete && !self->disconnected)
+        post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
+    bl_future_resolve(&self->recv_waiter, Py_None, false);
+    bl_future_resolve(&self->send_waiter, Py_None, false);
+    release_running(self);
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+/* ---- events from the I/O thread ------------------------------------------ */
+
+void bl_http_on_request(bl_event_t *ev)
+{
+    bl_exchange_t *ex = ev->ex;
+    ExchangeObject *self = NULL;
+    PyObject *scope = NULL, *r = NULL;
+
+    self = PyObject_GC_New(ExchangeObject, &bl_exchange_type);
+    if (self == NULL)
+        goto error;
+    memset((char *)self + sizeof(PyObject), 0, sizeof(*self) - sizeof(PyObject));
+    bl_exchange_ref(ex);
+    self->ex = ex;
+    PyObject_GC_Track(self);
+    /* The REQUEST event is the first body chunk. Events kept inside the
+     * exchange must not hold a reference to it (a cycle). */
+    ev->next = NULL;
+    ev->ex = NULL;
+    bl_exchange_unref(ex); /* the event's reference; self holds one */
+    ex->pending = ex->pending_tail = ev;
+    ev = NULL;
+    if ((scope = build_scope(ex)) == NULL)
+        goto error;
+    self->running = true;
+    ex->py = Py_NewRef(self); /* dropped by finish() */
+    r = PyObject_CallFunctionObjArgs(bl_py.spawn, scope, (PyObject *)self, NULL);
+    if (r == NULL)
+        goto error;
+    Py_DECREF(r);
+    Py_DECREF(scope);
+    Py_DECREF(self);
+    return;
+error:
+    PyErr_WriteUnraisable(bl_py.spawn);
+    if (ev != NULL)
+        bl_event_free(ev);
+    if (self != NULL) {
+        post_simple(self->ex, BL_EV_FINISH, BL_EVF_ERROR);
+        release_running(self);
+        Py_DECREF(self);
+    }
+    Py_XDECREF(scope);
+}
+
+void bl_http_on_event(bl_event_t *ev)
+{
+    bl_exchange_t *ex = ev->ex;
+    ExchangeObject *self = ex != NULL ? ex->py : NULL;
+    if (self == NULL) {
+        bl_event_free(ev);
+        return;
+    }
+    Py_INCREF(self);
+    switch (ev->type) {
+    case BL_EV_BODY:
+        ev->next = NULL;
+        ev->ex = NULL;
+        bl_exchange_unref(ex); /* self holds a reference */
+        if (ex->pending_tail != NULL)
+            ex->pending_tail->next = ev;
+        else
+            ex->pending = ev;
+        ex->pending_tail = ev;
+        ev = NULL;
+        wake_receiver(self);
+        break;
+    case BL_EV_DISCONNECT:
+        self->disconnected = true;
+        wake_receiver(self);
+        if (self->send_waiter != NULL) {
+            PyObject *exc = PyObject_CallOneArg(bl_py.disconnected,
+                                                PyUnicode_FromString("the client disconnected"));
+            if (exc != NULL) {
+                bl_future_resolve(&self->send_waiter, exc, true);
+                Py_DECREF(exc);
+            } else {
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+        }
+        break;
+    case BL_EV_WRITABLE:
+        bl_future_resolve(&self->send_waiter, Py_None, false);
+        break;
+    }
+    if (ev != NULL)
+        bl_event_free(ev);
+    Py_DECREF(self);
+}
+
+/* ---- the type ------------------------------------------------------------- */
+
+static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recv_waiter);
+    Py_VISIT(self->send_waiter);
+    return 0;
+}
+
+static int exchange_clear(ExchangeObject *self)
+{
+    Py_CLEAR(self->recv_waiter);
+    Py_CLEAR(self->send_waiter);
+    return 0;
+}
+
+static void exchange_dealloc(ExchangeObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    exchange_clear(self);
+    if (self->start != NULL)
+        bl_event_free(self->start);
+    if (self->ex != NULL)
+        bl_exchange_unref(self->ex);
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef exchange_methods[] = {
+    {"receive", (PyCFunction)exchange_receive, METH_NOARGS, "ASGI receive()."},
+    {"send", (PyCFunction)exchange_send, METH_O, "ASGI send(message)."},
+    {"finish", (PyCFunction)exchange_finish, METH_O, "The app returned (True: it raised)."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject bl_exchange_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_bayleaf.Exchange",
+    .tp_basicsize = sizeof(ExchangeObject),
+    .tp_dealloc = (destructor)exchange_dealloc,
+    .tp_traverse = (traverseproc)exchange_traverse,
+    .tp_clear = (inquiry)exchange_clear,
+    .tp_methods = exchange_methods,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+};

@@ -1,0 +1,122 @@
+/* The bridge between the I/O thread and the Python thread.
+ *
+ * Two queues of plain C events. Producers append; the consumer takes the whole
+ * list at once (one lock per batch). The consumer is woken only when a queue
+ * goes from empty to non-empty. No Python object ever crosses this boundary.
+ */
+#ifndef BAYLEAF_BRIDGE_H
+#define BAYLEAF_BRIDGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bayleaf/http_parser.h"
+
+typedef enum {
+    /* up: I/O thread -> Python thread */
+    BL_EV_REQUEST = 1, /* new scope; ex->head is set; data = first body bytes */
+    BL_EV_BODY,        /* request body bytes; BL_EVF_MORE when more follow */
+    BL_EV_DISCONNECT,  /* the client is gone (or the exchange was timed out) */
+    BL_EV_WRITABLE,    /* unsent bytes fell below the low-water mark */
+    BL_EV_DRAINED,     /* shutdown: listeners closed and connections drained */
+    /* down: Python thread -> I/O thread */
+    BL_EV_RESPONSE,  /* status + header lines in data[0..len), body after it (len2) */
+    BL_EV_SEND_BODY, /* response body bytes; BL_EVF_MORE when more follow */
+    BL_EV_CONTINUE,  /* the app awaits the body: send "100 Continue" if expected */
+    BL_EV_CONSUMED,  /* the app took `aux` body bytes: reading may resume */
+    BL_EV_FINISH,    /* the app returned (BL_EVF_ERROR: it raised) */
+    BL_EV_STOP,      /* Python is done: the I/O loop may exit */
+} bl_event_type_t;
+
+enum {
+    BL_EVF_MORE = 1u << 0,       /* more body follows */
+    BL_EVF_ERROR = 1u << 1,      /* the app failed */
+    BL_EVF_HAS_CLEN = 1u << 2,   /* RESPONSE: the app set Content-Length (in aux) */
+    BL_EVF_HAS_SERVER = 1u << 3, /* RESPONSE: the app set a Server header */
+    BL_EVF_HAS_DATE = 1u << 4,   /* RESPONSE: the app set a Date header */
+    BL_EVF_CLOSE = 1u << 5,      /* RESPONSE: the app asked for Connection: close */
+    BL_EVF_CHUNKED = 1u << 6,    /* RESPONSE: the app set Transfer-Encoding itself */
+};
+
+typedef struct bl_exchange_s bl_exchange_t;
+
+typedef struct bl_event_s {
+    struct bl_event_s *next;
+    bl_exchange_t *ex; /* holds a reference while queued (may be NULL) */
+    uint8_t type;
+    uint8_t flags;
+    uint16_t status;
+    uint64_t aux;
+    size_t len;  /* bytes at data */
+    size_t len2; /* RESPONSE: body bytes at data + len */
+    char *data;  /* points into payload[] */
+    char payload[];
+} bl_event_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    bl_event_t *head;
+    bl_event_t *tail;
+} bl_queue_t;
+
+/* One ASGI scope (an HTTP request/response, later a WebSocket session).
+ * Shared by both threads; freed when the last reference goes. */
+struct bl_exchange_s {
+    atomic_int refs;
+    /* I/O-thread-owned */
+    void *conn;            /* the connection, NULL once detached */
+    uint64_t body_inflight; /* request body bytes posted but not yet consumed */
+    /* Python-thread-owned */
+    void *py;             /* the Exchange object (a strong reference while the app runs) */
+    bl_event_t *pending;  /* body events not yet delivered to receive() */
+    bl_event_t *pending_tail;
+    /* set once by the I/O thread before the REQUEST event is queued */
+    bl_head_t *head;
+    char client_host[64];
+    int client_port; /* -1: no client address (unix socket) */
+    char server_host[108];
+    int server_port; /* -1: unix socket, server_host is its path */
+    /* both threads: send-side flow control */
+    atomic_size_t unsent;       /* response bytes queued but not yet written */
+    atomic_bool want_writable;  /* Python waits for BL_EV_WRITABLE */
+};
+
+/* Flow-control marks (bytes). */
+#define BL_WRITE_HIGH_WATER (256u * 1024u)
+#define BL_WRITE_LOW_WATER (64u * 1024u)
+#define BL_BODY_HIGH_WATER (256u * 1024u)
+
+int bl_queue_init(bl_queue_t *q);
+void bl_queue_destroy(bl_queue_t *q);
+/* Returns true when the queue was empty (the caller must wake the consumer). */
+bool bl_queue_push(bl_queue_t *q, bl_event_t *ev);
+bl_event_t *bl_queue_take(bl_queue_t *q);
+
+/* Allocates an event with `size` payload bytes; `ex` gains a reference. NULL on OOM. */
+bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size);
+/* Frees the event and drops its exchange reference. */
+void bl_event_free(bl_event_t *ev);
+
+bl_exchange_t *bl_exchange_new(void);
+void bl_exchange_ref(bl_exchange_t *ex);
+void bl_exchange_unref(bl_exchange_t *ex);
+
+/* The two directions, set up by bl_bridge_init. */
+typedef struct {
+    bl_queue_t up;
+    bl_queue_t down;
+    int up_fd;            /* eventfd the Python loop watches */
+    void (*wake_down)(void); /* wakes the I/O thread (uv_async_send) */
+} bl_bridge_t;
+
+extern bl_bridge_t bl_bridge;
+
+int bl_bridge_init(void);
+void bl_bridge_destroy(void);
+void bl_bridge_post_up(bl_event_t *ev);
+void bl_bridge_post_down(bl_event_t *ev);
+
+#endif

@@ -1,0 +1,46 @@
+/* Command-line configuration (Daphne's option names where they exist). */
+#ifndef BAYLEAF_CONFIG_H
+#define BAYLEAF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *app;          /* module:attr */
+    const char *host;         /* NULL: default 127.0.0.1 */
+    int port;                 /* -1: not given */
+    const char *unix_socket;  /* NULL: none */
+    int fd;                   /* -1: none */
+    const char *root_path;    /* "" by default */
+    double http_timeout;      /* seconds, 0: none */
+    int verbosity;            /* 0..3 */
+    const char *access_log;   /* NULL: stdout when verbosity >= 1; "-": stdout */
+    const char *server_name;  /* NULL with --no-server-name */
+    const char *lifespan;     /* auto | on | off */
+    const char *loop;         /* auto | asyncio | uvloop */
+    double graceful_timeout;  /* seconds to finish in-flight work on SIGTERM */
+    double keepalive_timeout; /* idle keep-alive connections close after this */
+    double header_timeout;    /* a request head must arrive within this */
+    size_t max_head;          /* request line + headers */
+    size_t max_url;
+    unsigned max_headers;
+    /* WebSocket (Daphne's defaults) */
+    double websocket_timeout;         /* -1: never */
+    double websocket_connect_timeout; /* -1: never */
+    double ping_interval;
+    double ping_timeout;
+    double application_close_timeout;
+    size_t websocket_max_message_size; /* 0: unlimited */
+} bl_config_t;
+
+enum { BL_CONFIG_OK = 0, BL_CONFIG_EXIT = 1 };
+
+/* Fills cfg from argv. Returns BL_CONFIG_OK, BL_CONFIG_EXIT after --help or
+ * --version (printed to out), or a negative value after printing one error line
+ * to err. */
+int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
+/* Whether a TCP listener is wanted (Daphne's rule). */
+bool bl_config_wants_tcp(const bl_config_t *cfg);
+
+#endif

@@ -1,0 +1,86 @@
+/* Socket-free HTTP/1.1 request parser: llhttp underneath, bytes in, a request
+ * head, body chunks and message ends out. */
+#ifndef BAYLEAF_HTTP_PARSER_H
+#define BAYLEAF_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+typedef struct {
+    uint32_t name_off, name_len; /* name is lower-cased */
+    uint32_t value_off, value_len;
+} bl_header_t;
+
+/* A parsed request head: every string lives in buf. */
+typedef struct bl_head_s {
+    const char *method; /* static, from llhttp */
+    uint8_t http_major, http_minor;
+    bool keep_alive;
+    bool expect_continue;
+    bool upgrade;     /* Upgrade + Connection: upgrade */
+    bool websocket;   /* Upgrade: websocket */
+    uint32_t url_len; /* the request target is buf[0, url_len) */
+    uint32_t path_off, path_len;
+    uint32_t query_off, query_len;
+    uint32_t nheaders;
+    uint32_t headers_cap;
+    bl_header_t *headers;
+    char *buf;
+    size_t len, cap;
+} bl_head_t;
+
+void bl_head_free(bl_head_t *head);
+/* Value of the first header called `name` (lower-case), or NULL. */
+const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len);
+
+typedef struct bl_http_parser_s bl_http_parser_t;
+
+typedef struct {
+    /* The head is complete; the callee owns it. Non-zero: stop with an error. */
+    int (*on_head)(bl_http_parser_t *p, bl_head_t *head);
+    int (*on_body)(bl_http_parser_t *p, const char *at, size_t len);
+    int (*on_complete)(bl_http_parser_t *p);
+} bl_http_handler_t;
+
+typedef struct {
+    size_t max_head;     /* request line + headers, bytes (431 beyond) */
+    size_t max_url;      /* request target, bytes (414 beyond) */
+    uint32_t max_headers; /* header count (431 beyond) */
+} bl_http_limits_t;
+
+struct bl_http_parser_s {
+    llhttp_t llh;
+    llhttp_settings_t settings;
+    const bl_http_handler_t *handler;
+    bl_http_limits_t limits;
+    bl_head_t *head; /* being built */
+    int last;         /* 1: last data was a header field, 2: a value */
+    bool in_message;  /* bytes of a request have been seen */
+    bool head_done;   /* the current request's head was delivered */
+    int error_status; /* HTTP status to answer with after BL_HTTP_ERROR */
+    const char *error_reason;
+    void *data; /* the owner's */
+};
+
+enum {
+    BL_HTTP_OK = 0,      /* everything consumed */
+    BL_HTTP_PAUSED = 1,  /* a message ended; resume to parse the rest */
+    BL_HTTP_UPGRADE = 2, /* an upgrade request ended; the rest is not HTTP */
+    BL_HTTP_ERROR = -1,  /* error_status / error_reason say why */
+};
+
+void bl_http_parser_init(bl_http_parser_t *p, const bl_http_handler_t *handler,
+                         const bl_http_limits_t *limits, void *data);
+void bl_http_parser_free(bl_http_parser_t *p);
+/* Parses up to len bytes; *consumed says how many were used. */
+int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed);
+void bl_http_parser_resume(bl_http_parser_t *p);
+/* The connection ended: returns BL_HTTP_ERROR when a message was cut short. */
+int bl_http_parser_finish(bl_http_parser_t *p);
+/* True when the parser is between messages (nothing of the next one seen yet). */
+bool bl_http_parser_idle(const bl_http_parser_t *p);
+
+#endif

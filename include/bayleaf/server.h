@@ -1,0 +1,69 @@
+/* The I/O thread: listeners, connections, signals, the down-queue. */
+#ifndef BAYLEAF_SERVER_H
+#define BAYLEAF_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "bayleaf/config.h"
+#include "bayleaf/bridge.h"
+#include "bayleaf/http_parser.h"
+
+#define BL_MAX_LISTENERS 16
+
+typedef struct bl_server_s bl_server_t;
+typedef struct bl_conn_s bl_conn_t;
+
+typedef struct {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    bl_server_t *server;
+    bool is_unix;
+    bool owns_path; /* unlink the socket file at exit */
+    char name[128]; /* for messages: "127.0.0.1:8000" or the socket path */
+    char path[108]; /* unix socket path */
+} bl_listener_t;
+
+struct bl_server_s {
+    uv_loop_t loop;
+    uv_async_t wake; /* the down-queue has events */
+    uv_signal_t sigint, sigterm;
+    uv_timer_t grace;
+    const bl_config_t *cfg;
+    bl_http_limits_t limits;
+    bl_listener_t listeners[BL_MAX_LISTENERS];
+    int nlisteners;
+    bl_conn_t *conns; /* every open connection (intrusive list) */
+    size_t nconns;
+    FILE *access_log;
+    pthread_t thread;
+    bool running;  /* the I/O thread was started */
+    bool draining; /* a stop signal came: no new work */
+    bool drained;  /* DRAINED was posted */
+};
+
+/* Main thread, before Python starts: loop, listeners, signals. Prints one error
+ * line and returns a negative value on failure. */
+int bl_server_init(bl_server_t *s, const bl_config_t *cfg);
+/* Starts the I/O thread. */
+int bl_server_start(bl_server_t *s);
+/* Waits for the I/O thread to exit (after a STOP event). */
+void bl_server_join(bl_server_t *s);
+/* Closes what is left and frees the loop (main thread, I/O thread not running). */
+void bl_server_close(bl_server_t *s);
+
+/* I/O thread internals shared by server.c and conn.c. */
+void bl_conn_accept(bl_listener_t *l);
+void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev);
+void bl_conn_close(bl_conn_t *c);
+/* Shutdown: closes idle connections; active ones close after their response. */
+void bl_conn_drain_all(bl_server_t *s, bool force);
+void bl_server_conn_gone(bl_server_t *s);
+
+#endif

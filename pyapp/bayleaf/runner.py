@@ -1,0 +1,110 @@
+"""The Python thread's main: load the app, run lifespan, serve until drained.
+
+Called by the C binary (gateway/py_embed.c) after it has bound the listeners.
+The I/O thread is started only once lifespan startup has completed.
+"""
+
+import asyncio
+import sys
+
+import _bayleaf
+
+from . import errors, lifespan, loader, logs
+
+
+def _make_loop(kind):
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise errors.StartupError("--loop uvloop: uvloop is not installed "
+                                          "(apt-get install python3-uvloop)")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _spawner(loop, app, log):
+    """Returns spawn(scope, exchange), called from C for every new scope."""
+    create_task = loop.create_task
+
+    async def run(scope, exchange):
+        try:
+            await app(scope, exchange.receive, exchange.send)
+        except BaseException as exc:  # the server outlives every app error
+            if not isinstance(exc, asyncio.CancelledError):
+                logs.log_exception(log, "Exception inside application: %s" % (exc,), exc)
+            exchange.finish(True)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            exchange.finish(False)
+
+    def spawn(scope, exchange):
+        create_task(run(scope, exchange))
+
+    return spawn
+
+
+async def _serve(app, options, log):
+    loop = asyncio.get_running_loop()
+    life = lifespan.Lifespan(app, options["lifespan"], log)
+    await life.startup()
+    drained = loop.create_future()
+
+    def on_drained():
+        if not drained.done():
+            drained.set_result(None)
+
+    _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log), on_drained=on_drained,
+                   state=life.state if life.started else None,
+                   root_path=options["root_path"])
+    fd = _bayleaf.fileno()
+    loop.add_reader(fd, _bayleaf.drain)
+    _bayleaf.start_io()
+    try:
+        await drained
+    finally:
+        await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10))
+        await life.shutdown()
+        loop.remove_reader(fd)
+        _bayleaf.stop_io()
+
+
+async def _cancel_leftover_tasks(log, timeout):
+    """Apps still running once every connection is gone get cancelled."""
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=min(timeout, 1.0))
+    for task in pending:
+        task.cancel()
+    if pending:
+        log.warning("Cancelled %d application task(s) still running at shutdown", len(pending))
+        await asyncio.wait(pending, timeout=timeout)
+
+
+def main(options):
+    """Returns the process exit status."""
+    log = logs.setup(options["verbosity"], options.get("log_fmt"))
+    try:
+        app = loader.load_app(options["app"])
+        loop = _make_loop(options["loop"])
+    except errors.StartupError as exc:
+        print("bayleaf: error: %s" % (exc,), file=sys.stderr)
+        return 1
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(app, options, log))
+    except errors.StartupError as exc:
+        print("bayleaf: error: %s" % (exc,), file=sys.stderr)
+        return 1
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    return 0
