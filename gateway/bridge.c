@@ -130,16 +130,37 @@ void bl_bridge_destroy(void)
 
 void bl_bridge_post_up(bl_event_t *ev)
 {
-    if (bl_queue_push(&bl_bridge.up, ev)) {
-        uint64_t one = 1;
-        /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
-        ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
-        (void)n;
-    }
+    if (bl_queue_push(&bl_bridge.up, ev))
+        bl_bridge.up_wake_due = true;
+}
+
+void bl_bridge_flush_up(void)
+{
+    if (!bl_bridge.up_wake_due)
+        return;
+    bl_bridge.up_wake_due = false;
+    uint64_t one = 1;
+    /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
+    ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
+    (void)n;
 }
 
 void bl_bridge_post_down(bl_event_t *ev)
 {
-    if (bl_queue_push(&bl_bridge.down, ev) && bl_bridge.wake_down != NULL)
+    if (!bl_queue_push(&bl_bridge.down, ev))
+        return;
+    if (bl_bridge.schedule_down_wake == NULL) {
+        if (bl_bridge.wake_down != NULL)
+            bl_bridge.wake_down();
+    } else if (!bl_bridge.down_wake_due) {
+        bl_bridge.down_wake_due = true;
+        bl_bridge.schedule_down_wake();
+    }
+}
+
+void bl_bridge_flush_down(void)
+{
+    bl_bridge.down_wake_due = false;
+    if (bl_bridge.wake_down != NULL)
         bl_bridge.wake_down();
 }

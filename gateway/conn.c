@@ -236,12 +236,49 @@ static void on_write(uv_write_t *req, int status)
 static int conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                       size_t accounted)
 {
-    write_req_t *w = malloc(sizeof(*w));
-    if (w == NULL || c->closing || c->lingering) {
+    if (c->closing || c->lingering) {
         if (ev != NULL)
             bl_event_free(ev);
         free(mem);
-        free(w);
+        return -1;
+    }
+    /* Most responses fit in the socket buffer: write them now. A completed
+     * uv_write would also re-arm epoll (an epoll_ctl per response). */
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    int n = uv_try_write(&c->h.stream, bufs, nbufs);
+    if (n == (int)total) {
+        unsent_release(ev != NULL ? ev->ex : NULL, accounted);
+        if (ev != NULL)
+            bl_event_free(ev);
+        free(mem);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        if (ev != NULL)
+            bl_event_free(ev);
+        free(mem);
+        bl_conn_close(c);
+        return -1;
+    }
+    if (n > 0) {
+        /* Skip what was written; queue the rest. */
+        size_t skip = (size_t)n;
+        while (skip > 0 && skip >= bufs[0].len) {
+            skip -= bufs[0].len;
+            bufs++;
+            nbufs--;
+        }
+        bufs[0].base += skip;
+        bufs[0].len -= skip;
+    }
+    write_req_t *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        if (ev != NULL)
+            bl_event_free(ev);
+        free(mem);
+        bl_conn_close(c);
         return -1;
     }
     w->conn = c;
@@ -520,7 +557,9 @@ static void conn_update_reading(bl_conn_t *c)
     if (c->closing || c->lingering || c->close_after_write)
         return;
     c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
-    bool want = !c->paused && !c->body_blocked && c->rlen < 65536;
+    /* While paused for a response, input is still read (into rbuf, bounded):
+     * stopping and restarting per request would cost two epoll_ctl calls. */
+    bool want = !c->body_blocked && c->rlen < 65536;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;

@@ -33,6 +33,7 @@ int main(int argc, char **argv)
     if (server.running) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
         bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
+        bl_bridge.schedule_down_wake = NULL; /* Python is gone */
         if (ev != NULL)
             bl_bridge_post_down(ev);
         bl_server_join(&server);

@@ -17,6 +17,8 @@ typedef struct {
     PyObject *root_path;    /* str */
     PyObject *disconnected; /* the ClientDisconnected exception type */
     PyObject *ready_none;   /* a shared awaitable that returns None at once */
+    PyObject *call_soon;    /* loop.call_soon */
+    PyObject *flush_down;   /* _bayleaf._flush_down, scheduled once per batch */
     bl_server_t *server;
 } bl_py_t;
 

@@ -164,6 +164,7 @@ done:
     Py_XDECREF(options);
     Py_XDECREF(runner);
     Py_XDECREF(dir);
+    bl_bridge.schedule_down_wake = NULL; /* it calls into Python */
     if (Py_FinalizeEx() < 0 && rc == 0)
         rc = 120;
     return rc;

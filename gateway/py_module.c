@@ -136,6 +136,27 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
 
 /* ---- module functions --------------------------------------------------- */
 
+/* Runs after every callback of this loop iteration: wakes the I/O thread once. */
+static PyObject *mod_flush_down(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    bl_bridge_flush_down();
+    Py_RETURN_NONE;
+}
+
+static void schedule_down_wake(void)
+{
+    PyObject *r = PyObject_CallOneArg(bl_py.call_soon, bl_py.flush_down);
+    if (r == NULL) {
+        /* Never lose a wake: do it now. */
+        PyErr_Clear();
+        bl_bridge_flush_down();
+        return;
+    }
+    Py_DECREF(r);
+}
+
 static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"loop", "spawn", "on_drained", "state", "root_path", NULL};
@@ -149,6 +170,10 @@ static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(bl_py.on_drained, Py_NewRef(on_drained));
     Py_XSETREF(bl_py.state, state == Py_None ? NULL : Py_NewRef(state));
     Py_XSETREF(bl_py.root_path, Py_NewRef(root_path));
+    Py_XSETREF(bl_py.call_soon, PyObject_GetAttrString(loop, "call_soon"));
+    if (bl_py.call_soon == NULL)
+        return NULL;
+    bl_bridge.schedule_down_wake = schedule_down_wake;
     Py_RETURN_NONE;
 }
 
@@ -218,7 +243,9 @@ static PyObject *mod_stop_io(PyObject *self, PyObject *unused)
     bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
     if (ev == NULL)
         return PyErr_NoMemory();
+    bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
     bl_bridge_post_down(ev);
+    bl_bridge_flush_down();
     Py_BEGIN_ALLOW_THREADS
     bl_server_join(bl_py.server);
     Py_END_ALLOW_THREADS
@@ -229,6 +256,7 @@ static PyMethodDef module_methods[] = {
     {"setup", (PyCFunction)(void (*)(void))mod_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(loop, spawn, on_drained, state, root_path)"},
     {"fileno", mod_fileno, METH_NOARGS, "The eventfd the loop must watch."},
+    {"_flush_down", mod_flush_down, METH_NOARGS, "Wake the I/O thread (internal)."},
     {"drain", mod_drain, METH_NOARGS, "Handle every queued event from the I/O thread."},
     {"start_io", mod_start_io, METH_NOARGS, "Start the I/O thread."},
     {"stop_io", mod_stop_io, METH_NOARGS, "Stop the I/O thread and wait for it."},
@@ -254,7 +282,8 @@ PyMODINIT_FUNC bl_py_module_init(void)
         "send() after the client went away or the response completed (ASGI spec 2.4).",
         PyExc_OSError, NULL);
     bl_py.ready_none = bl_ready_new(Py_NewRef(Py_None));
-    if (bl_py.disconnected == NULL || bl_py.ready_none == NULL ||
+    bl_py.flush_down = PyObject_GetAttrString(m, "_flush_down");
+    if (bl_py.disconnected == NULL || bl_py.ready_none == NULL || bl_py.flush_down == NULL ||
         PyModule_AddObjectRef(m, "ClientDisconnected", bl_py.disconnected) < 0 ||
         PyModule_AddObjectRef(m, "Exchange", (PyObject *)&bl_exchange_type) < 0 ||
         PyModule_AddStringConstant(m, "version", BL_VERSION) < 0) {

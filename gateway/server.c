@@ -222,6 +222,13 @@ static void on_wake(uv_async_t *async)
     }
 }
 
+/* Before the loop blocks: one wake for everything posted this iteration. */
+static void on_flush_up(uv_prepare_t *prepare)
+{
+    (void)prepare;
+    bl_bridge_flush_up();
+}
+
 static void wake_io(void)
 {
     uv_async_send(&io_server->wake);
@@ -241,6 +248,9 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg)
     s->wake.data = s;
     io_server = s;
     bl_bridge.wake_down = wake_io;
+    uv_prepare_init(&s->loop, &s->flush_up);
+    uv_prepare_start(&s->flush_up, on_flush_up);
+    uv_unref((uv_handle_t *)&s->flush_up);
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     s->sigint.data = s->sigterm.data = s;

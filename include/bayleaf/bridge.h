@@ -108,15 +108,24 @@ void bl_exchange_unref(bl_exchange_t *ex);
 typedef struct {
     bl_queue_t up;
     bl_queue_t down;
-    int up_fd;            /* eventfd the Python loop watches */
+    int up_fd;               /* eventfd the Python loop watches */
     void (*wake_down)(void); /* wakes the I/O thread (uv_async_send) */
+    /* Wakes are deferred to the end of the producer's loop iteration, so that
+     * one wake carries a whole batch: */
+    bool up_wake_due;              /* I/O thread only */
+    void (*schedule_down_wake)(void); /* Python thread: flush at the end of this iteration */
+    bool down_wake_due;            /* Python thread only */
 } bl_bridge_t;
 
 extern bl_bridge_t bl_bridge;
 
 int bl_bridge_init(void);
 void bl_bridge_destroy(void);
+/* Queue an event; the consumer is woken by the matching flush (or at once when
+ * no deferral is set up). */
 void bl_bridge_post_up(bl_event_t *ev);
 void bl_bridge_post_down(bl_event_t *ev);
+void bl_bridge_flush_up(void);   /* I/O thread: end of a loop iteration */
+void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
 
 #endif

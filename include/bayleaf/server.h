@@ -32,7 +32,8 @@ typedef struct {
 
 struct bl_server_s {
     uv_loop_t loop;
-    uv_async_t wake; /* the down-queue has events */
+    uv_async_t wake;       /* the down-queue has events */
+    uv_prepare_t flush_up; /* wakes Python once per loop iteration */
     uv_signal_t sigint, sigterm;
     uv_timer_t grace;
     const bl_config_t *cfg;
