@@ -79,6 +79,7 @@ typedef struct {
 } write_req_t;
 
 static void conn_process(bl_conn_t *c, const char *data, size_t len);
+static void access_log_write(bl_conn_t *c);
 static void conn_update_reading(bl_conn_t *c);
 
 /* ---- timers ---------------------------------------------------------- */
@@ -308,9 +309,12 @@ static void conn_fail(bl_conn_t *c, int status)
     }
     c->resp_started = true;
     c->status = status;
+    c->sent_body = strlen(bl_status_reason(status)) + 1; /* the body bl_response_simple wrote */
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
     conn_write(c, &b, 1, NULL, buf, 0);
     c->resp_done = true;
+    if (c->log_path != NULL)
+        access_log_write(c);
     conn_finish(c);
 }
 

@@ -89,6 +89,8 @@ static int on_header_field(llhttp_t *llh, const char *at, size_t len)
 {
     bl_http_parser_t *p = PARSER(llh);
     bl_head_t *h = p->head;
+    if (p->head_done)
+        return 0; /* chunked trailers: ASGI has no place for them */
     if (p->last != 1) {
         /* A new header starts. */
         if (h->nheaders == p->limits.max_headers)
@@ -117,6 +119,8 @@ static int on_header_value(llhttp_t *llh, const char *at, size_t len)
 {
     bl_http_parser_t *p = PARSER(llh);
     bl_head_t *h = p->head;
+    if (p->head_done)
+        return 0;
     bl_header_t *hd = &h->headers[h->nheaders - 1];
     if (p->last != 2) {
         hd->value_off = (uint32_t)h->len;

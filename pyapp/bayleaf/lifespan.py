@@ -37,6 +37,11 @@ class Lifespan:
         self._task = None
         self._blocked = None  # event: the app waits in receive() on an empty queue
 
+    @property
+    def task(self):
+        """The app's lifespan task (None before startup or in "off" mode)."""
+        return self._task
+
     async def startup(self) -> None:
         """Run lifespan startup; raise LifespanFailure if the app reports failure."""
         if self.mode == "off":

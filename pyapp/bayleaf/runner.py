@@ -66,16 +66,17 @@ async def _serve(app, options, log):
     try:
         await drained
     finally:
-        await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10))
+        await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10),
+                                     keep=life.task)
         await life.shutdown()
         loop.remove_reader(fd)
         _bayleaf.stop_io()
 
 
-async def _cancel_leftover_tasks(log, timeout):
+async def _cancel_leftover_tasks(log, timeout, keep=None):
     """Apps still running once every connection is gone get cancelled."""
-    current = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    skip = {asyncio.current_task(), keep}
+    tasks = [t for t in asyncio.all_tasks() if t not in skip and not t.done()]
     if not tasks:
         return
     _, pending = await asyncio.wait(tasks, timeout=min(timeout, 1.0))
