@@ -4,89 +4,21 @@
 #include "bayleaf/http_response.h"
 #include "bayleaf/log.h"
 #include "bayleaf/server.h"
+#include "conn.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef enum {
-    TIMER_NONE,
-    TIMER_HEADER,    /* a request head must complete */
-    TIMER_IDLE,      /* keep-alive between requests */
-    TIMER_RESPONSE,  /* -t: the app must start a response */
-    TIMER_LINGER,    /* after our FIN, wait a little for the client's */
-} timer_kind_t;
-
-struct bl_conn_s {
-    union {
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-        uv_stream_t stream;
-        uv_handle_t handle;
-    } h;
-    uv_timer_t timer;
-    uv_shutdown_t shutdown_req;
-    bl_server_t *server;
-    bl_listener_t *listener;
-    bl_conn_t *prev, *next;
-    bl_http_parser_t parser;
-    bl_exchange_t *ex; /* the request being served (a reference) */
-    char *rbuf;        /* input kept while the parser waits for a response to end */
-    size_t rlen;
-    char *body; /* request body bytes gathered during one read */
-    size_t body_len, body_cap;
-    int handles_open;
-    timer_kind_t timer_kind;
-    /* the current request/response */
-    bl_framing_t framing;
-    int status;
-    uint64_t sent_body;
-    char method[16];
-    char *log_path;
-    bool request_posted;
-    bool body_final_posted;
-    bool message_complete;
-    bool resp_started;
-    bool resp_done;
-    bool keep_alive;
-    bool head_request;
-    bool http10;
-    bool expect_continue;
-    bool continue_sent;
-    /* connection state */
-    bool paused;       /* the parser stopped after a message: wait for the response */
-    bool body_blocked; /* too much unconsumed body: reading stopped */
-    bool reading;
-    bool closing;
-    bool lingering;
-    size_t writes_pending;
-    bool close_after_write;
-    char client_host[64];
-    int client_port;
-    char server_host[108];
-    int server_port;
-};
-
-typedef struct {
-    uv_write_t req;
-    bl_conn_t *conn;
-    bl_event_t *ev; /* freed when written (its bytes are the payload) */
-    char *mem;      /* freed when written */
-    size_t accounted; /* bytes to take off ex->unsent */
-    bl_exchange_t *ex;
-    char prefix[24];
-} write_req_t;
-
 static void conn_process(bl_conn_t *c, const char *data, size_t len);
 static void access_log_write(bl_conn_t *c);
-static void conn_update_reading(bl_conn_t *c);
 
 /* ---- timers ---------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t);
 
-static void timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
+void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
 {
     c->timer_kind = kind;
     if (kind == TIMER_NONE || seconds <= 0) {
@@ -181,7 +113,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /* Ends the connection once every write is done: FIN, then linger. */
-static void conn_finish(bl_conn_t *c)
+void bl_conn_finish(bl_conn_t *c)
 {
     if (c->closing || c->lingering)
         return;
@@ -193,7 +125,7 @@ static void conn_finish(bl_conn_t *c)
     }
     c->lingering = true;
     conn_detach(c, !c->resp_done);
-    timer_set(c, TIMER_LINGER, 2.0);
+    bl_conn_timer_set(c, TIMER_LINGER, 2.0);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0)
         bl_conn_close(c);
@@ -229,12 +161,12 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     if (c->writes_pending == 0 && c->close_after_write)
-        conn_finish(c);
+        bl_conn_finish(c);
 }
 
 /* Queues bufs; ev and mem are released when written. accounted: bytes the
  * Python side counted in ex->unsent. */
-static int conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
+int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                       size_t accounted)
 {
     if (c->closing || c->lingering) {
@@ -298,7 +230,7 @@ static int conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *
 }
 
 /* Sends a small error response and ends the connection. */
-static void conn_fail(bl_conn_t *c, int status)
+void bl_conn_fail(bl_conn_t *c, int status)
 {
     char *buf;
     size_t len;
@@ -311,11 +243,11 @@ static void conn_fail(bl_conn_t *c, int status)
     c->status = status;
     c->sent_body = strlen(bl_status_reason(status)) + 1; /* the body bl_response_simple wrote */
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
-    conn_write(c, &b, 1, NULL, buf, 0);
+    bl_conn_write(c, &b, 1, NULL, buf, 0);
     c->resp_done = true;
     if (c->log_path != NULL)
         access_log_write(c);
-    conn_finish(c);
+    bl_conn_finish(c);
 }
 
 /* ---- access log ------------------------------------------------------- */
@@ -358,13 +290,13 @@ static void conn_next(bl_conn_t *c)
         return;
     conn_detach(c, false);
     if (!c->keep_alive || c->server->draining) {
-        conn_finish(c);
+        bl_conn_finish(c);
         return;
     }
     request_reset(c);
     c->paused = false;
     bl_http_parser_resume(&c->parser);
-    timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
+    bl_conn_timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
     if (c->rlen > 0) {
         /* Pipelined input waits in rbuf: parse it now. */
         char *data = c->rbuf;
@@ -374,7 +306,7 @@ static void conn_next(bl_conn_t *c)
         conn_process(c, data, len);
         free(data);
     }
-    conn_update_reading(c);
+    bl_conn_update_reading(c);
 }
 
 static void response_done(bl_conn_t *c)
@@ -386,7 +318,7 @@ static void response_done(bl_conn_t *c)
     if (c->expect_continue && !c->continue_sent && !c->message_complete)
         c->keep_alive = false;
     if (!c->keep_alive && !c->message_complete) {
-        conn_finish(c);
+        bl_conn_finish(c);
         return;
     }
     conn_next(c);
@@ -401,7 +333,7 @@ static void flush_body(bl_conn_t *c)
         return;
     bl_event_t *ev = bl_event_new(c->request_posted ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
     if (ev == NULL) {
-        conn_fail(c, 500);
+        bl_conn_fail(c, 500);
         return;
     }
     memcpy(ev->data, c->body, c->body_len);
@@ -437,7 +369,7 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
     /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */
     c->keep_alive = head->keep_alive && !head->upgrade;
     c->expect_continue = head->expect_continue;
-    timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
+    bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
               c->server->cfg->http_timeout);
     return 0;
 }
@@ -480,7 +412,7 @@ static void conn_process(bl_conn_t *c, const char *data, size_t len)
     while (len > 0 && !c->paused && !c->closing && !c->lingering) {
         size_t used = 0;
         if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
-            timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
+            bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
         int rc = bl_http_parser_feed(&c->parser, data, len, &used);
         data += used;
         len -= used;
@@ -490,7 +422,7 @@ static void conn_process(bl_conn_t *c, const char *data, size_t len)
                 bl_conn_close(c);
             } else {
                 conn_detach(c, false);
-                conn_fail(c, c->parser.error_status);
+                bl_conn_fail(c, c->parser.error_status);
             }
             return;
         }
@@ -552,11 +484,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
     }
     if (!c->closing)
-        conn_update_reading(c);
+        bl_conn_update_reading(c);
 }
 
 /* Reads only when the parser can use more input and the app keeps up. */
-static void conn_update_reading(bl_conn_t *c)
+void bl_conn_update_reading(bl_conn_t *c)
 {
     if (c->closing || c->lingering || c->close_after_write)
         return;
@@ -584,14 +516,14 @@ static void on_timer(uv_timer_t *t)
             BL_WARN("application did not start a response within %gs: 503",
                     c->server->cfg->http_timeout);
             conn_detach(c, true);
-            conn_fail(c, 503);
+            bl_conn_fail(c, 503);
         }
         break;
     case TIMER_HEADER:
         if (bl_http_parser_idle(&c->parser) && c->rlen == 0)
             bl_conn_close(c);
         else
-            conn_fail(c, 408);
+            bl_conn_fail(c, 408);
         break;
     case TIMER_IDLE:
     case TIMER_LINGER:
@@ -661,8 +593,8 @@ void bl_conn_accept(bl_listener_t *l)
             addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
     }
     bl_http_parser_init(&c->parser, &handler, &s->limits, c);
-    timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
-    conn_update_reading(c);
+    bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
+    bl_conn_update_reading(c);
 }
 
 void bl_conn_drain_all(bl_server_t *s, bool force)
@@ -704,13 +636,13 @@ static void send_response(bl_conn_t *c, bl_event_t *ev)
     }
     if (bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive) != 0) {
         bl_event_free(ev);
-        conn_fail(c, 500);
+        bl_conn_fail(c, 500);
         return;
     }
     c->resp_started = true;
     c->status = ev->status;
     if (c->timer_kind == TIMER_RESPONSE)
-        timer_set(c, TIMER_NONE, 0);
+        bl_conn_timer_set(c, TIMER_NONE, 0);
 
     uv_buf_t bufs[4];
     unsigned n = 0;
@@ -741,7 +673,7 @@ static void send_response(bl_conn_t *c, bl_event_t *ev)
     } else if (c->framing == BL_FRAME_CHUNKED && !more) {
         bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
     }
-    conn_write(c, bufs, n, ev, head, accounted);
+    bl_conn_write(c, bufs, n, ev, head, accounted);
     if (!more)
         response_done(c);
 }
@@ -784,7 +716,7 @@ static void send_body(bl_conn_t *c, bl_event_t *ev)
     }
     c->sent_body += len;
     if (n > 0) {
-        conn_write(c, bufs, n, ev, prefix, len);
+        bl_conn_write(c, bufs, n, ev, prefix, len);
     } else {
         unsent_release(ev->ex, len);
         bl_event_free(ev);
@@ -801,7 +733,7 @@ static void app_finished(bl_conn_t *c, bool failed)
     if (!c->resp_started) {
         if (!failed)
             BL_ERROR("application returned without sending a response: 500");
-        conn_fail(c, 500);
+        bl_conn_fail(c, 500);
     } else if (!c->resp_done) {
         /* Half a response: the client must see it was cut short. */
         BL_ERROR("application %s before completing its response: closing the connection",
@@ -830,12 +762,12 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
             static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
             c->continue_sent = true;
-            conn_write(c, &b, 1, NULL, NULL, 0);
+            bl_conn_write(c, &b, 1, NULL, NULL, 0);
         }
         break;
     case BL_EV_CONSUMED:
         ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
-        conn_update_reading(c);
+        bl_conn_update_reading(c);
         break;
     case BL_EV_FINISH:
         app_finished(c, (ev->flags & BL_EVF_ERROR) != 0);

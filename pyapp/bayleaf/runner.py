@@ -33,7 +33,11 @@ def _spawner(loop, app, log):
         try:
             await app(scope, exchange.receive, exchange.send)
         except BaseException as exc:  # the server outlives every app error
-            if not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, _bayleaf.ClientDisconnected):
+                # The client left mid-response: its business, not an app bug.
+                log.info("Client gone during %s %s: %s", scope.get("method", ""),
+                         scope.get("path", ""), exc)
+            elif not isinstance(exc, asyncio.CancelledError):
                 logs.log_exception(log, "Exception inside application: %s" % (exc,), exc)
             exchange.finish(True)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

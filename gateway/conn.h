@@ -1,0 +1,85 @@
+/* Private to the I/O thread: one client connection (conn.c, conn_ws.c). */
+#ifndef BAYLEAF_CONN_H
+#define BAYLEAF_CONN_H
+
+#include "bayleaf/bridge.h"
+#include "bayleaf/http_response.h"
+#include "bayleaf/server.h"
+
+typedef enum {
+    TIMER_NONE,
+    TIMER_HEADER,    /* a request head must complete */
+    TIMER_IDLE,      /* keep-alive between requests */
+    TIMER_RESPONSE,  /* -t: the app must start a response */
+    TIMER_LINGER,    /* after our FIN, wait a little for the client's */
+} timer_kind_t;
+
+struct bl_conn_s {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    bl_server_t *server;
+    bl_listener_t *listener;
+    bl_conn_t *prev, *next;
+    bl_http_parser_t parser;
+    bl_exchange_t *ex; /* the request being served (a reference) */
+    char *rbuf;        /* input kept while the parser waits for a response to end */
+    size_t rlen;
+    char *body; /* request body bytes gathered during one read */
+    size_t body_len, body_cap;
+    int handles_open;
+    timer_kind_t timer_kind;
+    /* the current request/response */
+    bl_framing_t framing;
+    int status;
+    uint64_t sent_body;
+    char method[16];
+    char *log_path;
+    bool request_posted;
+    bool body_final_posted;
+    bool message_complete;
+    bool resp_started;
+    bool resp_done;
+    bool keep_alive;
+    bool head_request;
+    bool http10;
+    bool expect_continue;
+    bool continue_sent;
+    /* connection state */
+    bool paused;       /* the parser stopped after a message: wait for the response */
+    bool body_blocked; /* too much unconsumed body: reading stopped */
+    bool reading;
+    bool closing;
+    bool lingering;
+    size_t writes_pending;
+    bool close_after_write;
+    char client_host[64];
+    int client_port;
+    char server_host[108];
+    int server_port;
+};
+
+typedef struct {
+    uv_write_t req;
+    bl_conn_t *conn;
+    bl_event_t *ev; /* freed when written (its bytes are the payload) */
+    char *mem;      /* freed when written */
+    size_t accounted; /* bytes to take off ex->unsent */
+    bl_exchange_t *ex;
+    char prefix[24];
+} write_req_t;
+
+/* conn.c, for conn_ws.c */
+int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
+                  size_t accounted);
+void bl_conn_fail(bl_conn_t *c, int status);
+void bl_conn_finish(bl_conn_t *c);
+void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
+void bl_conn_update_reading(bl_conn_t *c);
+
+#endif
