@@ -28,8 +28,45 @@ extern bl_py_t bl_py;
 PyObject *bl_ready_new(PyObject *value); /* steals value */
 extern PyTypeObject bl_ready_type;
 
-/* The Exchange object given to the app as receive/send owner. */
+/* The Exchange object: owner of one scope's receive() and send(). */
+typedef enum {
+    BL_WS_CONNECTING, /* websocket.connect not yet received by the app */
+    BL_WS_HANDSHAKE,  /* the app decides: accept, close (403) or an HTTP response */
+    BL_WS_OPEN,
+    BL_WS_CLOSED, /* the app closed or refused */
+} bl_ws_state_t;
+
+typedef struct {
+    PyObject_HEAD
+    bl_exchange_t *ex;     /* a reference */
+    PyObject *recv_waiter; /* future of a pending receive() */
+    PyObject *send_waiter; /* future of a send() waiting for the socket */
+    bl_event_t *start;     /* http.response.start, held until the first body */
+    bool started;          /* the start message was given */
+    bool complete;         /* the last body was given */
+    bool body_done;        /* the last request body chunk was delivered */
+    bool disconnected;
+    bool continue_asked;
+    bool running; /* ex->py holds a reference to this object */
+    /* WebSocket */
+    bl_ws_state_t ws_state;
+    int close_code;          /* from the client's close (1006 when none came) */
+    PyObject *close_reason;  /* str */
+} ExchangeObject;
+
 extern PyTypeObject bl_exchange_type;
+
+/* py_http.c, shared with py_ws.c */
+bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);
+PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg);
+void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
+
+/* py_ws.c */
+int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex);
+PyObject *bl_ws_receive(ExchangeObject *self);
+PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg);
+/* Resolves a pending receive() if a message or the disconnect is ready. */
+void bl_ws_wake_receiver(ExchangeObject *self);
 /* Creates the object for a REQUEST event and starts the app. Takes ev. */
 void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */

@@ -6,19 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct {
-    PyObject_HEAD
-    bl_exchange_t *ex;       /* a reference */
-    PyObject *recv_waiter;   /* future of a pending receive() */
-    PyObject *send_waiter;   /* future of a send() waiting for the socket */
-    bl_event_t *start;       /* http.response.start, held until the first body */
-    bool started;            /* the start message was given */
-    bool complete;           /* the last body was given */
-    bool body_done;          /* the last request body chunk was delivered */
-    bool disconnected;
-    bool continue_asked;
-    bool running;            /* ex->py holds a reference to this object */
-} ExchangeObject;
 
 /* ---- scope -------------------------------------------------------------- */
 
@@ -101,12 +88,13 @@ static PyObject *build_scope(const bl_exchange_t *ex)
     if (asgi == NULL || PyDict_SetItem(asgi, bl_str.version, bl_str.v3_0) < 0 ||
         PyDict_SetItem(asgi, bl_str.spec_version, bl_str.v2_5) < 0)
         goto fail;
-    if (PyDict_SetItem(scope, bl_str.type, bl_str.http) < 0 ||
+    bool ws = ex->kind == BL_KIND_WEBSOCKET;
+    if (PyDict_SetItem(scope, bl_str.type, ws ? bl_str.websocket : bl_str.http) < 0 ||
         set_item(scope, bl_str.asgi, Py_NewRef(asgi)) < 0 ||
         PyDict_SetItem(scope, bl_str.http_version,
                        h->http_minor == 0 ? bl_str.v1_0 : bl_str.v1_1) < 0 ||
-        set_item(scope, bl_str.method, PyUnicode_InternFromString(h->method)) < 0 ||
-        PyDict_SetItem(scope, bl_str.scheme, bl_str.http) < 0 ||
+        (!ws && set_item(scope, bl_str.method, PyUnicode_InternFromString(h->method)) < 0) ||
+        PyDict_SetItem(scope, bl_str.scheme, ws ? bl_str.ws : bl_str.http) < 0 ||
         set_item(scope, bl_str.path, decode_path(h->buf + h->path_off, h->path_len)) < 0 ||
         set_item(scope, bl_str.raw_path,
                  PyBytes_FromStringAndSize(h->buf + h->path_off, h->path_len)) < 0 ||
@@ -119,6 +107,8 @@ static PyObject *build_scope(const bl_exchange_t *ex)
                  address(ex->server_host, ex->server_port, ex->server_port < 0)) < 0)
         goto fail;
     if (bl_py.state != NULL && set_item(scope, bl_str.state, PyDict_Copy(bl_py.state)) < 0)
+        goto fail;
+    if (ws && bl_ws_scope_add(scope, ex) < 0)
         goto fail;
     Py_DECREF(asgi);
     return scope;
@@ -171,7 +161,7 @@ static PyObject *message_next_body(ExchangeObject *self)
     return d;
 }
 
-static void post_simple(bl_exchange_t *ex, int type, unsigned flags)
+void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags)
 {
     bl_event_t *ev = bl_event_new(type, ex, 0);
     if (ev != NULL) {
@@ -185,13 +175,15 @@ static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
     (void)unused;
     if (self->recv_waiter != NULL)
         return PyErr_Format(PyExc_RuntimeError, "receive() is already being awaited");
+    if (self->ex->kind == BL_KIND_WEBSOCKET)
+        return bl_ws_receive(self);
     if (self->ex->pending != NULL)
         return bl_ready_new(message_next_body(self));
     if (self->disconnected || self->complete)
         return bl_ready_new(message_disconnect());
     if (!self->body_done && self->ex->head->expect_continue && !self->continue_asked) {
         self->continue_asked = true;
-        post_simple(self->ex, BL_EV_CONTINUE, 0);
+        bl_py_post_simple(self->ex, BL_EV_CONTINUE, 0);
     }
     self->recv_waiter = bl_future_new();
     return Py_XNewRef(self->recv_waiter);
@@ -203,6 +195,10 @@ static void wake_receiver(ExchangeObject *self)
     PyObject *msg;
     if (self->recv_waiter == NULL)
         return;
+    if (self->ex->kind == BL_KIND_WEBSOCKET) {
+        bl_ws_wake_receiver(self);
+        return;
+    }
     if (self->ex->pending != NULL)
         msg = message_next_body(self);
     else if (self->disconnected || self->complete)
@@ -240,7 +236,7 @@ static int check_bytes(PyObject *o, const char *what)
 }
 
 /* Serializes the app's headers into "name: value\r\n" lines in a new event. */
-static bl_event_t *start_event(ExchangeObject *self, PyObject *msg)
+bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
 {
     PyObject *status_o = PyDict_GetItemWithError(msg, bl_str.status); /* borrowed */
     PyObject *headers_o = PyDict_GetItemWithError(msg, bl_str.headers); /* borrowed */
@@ -368,7 +364,7 @@ static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t
     return ev;
 }
 
-static PyObject *send_body(ExchangeObject *self, PyObject *msg)
+PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
 {
     PyObject *body_o = PyDict_GetItemWithError(msg, bl_str.body);           /* borrowed */
     PyObject *more_o = PyDict_GetItemWithError(msg, bl_str.more_body);      /* borrowed */
@@ -429,6 +425,8 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
                             Py_TYPE(msg)->tp_name);
     if (self->send_waiter != NULL)
         return PyErr_Format(PyExc_RuntimeError, "send() is already being awaited");
+    if (self->ex->kind == BL_KIND_WEBSOCKET)
+        return bl_ws_send(self, msg);
     if (self->disconnected || self->complete) {
         PyErr_SetString(bl_py.disconnected, self->disconnected
                                                 ? "the client disconnected"
@@ -444,14 +442,14 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_start) == 0) {
         if (self->started)
             return PyErr_Format(PyExc_RuntimeError, "http.response.start sent twice");
-        self->start = start_event(self, msg);
+        self->start = bl_py_start_event(self, msg);
         if (self->start == NULL)
             return NULL;
         self->started = true;
         return Py_NewRef(bl_py.ready_none);
     }
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_body) == 0)
-        return send_body(self, msg);
+        return bl_py_send_body(self, msg);
     if (PyErr_Occurred())
         return NULL;
     return PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for an http scope",
@@ -484,8 +482,8 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
             bl_bridge_post_down(ev);
         }
     }
-    if (!self->complete && !self->disconnected)
-        post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
+    if ((!self->complete || self->ex->kind == BL_KIND_WEBSOCKET) && !self->disconnected)
+        bl_py_post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
     release_running(self);
@@ -513,7 +511,10 @@ void bl_http_on_request(bl_event_t *ev)
     ev->next = NULL;
     ev->ex = NULL;
     bl_exchange_unref(ex); /* the event's reference; self holds one */
-    ex->pending = ex->pending_tail = ev;
+    if (ex->kind == BL_KIND_HTTP)
+        ex->pending = ex->pending_tail = ev;
+    else
+        bl_event_free(ev); /* a WebSocket's messages come later */
     ev = NULL;
     if ((scope = build_scope(ex)) == NULL)
         goto error;
@@ -531,7 +532,7 @@ error:
     if (ev != NULL)
         bl_event_free(ev);
     if (self != NULL) {
-        post_simple(self->ex, BL_EV_FINISH, BL_EVF_ERROR);
+        bl_py_post_simple(self->ex, BL_EV_FINISH, BL_EVF_ERROR);
         release_running(self);
         Py_DECREF(self);
     }
@@ -549,6 +550,7 @@ void bl_http_on_event(bl_event_t *ev)
     Py_INCREF(self);
     switch (ev->type) {
     case BL_EV_BODY:
+    case BL_EV_WS_MESSAGE:
         ev->next = NULL;
         ev->ex = NULL;
         bl_exchange_unref(ex); /* self holds a reference */
@@ -562,6 +564,11 @@ void bl_http_on_event(bl_event_t *ev)
         break;
     case BL_EV_DISCONNECT:
         self->disconnected = true;
+        self->close_code = ev->status ? ev->status : 1006;
+        Py_XSETREF(self->close_reason,
+                   PyUnicode_DecodeUTF8(ev->data, (Py_ssize_t)ev->len, "replace"));
+        if (self->close_reason == NULL)
+            PyErr_Clear();
         wake_receiver(self);
         if (self->send_waiter != NULL) {
             PyObject *exc = PyObject_CallOneArg(bl_py.disconnected,
@@ -594,6 +601,7 @@ static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
 
 static int exchange_clear(ExchangeObject *self)
 {
+    Py_CLEAR(self->close_reason);
     Py_CLEAR(self->recv_waiter);
     Py_CLEAR(self->send_waiter);
     return 0;

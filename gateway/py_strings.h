@@ -39,7 +39,24 @@
     X(set_result, "set_result")                                                                    \
     X(set_exception, "set_exception")                                                              \
     X(done, "done")                                                                                \
-    X(cancelled, "cancelled")
+    X(cancelled, "cancelled")                                                                      \
+    X(websocket, "websocket")                                                                      \
+    X(ws, "ws")                                                                                    \
+    X(ws_connect, "websocket.connect")                                                             \
+    X(ws_receive, "websocket.receive")                                                             \
+    X(ws_disconnect, "websocket.disconnect")                                                       \
+    X(ws_accept, "websocket.accept")                                                               \
+    X(ws_send, "websocket.send")                                                                   \
+    X(ws_close, "websocket.close")                                                                 \
+    X(ws_http_response, "websocket.http.response")                                                 \
+    X(ws_http_response_start, "websocket.http.response.start")                                     \
+    X(ws_http_response_body, "websocket.http.response.body")                                       \
+    X(text, "text")                                                                                \
+    X(bytes, "bytes")                                                                              \
+    X(code, "code")                                                                                \
+    X(reason, "reason")                                                                            \
+    X(subprotocol, "subprotocol")                                                                  \
+    X(subprotocols, "subprotocols")
 
 #define BL_STRING_FIELD(name, text) PyObject *name;
 typedef struct {

@@ -29,7 +29,16 @@ typedef enum {
     BL_EV_CONSUMED,  /* the app took `aux` body bytes: reading may resume */
     BL_EV_FINISH,    /* the app returned (BL_EVF_ERROR: it raised) */
     BL_EV_STOP,      /* Python is done: the I/O loop may exit */
+    /* WebSocket. up: */
+    BL_EV_WS_MESSAGE, /* a complete message; BL_EVF_BINARY or text (valid UTF-8) */
+    /* down: */
+    BL_EV_WS_ACCEPT, /* header lines in data[0..len), subprotocol after them (len2) */
+    BL_EV_WS_SEND,   /* a message; BL_EVF_BINARY or text */
+    BL_EV_WS_CLOSE,  /* status = close code, data = reason (UTF-8) */
 } bl_event_type_t;
+
+/* What kind of scope an exchange is. */
+enum { BL_KIND_HTTP = 0, BL_KIND_WEBSOCKET = 1 };
 
 enum {
     BL_EVF_MORE = 1u << 0,       /* more body follows */
@@ -39,6 +48,7 @@ enum {
     BL_EVF_HAS_DATE = 1u << 4,   /* RESPONSE: the app set a Date header */
     BL_EVF_CLOSE = 1u << 5,      /* RESPONSE: the app asked for Connection: close */
     BL_EVF_CHUNKED = 1u << 6,    /* RESPONSE: the app set Transfer-Encoding itself */
+    BL_EVF_BINARY = 1u << 7,     /* WS_MESSAGE / WS_SEND: binary, else text */
 };
 
 typedef struct bl_exchange_s bl_exchange_t;
@@ -74,6 +84,7 @@ struct bl_exchange_s {
     bl_event_t *pending;  /* body events not yet delivered to receive() */
     bl_event_t *pending_tail;
     /* set once by the I/O thread before the REQUEST event is queued */
+    int kind; /* BL_KIND_* */
     bl_head_t *head;
     char client_host[64];
     int client_port; /* -1: no client address (unix socket) */

@@ -1,0 +1,350 @@
+/* ASGI WebSocket on the Python thread: scope extras, receive() and send(). */
+#include "py_bridge.h"
+#include "py_strings.h"
+
+#include <string.h>
+
+/* ---- scope ---------------------------------------------------------------- */
+
+/* Appends each comma-separated, trimmed token of one header value to list. */
+static int add_tokens(PyObject *list, const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end > start) {
+            PyObject *t = PyUnicode_DecodeLatin1(v + start, (Py_ssize_t)(end - start), NULL);
+            if (t == NULL || PyList_Append(list, t) < 0) {
+                Py_XDECREF(t);
+                return -1;
+            }
+            Py_DECREF(t);
+        }
+    }
+    return 0;
+}
+
+int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex)
+{
+    const bl_head_t *h = ex->head;
+    PyObject *protocols = PyList_New(0), *extensions = NULL, *empty = NULL;
+    int rc = -1;
+    if (protocols == NULL)
+        return -1;
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const bl_header_t *hd = &h->headers[i];
+        if (hd->name_len == 22 && memcmp(h->buf + hd->name_off, "sec-websocket-protocol", 22) == 0 &&
+            add_tokens(protocols, h->buf + hd->value_off, hd->value_len) < 0)
+            goto done;
+    }
+    /* The denial-response extension (spec 2.3+). */
+    if ((extensions = PyDict_New()) == NULL || (empty = PyDict_New()) == NULL ||
+        PyDict_SetItem(extensions, bl_str.ws_http_response, empty) < 0)
+        goto done;
+    if (PyDict_SetItem(scope, bl_str.subprotocols, protocols) < 0 ||
+        PyDict_SetItem(scope, bl_str.extensions, extensions) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(empty);
+    Py_XDECREF(extensions);
+    Py_DECREF(protocols);
+    return rc;
+}
+
+/* ---- receive ------------------------------------------------------------- */
+
+static PyObject *message_of_type(PyObject *type)
+{
+    PyObject *d = PyDict_New();
+    if (d != NULL && PyDict_SetItem(d, bl_str.type, type) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+static PyObject *message_disconnect(ExchangeObject *self)
+{
+    PyObject *d = message_of_type(bl_str.ws_disconnect);
+    PyObject *code = PyLong_FromLong(self->close_code ? self->close_code : 1006);
+    PyObject *reason = self->close_reason ? Py_NewRef(self->close_reason)
+                                          : PyUnicode_FromString("");
+    if (d == NULL || code == NULL || reason == NULL || PyDict_SetItem(d, bl_str.code, code) < 0 ||
+        PyDict_SetItem(d, bl_str.reason, reason) < 0)
+        Py_CLEAR(d);
+    Py_XDECREF(code);
+    Py_XDECREF(reason);
+    return d;
+}
+
+/* Pops the next message event into a websocket.receive dict. */
+static PyObject *message_receive(ExchangeObject *self)
+{
+    bl_exchange_t *ex = self->ex;
+    bl_event_t *ev = ex->pending;
+    bool binary = (ev->flags & BL_EVF_BINARY) != 0;
+    PyObject *d = message_of_type(bl_str.ws_receive);
+    PyObject *payload;
+    if (d == NULL)
+        return NULL;
+    if (binary)
+        payload = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->len);
+    else /* validated as UTF-8 on the I/O thread */
+        payload = PyUnicode_DecodeUTF8(ev->data, (Py_ssize_t)ev->len, "surrogateescape");
+    if (payload == NULL || PyDict_SetItem(d, binary ? bl_str.bytes : bl_str.text, payload) < 0 ||
+        PyDict_SetItem(d, binary ? bl_str.text : bl_str.bytes, Py_None) < 0) {
+        Py_XDECREF(payload);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(payload);
+    ex->pending = ev->next;
+    if (ex->pending == NULL)
+        ex->pending_tail = NULL;
+    if (!self->disconnected) {
+        /* Let the I/O thread read more once the app keeps up. */
+        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
+        if (consumed != NULL) {
+            consumed->aux = ev->len + 1;
+            bl_bridge_post_down(consumed);
+        }
+    }
+    bl_event_free(ev);
+    return d;
+}
+
+/* The next message for the app, or NULL without an error when none is ready. */
+static PyObject *next_message(ExchangeObject *self)
+{
+    if (self->ws_state == BL_WS_CONNECTING) {
+        self->ws_state = BL_WS_HANDSHAKE;
+        return message_of_type(bl_str.ws_connect);
+    }
+    if (self->ex->pending != NULL)
+        return message_receive(self);
+    if (self->disconnected)
+        return message_disconnect(self);
+    return NULL;
+}
+
+PyObject *bl_ws_receive(ExchangeObject *self)
+{
+    PyObject *msg = next_message(self);
+    if (msg != NULL)
+        return bl_ready_new(msg);
+    if (PyErr_Occurred())
+        return NULL;
+    self->recv_waiter = bl_future_new();
+    return Py_XNewRef(self->recv_waiter);
+}
+
+void bl_ws_wake_receiver(ExchangeObject *self)
+{
+    if (self->recv_waiter == NULL)
+        return;
+    PyObject *msg = next_message(self);
+    if (msg == NULL) {
+        if (PyErr_Occurred())
+            PyErr_WriteUnraisable((PyObject *)self);
+        return;
+    }
+    bl_future_resolve(&self->recv_waiter, msg, false);
+    Py_DECREF(msg);
+}
+
+/* ---- send ------------------------------------------------------------------ */
+
+static PyObject *get(PyObject *msg, PyObject *key) /* borrowed, or NULL */
+{
+    PyObject *v = PyDict_GetItemWithError(msg, key);
+    return v == Py_None ? NULL : v;
+}
+
+static PyObject *send_accept(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *sub = get(msg, bl_str.subprotocol);
+    const char *subp = "";
+    Py_ssize_t sublen = 0;
+    if (PyErr_Occurred())
+        return NULL;
+    if (sub != NULL) {
+        if (!PyUnicode_Check(sub))
+            return PyErr_Format(PyExc_TypeError, "websocket.accept: 'subprotocol' must be a str");
+        if ((subp = PyUnicode_AsUTF8AndSize(sub, &sublen)) == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < sublen; i++)
+            if (subp[i] == '\r' || subp[i] == '\n' || subp[i] == ',')
+                return PyErr_Format(PyExc_ValueError, "websocket.accept: invalid subprotocol");
+    }
+    /* The header lines come out as for http.response.start (status unused). */
+    PyObject *probe = PyDict_Copy(msg);
+    PyObject *status = PyLong_FromLong(101);
+    if (probe == NULL || status == NULL || PyDict_SetItem(probe, bl_str.status, status) < 0) {
+        Py_XDECREF(probe);
+        Py_XDECREF(status);
+        return NULL;
+    }
+    Py_DECREF(status);
+    bl_event_t *hdrs = bl_py_start_event(self, probe);
+    Py_DECREF(probe);
+    if (hdrs == NULL)
+        return NULL;
+    bl_event_t *ev = bl_event_new(BL_EV_WS_ACCEPT, self->ex, hdrs->len + (size_t)sublen);
+    if (ev == NULL) {
+        bl_event_free(hdrs);
+        return PyErr_NoMemory();
+    }
+    memcpy(ev->data, hdrs->data, hdrs->len);
+    memcpy(ev->data + hdrs->len, subp, (size_t)sublen);
+    ev->len = hdrs->len;
+    ev->len2 = (size_t)sublen;
+    bl_event_free(hdrs);
+    self->ws_state = BL_WS_OPEN;
+    bl_bridge_post_down(ev);
+    return Py_NewRef(bl_py.ready_none);
+}
+
+static PyObject *send_message(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *bytes = get(msg, bl_str.bytes);
+    PyObject *text = bytes == NULL && !PyErr_Occurred() ? get(msg, bl_str.text) : NULL;
+    const char *data;
+    Py_ssize_t len;
+    Py_buffer view = {0};
+    if (PyErr_Occurred())
+        return NULL;
+    if (bytes != NULL) {
+        if (PyObject_GetBuffer(bytes, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        data = view.buf;
+        len = view.len;
+    } else if (text != NULL) {
+        if (!PyUnicode_Check(text))
+            return PyErr_Format(PyExc_TypeError, "websocket.send: 'text' must be a str");
+        if ((data = PyUnicode_AsUTF8AndSize(text, &len)) == NULL)
+            return NULL;
+    } else {
+        return PyErr_Format(PyExc_ValueError, "websocket.send needs 'bytes' or 'text'");
+    }
+    bl_event_t *ev = bl_event_new(BL_EV_WS_SEND, self->ex, (size_t)len);
+    if (ev != NULL) {
+        memcpy(ev->data, data, (size_t)len);
+        ev->flags = bytes != NULL ? BL_EVF_BINARY : 0;
+    }
+    if (bytes != NULL)
+        PyBuffer_Release(&view);
+    if (ev == NULL)
+        return PyErr_NoMemory();
+    size_t unsent = atomic_fetch_add(&self->ex->unsent, (size_t)len) + (size_t)len;
+    bl_bridge_post_down(ev);
+    if (unsent > BL_WRITE_HIGH_WATER) {
+        /* As for HTTP bodies: wait until the I/O thread has written some. */
+        atomic_store(&self->ex->want_writable, true);
+        if (atomic_load(&self->ex->unsent) > BL_WRITE_HIGH_WATER) {
+            self->send_waiter = bl_future_new();
+            return Py_XNewRef(self->send_waiter);
+        }
+        atomic_store(&self->ex->want_writable, false);
+    }
+    return Py_NewRef(bl_py.ready_none);
+}
+
+static PyObject *send_close(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *code_o = get(msg, bl_str.code);
+    PyObject *reason_o = PyErr_Occurred() ? NULL : get(msg, bl_str.reason);
+    long code = 1000;
+    const char *reason = "";
+    Py_ssize_t rlen = 0;
+    if (PyErr_Occurred())
+        return NULL;
+    if (code_o != NULL && ((code = PyLong_AsLong(code_o)) == -1 && PyErr_Occurred()))
+        return NULL;
+    if (code < 1000 || code > 4999)
+        return PyErr_Format(PyExc_ValueError, "websocket.close: invalid code %ld", code);
+    if (reason_o != NULL) {
+        if (!PyUnicode_Check(reason_o))
+            return PyErr_Format(PyExc_TypeError, "websocket.close: 'reason' must be a str");
+        if ((reason = PyUnicode_AsUTF8AndSize(reason_o, &rlen)) == NULL)
+            return NULL;
+        if (rlen > 123)
+            return PyErr_Format(PyExc_ValueError,
+                                "websocket.close: the reason is over 123 bytes of UTF-8");
+    }
+    bl_event_t *ev = bl_event_new(BL_EV_WS_CLOSE, self->ex, (size_t)rlen);
+    if (ev == NULL)
+        return PyErr_NoMemory();
+    memcpy(ev->data, reason, (size_t)rlen);
+    ev->status = (uint16_t)code;
+    self->ws_state = BL_WS_CLOSED;
+    bl_bridge_post_down(ev);
+    return Py_NewRef(bl_py.ready_none);
+}
+
+static bool is(PyObject *type, PyObject *name)
+{
+    return PyUnicode_Compare(type, name) == 0;
+}
+
+PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
+{
+    PyObject *type = PyDict_GetItemWithError(msg, bl_str.type); /* borrowed */
+    if (type == NULL || !PyUnicode_Check(type)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "an ASGI message needs a str 'type'");
+        return NULL;
+    }
+    if (self->disconnected) {
+        PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+        return NULL;
+    }
+    bool deciding = self->ws_state == BL_WS_CONNECTING || self->ws_state == BL_WS_HANDSHAKE;
+    if (is(type, bl_str.ws_send)) {
+        if (self->ws_state != BL_WS_OPEN) {
+            if (self->ws_state == BL_WS_CLOSED) {
+                PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+                return NULL;
+            }
+            return PyErr_Format(PyExc_RuntimeError, "websocket.send before websocket.accept");
+        }
+        return send_message(self, msg);
+    }
+    if (is(type, bl_str.ws_accept)) {
+        if (!deciding)
+            return PyErr_Format(PyExc_RuntimeError, "websocket.accept after the handshake");
+        return send_accept(self, msg);
+    }
+    if (is(type, bl_str.ws_close)) {
+        if (self->ws_state == BL_WS_CLOSED) {
+            PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+            return NULL;
+        }
+        return send_close(self, msg);
+    }
+    if (is(type, bl_str.ws_http_response_start)) {
+        if (!deciding || self->started)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "websocket.http.response.start after the handshake");
+        if ((self->start = bl_py_start_event(self, msg)) == NULL)
+            return NULL;
+        self->started = true;
+        return Py_NewRef(bl_py.ready_none);
+    }
+    if (is(type, bl_str.ws_http_response_body)) {
+        if (!self->started || self->complete)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "websocket.http.response.body without a response start");
+        PyObject *r = bl_py_send_body(self, msg);
+        if (self->complete)
+            self->ws_state = BL_WS_CLOSED;
+        return r;
+    }
+    return PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for a websocket scope",
+                        type);
+}
