@@ -13,6 +13,7 @@
 
 static void conn_process(bl_conn_t *c, const char *data, size_t len);
 static void access_log_write(bl_conn_t *c);
+#include "bayleaf/ws.h"
 
 /* ---- timers ---------------------------------------------------------- */
 
@@ -65,6 +66,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
+    bl_conn_ws_free(c);
     bl_http_parser_free(&c->parser);
     free(c->rbuf);
     free(c->body);
@@ -134,7 +136,7 @@ void bl_conn_finish(bl_conn_t *c)
 /* ---- writing ---------------------------------------------------------- */
 
 /* Bytes the app sent have left (or will never leave): wake a waiting send(). */
-static void unsent_release(bl_exchange_t *ex, size_t n)
+void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
 {
     if (ex == NULL || n == 0)
         return;
@@ -150,7 +152,7 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     bl_conn_t *c = w->conn;
-    unsent_release(w->ex, w->accounted);
+    bl_conn_unsent_release(w->ex, w->accounted);
     if (w->ev != NULL)
         bl_event_free(w->ev);
     free(w->mem);
@@ -182,7 +184,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         total += bufs[i].len;
     int n = uv_try_write(&c->h.stream, bufs, nbufs);
     if (n == (int)total) {
-        unsent_release(ev != NULL ? ev->ex : NULL, accounted);
+        bl_conn_unsent_release(ev != NULL ? ev->ex : NULL, accounted);
         if (ev != NULL)
             bl_event_free(ev);
         free(mem);
@@ -242,6 +244,21 @@ void bl_conn_fail(bl_conn_t *c, int status)
     c->resp_started = true;
     c->status = status;
     c->sent_body = strlen(bl_status_reason(status)) + 1; /* the body bl_response_simple wrote */
+    if (status == 426) {
+        /* RFC 6455 4.4: say which WebSocket version we speak. */
+        static const char v13[] = "sec-websocket-version: 13\r\n";
+        char *eol = memchr(buf, '\n', len);
+        size_t at = eol != NULL ? (size_t)(eol - buf) + 1 : 0;
+        char *b2 = realloc(buf, len + sizeof(v13) - 1);
+        if (at > 0 && b2 != NULL) {
+            memmove(b2 + at + sizeof(v13) - 1, b2 + at, len - at);
+            memcpy(b2 + at, v13, sizeof(v13) - 1);
+            buf = b2;
+            len += sizeof(v13) - 1;
+        } else if (b2 != NULL) {
+            buf = b2;
+        }
+    }
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
     bl_conn_write(c, &b, 1, NULL, buf, 0);
     c->resp_done = true;
@@ -254,6 +271,14 @@ void bl_conn_fail(bl_conn_t *c, int status)
 
 static void access_log_write(bl_conn_t *c)
 {
+    if (c->ws_phase == WS_NONE) /* WebSockets log their own lines */
+        bl_conn_access_log(c, NULL);
+}
+
+/* Daphne's line format. what: NULL for an HTTP response, else a WebSocket
+ * action ("WSCONNECTING", "WSCONNECT", "WSREJECT", "WSDISCONNECT"). */
+void bl_conn_access_log(bl_conn_t *c, const char *what)
+{
     FILE *f = c->server->access_log;
     char date[32];
     struct tm tm;
@@ -262,11 +287,16 @@ static void access_log_write(bl_conn_t *c)
         return;
     localtime_r(&now, &tm);
     strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
+    const char *host = c->client_port >= 0 ? c->client_host : "-";
+    const char *path = c->log_path ? c->log_path : "";
+    if (what != NULL) {
+        fprintf(f, "%s - - [%s] \"%s %s\" - -\n", host, date, what, path);
+        return;
+    }
     char size[24] = "-";
     if (c->sent_body > 0)
         snprintf(size, sizeof(size), "%llu", (unsigned long long)c->sent_body);
-    fprintf(f, "%s - - [%s] \"%s %s\" %d %s\n", c->client_port >= 0 ? c->client_host : "-", date,
-            c->method, c->log_path ? c->log_path : "", c->status, size);
+    fprintf(f, "%s - - [%s] \"%s %s\" %d %s\n", host, date, c->method, path, c->status, size);
 }
 
 /* ---- the request cycle ------------------------------------------------ */
@@ -369,6 +399,14 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
     /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */
     c->keep_alive = head->keep_alive && !head->upgrade;
     c->expect_continue = head->expect_continue;
+    if (head->websocket) {
+        int status = bl_conn_ws_head(c, head, ex);
+        if (status != 0) {
+            p->error_status = status;
+            return -1;
+        }
+        return 0;
+    }
     bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
               c->server->cfg->http_timeout);
     return 0;
@@ -457,8 +495,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     bl_conn_t *c = stream->data;
     if (nread < 0) {
-        if (c->ex != NULL && c->resp_started && !c->resp_done && c->message_complete &&
-            nread == UV_EOF) {
+        if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
+            c->message_complete && nread == UV_EOF) {
             /* Half-close after a full request: let the response finish. */
             uv_read_stop(stream);
             c->reading = false;
@@ -468,7 +506,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         bl_conn_close(c);
         return;
     }
-    if (nread > 0) {
+    if (nread > 0 && c->ws != NULL) {
+        bl_conn_ws_read(c, buf->base, (size_t)nread);
+    } else if (nread > 0) {
         if (c->paused) {
             /* Reading stops when paused, but a read may already be under way. */
             char *keep = realloc(c->rbuf, c->rlen + (size_t)nread);
@@ -528,6 +568,9 @@ static void on_timer(uv_timer_t *t)
     case TIMER_IDLE:
     case TIMER_LINGER:
         bl_conn_close(c);
+        break;
+    case TIMER_WS:
+        bl_conn_ws_timer(c);
         break;
     case TIMER_NONE:
         break;
@@ -604,6 +647,8 @@ void bl_conn_drain_all(bl_server_t *s, bool force)
         bl_conn_t *next = c->next;
         if (force)
             bl_conn_close(c);
+        else if (c->ws_phase == WS_OPEN)
+            bl_conn_ws_going_away(c);
         else if (c->ex == NULL && !c->closing && !c->lingering && c->writes_pending == 0)
             bl_conn_close(c); /* idle keep-alive: nothing in flight */
         c = next;
@@ -612,7 +657,7 @@ void bl_conn_drain_all(bl_server_t *s, bool force)
 
 /* ---- events from Python ----------------------------------------------- */
 
-static void send_response(bl_conn_t *c, bl_event_t *ev)
+void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
 {
     bl_response_t r = {
         .status = ev->status,
@@ -678,7 +723,7 @@ static void send_response(bl_conn_t *c, bl_event_t *ev)
         response_done(c);
 }
 
-static void send_body(bl_conn_t *c, bl_event_t *ev)
+void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
 {
     bool more = (ev->flags & BL_EVF_MORE) != 0;
     size_t len = ev->len;
@@ -691,7 +736,7 @@ static void send_body(bl_conn_t *c, bl_event_t *ev)
     char *prefix = NULL;
     if (c->framing == BL_FRAME_NONE) {
         /* HEAD or a status without a body: the bytes are dropped. */
-        unsent_release(ev->ex, len);
+        bl_conn_unsent_release(ev->ex, len);
         bl_event_free(ev);
         if (!more)
             response_done(c);
@@ -718,7 +763,7 @@ static void send_body(bl_conn_t *c, bl_event_t *ev)
     if (n > 0) {
         bl_conn_write(c, bufs, n, ev, prefix, len);
     } else {
-        unsent_release(ev->ex, len);
+        bl_conn_unsent_release(ev->ex, len);
         bl_event_free(ev);
     }
     if (!more) {
@@ -750,12 +795,16 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
         bl_event_free(ev);
         return;
     }
+    if (ev->ex->kind == BL_KIND_WEBSOCKET && ev->type != BL_EV_CONSUMED) {
+        bl_conn_ws_dispatch(c, ev);
+        return;
+    }
     switch (ev->type) {
     case BL_EV_RESPONSE:
-        send_response(c, ev);
+        bl_conn_send_response(c, ev);
         return; /* ev is owned by the write */
     case BL_EV_SEND_BODY:
-        send_body(c, ev);
+        bl_conn_send_body(c, ev);
         return;
     case BL_EV_CONTINUE:
         if (c->expect_continue && !c->continue_sent && !c->resp_started && !c->message_complete) {

@@ -12,7 +12,16 @@ typedef enum {
     TIMER_IDLE,      /* keep-alive between requests */
     TIMER_RESPONSE,  /* -t: the app must start a response */
     TIMER_LINGER,    /* after our FIN, wait a little for the client's */
+    TIMER_WS,        /* WebSocket deadlines: connect, ping, age, closing */
 } timer_kind_t;
+
+typedef enum {
+    WS_NONE,      /* plain HTTP */
+    WS_HANDSHAKE, /* the app decides: accept, refuse, or answer over HTTP */
+    WS_OPEN,
+    WS_CLOSING,   /* we sent a close frame: waiting for the client's */
+    WS_REFUSED,   /* answered over HTTP */
+} ws_phase_t;
 
 struct bl_conn_s {
     union {
@@ -62,6 +71,15 @@ struct bl_conn_s {
     int client_port;
     char server_host[108];
     int server_port;
+    /* WebSocket (conn_ws.c) */
+    ws_phase_t ws_phase;
+    struct bl_ws_s *ws;     /* the session, from the 101 on */
+    char ws_accept[32];     /* Sec-WebSocket-Accept for the 101 */
+    uint64_t ws_started;    /* loop time (ms) of the upgrade request */
+    uint64_t ws_last_read;  /* loop time of the last bytes from the client */
+    uint64_t ws_ping_sent;  /* loop time of an unanswered ping, 0: none */
+    uint64_t ws_pongs;      /* pongs seen when that ping went out */
+    uint64_t ws_closing_since;
 };
 
 typedef struct {
@@ -74,7 +92,23 @@ typedef struct {
     char prefix[24];
 } write_req_t;
 
+/* conn_ws.c, for conn.c */
+/* An upgrade head: 0 to serve it as a WebSocket, else the HTTP status to refuse with. */
+int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex);
+void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len);
+/* Takes ev. */
+void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev);
+void bl_conn_ws_timer(bl_conn_t *c);
+void bl_conn_ws_free(bl_conn_t *c);
+/* Shutdown: close with 1001 (going away). */
+void bl_conn_ws_going_away(bl_conn_t *c);
+
 /* conn.c, for conn_ws.c */
+void bl_conn_access_log(bl_conn_t *c, const char *what);
+void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
+void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
+/* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
+void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted);
 void bl_conn_fail(bl_conn_t *c, int status);

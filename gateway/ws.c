@@ -1,0 +1,347 @@
+/* WebSocket session on wslay's event API (see ws.h). wslay parses frames,
+ * validates text UTF-8, checks close codes, answers pings and runs the close
+ * handshake; the guard (ws_guard.c) catches what it misses before it sees
+ * the bytes; reassembly is ours so memory grows with data actually received,
+ * never with a length a frame header claims. */
+#include "bayleaf/ws.h"
+#include "bayleaf/utf8.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wslay/wslay.h>
+
+struct bl_ws_s {
+    wslay_event_context_ptr ctx;
+    bl_ws_callbacks_t cb;
+    void *data;
+    bl_ws_guard_t guard;
+    /* bytes being fed, up to what the guard let through */
+    const uint8_t *in;
+    size_t in_len;
+    bool in_recv;       /* inside wslay_event_recv: don't call wslay_event_send */
+    bool ctrl_frame;    /* the frame being received is a control frame */
+    bool out_failed;    /* the output buffer couldn't grow */
+    /* the data message being reassembled */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    bool msg_failed;    /* it couldn't grow: the connection is being failed */
+    /* frames to write */
+    uint8_t *out;
+    size_t out_len, out_cap;
+    uint64_t pongs;
+};
+
+/* A reassembly buffer this large is not kept between messages. */
+#define KEEP_MSG_CAP (64 * 1024)
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n = n > SIZE_MAX / 2 ? need : n * 2;
+    uint8_t *p = realloc(*buf, n);
+    if (p == NULL)
+        return -ENOMEM;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *user)
+{
+    bl_ws_t *ws = user;
+    (void)flags;
+    if (ws->in_len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > ws->in_len)
+        len = ws->in_len;
+    memcpy(buf, ws->in, len);
+    ws->in += len;
+    ws->in_len -= len;
+    return (ssize_t)len;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    bl_ws_t *ws = user;
+    (void)flags;
+    if (len > SIZE_MAX - ws->out_len || grow(&ws->out, &ws->out_cap, ws->out_len + len) != 0) {
+        ws->out_failed = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    memcpy(ws->out + ws->out_len, data, len);
+    ws->out_len += len;
+    return (ssize_t)len;
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    bl_ws_t *ws = user;
+    (void)ctx;
+    ws->ctrl_frame = wslay_is_ctrl_frame(arg->opcode);
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+    bl_ws_t *ws = user;
+    /* wslay buffers control frames itself and hands them to msg_cb whole. */
+    if (ws->ctrl_frame || ws->msg_failed || arg->data_length == 0)
+        return;
+    if (grow(&ws->msg, &ws->msg_cap, ws->msg_len + arg->data_length) != 0) {
+        /* Out of memory for this message: give up on the connection. */
+        ws->msg_failed = true;
+        wslay_event_queue_close(ctx, WSLAY_CODE_INTERNAL_SERVER_ERROR, NULL, 0);
+        wslay_event_shutdown_read(ctx);
+        return;
+    }
+    memcpy(ws->msg + ws->msg_len, arg->data, arg->data_length);
+    ws->msg_len += arg->data_length;
+}
+
+static void message_done(bl_ws_t *ws)
+{
+    ws->msg_len = 0;
+    if (ws->msg_cap > KEEP_MSG_CAP) {
+        free(ws->msg);
+        ws->msg = NULL;
+        ws->msg_cap = 0;
+    }
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *user)
+{
+    bl_ws_t *ws = user;
+    (void)ctx;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME:
+        if (!ws->msg_failed && ws->cb.on_message != NULL)
+            ws->cb.on_message(ws, arg->opcode, ws->msg, ws->msg_len);
+        message_done(ws);
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        if (ws->cb.on_close != NULL) {
+            const uint8_t *reason = arg->msg_length > 2 ? arg->msg + 2 : NULL;
+            size_t len = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
+            ws->cb.on_close(ws, arg->status_code ? arg->status_code : WSLAY_CODE_NO_STATUS_RCVD,
+                            reason, len);
+        }
+        break;
+    case WSLAY_PONG:
+        ws->pongs++;
+        if (ws->cb.on_pong != NULL)
+            ws->cb.on_pong(ws, arg->msg, arg->msg_length);
+        break;
+    default:
+        break; /* pings: wslay has queued the pong */
+    }
+}
+
+int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *cfg, void *data)
+{
+    static const struct wslay_event_callbacks wcb = {
+        .recv_callback = recv_cb,
+        .send_callback = send_cb,
+        .on_frame_recv_start_callback = frame_start_cb,
+        .on_frame_recv_chunk_callback = frame_chunk_cb,
+        .on_msg_recv_callback = msg_cb,
+    };
+    bl_ws_t *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL)
+        return -ENOMEM;
+    if (wslay_event_context_server_init(&ws->ctx, &wcb, ws) != 0) {
+        free(ws);
+        return -ENOMEM;
+    }
+    ws->cb = *cb;
+    ws->data = data;
+    bl_ws_guard_init(&ws->guard, cfg ? cfg->max_message_size : 0);
+    /* We reassemble; the size limit is the guard's, from frame headers. */
+    wslay_event_config_set_no_buffering(ws->ctx, 1);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, UINT64_MAX);
+    *out = ws;
+    return 0;
+}
+
+void bl_ws_free(bl_ws_t *ws)
+{
+    if (ws == NULL)
+        return;
+    wslay_event_context_free(ws->ctx);
+    free(ws->msg);
+    free(ws->out);
+    free(ws);
+}
+
+void *bl_ws_data(const bl_ws_t *ws)
+{
+    return ws->data;
+}
+
+void bl_ws_allow_rsv1(bl_ws_t *ws)
+{
+    wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
+    ws->guard.allowed_rsv = 0x40;
+}
+
+/* Writes queued frames to the output buffer (not from inside wslay_event_recv). */
+static int flush(bl_ws_t *ws)
+{
+    if (ws->in_recv)
+        return 0;
+    if (wslay_event_send(ws->ctx) != 0)
+        return ws->out_failed ? -ENOMEM : -EIO;
+    return 0;
+}
+
+int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
+{
+    uint16_t code;
+    int r;
+
+    if (!wslay_event_get_read_enabled(ws->ctx))
+        return 0;
+    ws->in = data;
+    ws->in_len = bl_ws_guard_scan(&ws->guard, data, len, &code);
+    ws->in_recv = true;
+    r = wslay_event_recv(ws->ctx);
+    ws->in_recv = false;
+    ws->in_len = 0;
+    if (r != 0) {
+        flush(ws); /* best effort: wslay may have queued a close */
+        return r == WSLAY_ERR_NOMEM ? -ENOMEM : -EIO;
+    }
+    /* wslay accepted everything before the offending bytes: fail now, unless
+     * it already stopped reading for a reason of its own found earlier. */
+    if (code != 0 && wslay_event_get_read_enabled(ws->ctx)) {
+        wslay_event_queue_close(ws->ctx, code, NULL, 0);
+        wslay_event_shutdown_read(ws->ctx);
+    }
+    return flush(ws);
+}
+
+static int queue(bl_ws_t *ws, uint8_t opcode, const void *data, size_t len)
+{
+    struct wslay_event_msg msg = {opcode, data, len};
+    int r = wslay_event_queue_msg(ws->ctx, &msg);
+    if (r == WSLAY_ERR_NO_MORE_MSG)
+        return -EPIPE;
+    if (r == WSLAY_ERR_INVALID_ARGUMENT)
+        return -EINVAL;
+    if (r != 0)
+        return -ENOMEM;
+    return flush(ws);
+}
+
+int bl_ws_send_text(bl_ws_t *ws, const void *data, size_t len)
+{
+    return queue(ws, WSLAY_TEXT_FRAME, data, len);
+}
+
+int bl_ws_send_binary(bl_ws_t *ws, const void *data, size_t len)
+{
+    return queue(ws, WSLAY_BINARY_FRAME, data, len);
+}
+
+int bl_ws_send_ping(bl_ws_t *ws, const void *data, size_t len)
+{
+    if (len > 125)
+        return -EINVAL;
+    return queue(ws, WSLAY_PING, data, len);
+}
+
+/* The longest prefix of at most max bytes that doesn't split a UTF-8 character. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    while (max > 0 && ((uint8_t)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len)
+{
+    int r;
+    if (code != 0 && !bl_ws_close_code_valid(code))
+        return -EINVAL;
+    if (reason == NULL)
+        len = 0;
+    len = utf8_cut(reason, len, 123);
+    r = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, len);
+    if (r == WSLAY_ERR_NO_MORE_MSG)
+        return -EPIPE;
+    if (r != 0)
+        return r == WSLAY_ERR_INVALID_ARGUMENT ? -EINVAL : -ENOMEM;
+    return flush(ws);
+}
+
+void bl_ws_take_output(bl_ws_t *ws, uint8_t **buf, size_t *len)
+{
+    if (ws->out_len == 0) {
+        *buf = NULL;
+        *len = 0;
+        return;
+    }
+    *buf = ws->out;
+    *len = ws->out_len;
+    ws->out = NULL;
+    ws->out_len = ws->out_cap = 0;
+}
+
+size_t bl_ws_output_len(const bl_ws_t *ws)
+{
+    return ws->out_len;
+}
+
+bool bl_ws_close_sent(const bl_ws_t *ws)
+{
+    return wslay_event_get_close_sent(ws->ctx);
+}
+
+bool bl_ws_close_received(const bl_ws_t *ws)
+{
+    return wslay_event_get_close_received(ws->ctx);
+}
+
+uint16_t bl_ws_close_code_sent(const bl_ws_t *ws)
+{
+    return wslay_event_get_status_code_sent(ws->ctx);
+}
+
+uint16_t bl_ws_close_code_received(const bl_ws_t *ws)
+{
+    return wslay_event_get_status_code_received(ws->ctx);
+}
+
+bool bl_ws_want_read(const bl_ws_t *ws)
+{
+    return wslay_event_want_read(ws->ctx);
+}
+
+bool bl_ws_want_write(const bl_ws_t *ws)
+{
+    return wslay_event_want_write(ws->ctx) || ws->out_len > 0;
+}
+
+bool bl_ws_done(const bl_ws_t *ws)
+{
+    return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+}
+
+uint64_t bl_ws_pongs(const bl_ws_t *ws)
+{
+    return ws->pongs;
+}

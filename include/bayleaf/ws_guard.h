@@ -1,0 +1,44 @@
+/* A WebSocket frame checker that runs over the received byte stream ahead of
+ * wslay (server side). It finds the RFC 6455 violations wslay misses or
+ * answers without the right close code (oversized or fragmented control
+ * frames, non-minimal lengths, one-byte close payloads, bad UTF-8 in close
+ * reasons), and enforces the message size limit from frame headers, before
+ * any payload is buffered. */
+#ifndef BAYLEAF_WS_GUARD_H
+#define BAYLEAF_WS_GUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    /* configuration */
+    uint8_t allowed_rsv;  /* RSV bits allowed, as in the first header byte (0x40 = RSV1) */
+    uint64_t max_message; /* data message size limit, bytes; 0: none */
+    /* the frame being read */
+    uint8_t hdr[14];
+    uint8_t hdr_len, hdr_need;
+    bool in_payload;
+    uint8_t opcode;
+    uint8_t mask[4];
+    uint64_t remaining; /* payload bytes still to come */
+    uint64_t off;       /* payload bytes seen */
+    /* the data message being read */
+    bool fragmented;  /* its first frame had FIN clear, the final one hasn't come */
+    uint64_t msg_len; /* declared so far */
+    /* close frame payload, unmasked, checked once whole */
+    uint8_t close_buf[125];
+    uint8_t close_len;
+    uint16_t failed; /* close code once a violation was found */
+} bl_ws_guard_t;
+
+void bl_ws_guard_init(bl_ws_guard_t *g, uint64_t max_message);
+/* Scans len received bytes. Returns how many of them may be handed to the
+ * frame parser; when that is less than len, *code says how to fail the
+ * connection (1002 protocol error or 1009 message too big), otherwise it is 0.
+ * The bytes handed on never complete an offending frame. */
+size_t bl_ws_guard_scan(bl_ws_guard_t *g, const uint8_t *p, size_t len, uint16_t *code);
+/* RFC 6455 7.4: may a peer send this close code? (The set wslay accepts.) */
+bool bl_ws_close_code_valid(uint16_t code);
+
+#endif
