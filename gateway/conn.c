@@ -366,7 +366,8 @@ static void flush_body(bl_conn_t *c)
         bl_conn_fail(c, 500);
         return;
     }
-    memcpy(ev->data, c->body, c->body_len);
+    if (c->body_len > 0)
+        memcpy(ev->data, c->body, c->body_len);
     ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
     ex->body_inflight += c->body_len;
     c->body_len = 0;

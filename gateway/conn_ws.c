@@ -80,7 +80,8 @@ static void post_disconnect(bl_conn_t *c, uint16_t code, const uint8_t *reason, 
     bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, len);
     if (ev != NULL) {
         ev->status = code;
-        memcpy(ev->data, reason, len);
+        if (len > 0)
+            memcpy(ev->data, reason, len);
         bl_bridge_post_up(ev);
     }
     /* The app has heard: the connection no longer needs its exchange. */
@@ -115,7 +116,8 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
         ws_close(c, 1011, "out of memory", 13);
         return;
     }
-    memcpy(ev->data, data, len);
+    if (len > 0)
+        memcpy(ev->data, data, len);
     ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
     /* +1: an empty message still counts against the backlog. */
     ex->body_inflight += len + 1;

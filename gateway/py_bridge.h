@@ -18,6 +18,9 @@ typedef struct {
     PyObject *disconnected; /* the ClientDisconnected exception type */
     PyObject *ready_none;   /* a shared awaitable that returns None at once */
     PyObject *call_soon;    /* loop.call_soon */
+    PyObject *call_later;   /* loop.call_later */
+    PyObject *app_close_timeout; /* float seconds */
+    PyObject *on_close_timeout;  /* runner's: cancels an app that outlived its client */
     PyObject *flush_down;   /* _bayleaf._flush_down, scheduled once per batch */
     bl_server_t *server;
 } bl_py_t;
@@ -48,6 +51,7 @@ typedef struct {
     bool disconnected;
     bool continue_asked;
     bool running; /* ex->py holds a reference to this object */
+    PyObject *task; /* the app's task (set by spawn), for the close timeout */
     /* WebSocket */
     bl_ws_state_t ws_state;
     int close_code;          /* from the client's close (1006 when none came) */

@@ -486,8 +486,15 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
         bl_py_post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
+    Py_CLEAR(self->task);
     release_running(self);
     Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *exchange_set_task(ExchangeObject *self, PyObject *task)
+{
+    Py_XSETREF(self->task, Py_NewRef(task));
     Py_RETURN_NONE;
 }
 
@@ -563,6 +570,14 @@ void bl_http_on_event(bl_event_t *ev)
         wake_receiver(self);
         break;
     case BL_EV_DISCONNECT:
+        if (!self->disconnected && self->task != NULL) {
+            /* The app has --application-close-timeout to return. */
+            PyObject *h = PyObject_CallFunctionObjArgs(bl_py.call_later, bl_py.app_close_timeout,
+                                                       bl_py.on_close_timeout, self->task, NULL);
+            if (h == NULL)
+                PyErr_WriteUnraisable((PyObject *)self);
+            Py_XDECREF(h);
+        }
         self->disconnected = true;
         self->close_code = ev->status ? ev->status : 1006;
         Py_XSETREF(self->close_reason,
@@ -594,6 +609,7 @@ void bl_http_on_event(bl_event_t *ev)
 
 static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(self->task);
     Py_VISIT(self->recv_waiter);
     Py_VISIT(self->send_waiter);
     return 0;
@@ -602,6 +618,7 @@ static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
 static int exchange_clear(ExchangeObject *self)
 {
     Py_CLEAR(self->close_reason);
+    Py_CLEAR(self->task);
     Py_CLEAR(self->recv_waiter);
     Py_CLEAR(self->send_waiter);
     return 0;
@@ -622,6 +639,7 @@ static PyMethodDef exchange_methods[] = {
     {"receive", (PyCFunction)exchange_receive, METH_NOARGS, "ASGI receive()."},
     {"send", (PyCFunction)exchange_send, METH_O, "ASGI send(message)."},
     {"finish", (PyCFunction)exchange_finish, METH_O, "The app returned (True: it raised)."},
+    {"set_task", (PyCFunction)exchange_set_task, METH_O, "The task running the app."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -159,11 +159,17 @@ static void schedule_down_wake(void)
 
 static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *names[] = {"loop", "spawn", "on_drained", "state", "root_path", NULL};
-    PyObject *loop, *spawn, *on_drained, *state, *root_path;
+    static char *names[] = {"loop",      "spawn",           "on_drained",       "state",
+                            "root_path", "app_close_timeout", "on_close_timeout", NULL};
+    PyObject *loop, *spawn, *on_drained, *state, *root_path, *close_timeout, *on_close_timeout;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOU", names, &loop, &spawn, &on_drained,
-                                     &state, &root_path))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOUOO", names, &loop, &spawn, &on_drained,
+                                     &state, &root_path, &close_timeout, &on_close_timeout))
+        return NULL;
+    Py_XSETREF(bl_py.app_close_timeout, Py_NewRef(close_timeout));
+    Py_XSETREF(bl_py.on_close_timeout, Py_NewRef(on_close_timeout));
+    Py_XSETREF(bl_py.call_later, PyObject_GetAttrString(loop, "call_later"));
+    if (bl_py.call_later == NULL)
         return NULL;
     Py_XSETREF(bl_py.loop, Py_NewRef(loop));
     Py_XSETREF(bl_py.spawn, Py_NewRef(spawn));

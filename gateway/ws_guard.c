@@ -1,6 +1,7 @@
-/* Frame header and close payload checks ahead of wslay (see ws_guard.h). */
+/* Frame header and close payload checks ahead of wslay (see ws_guard.h). Each
+ * fault is found at the byte that makes it certain, so that byte and the
+ * rest can be withheld from wslay. */
 #include "bayleaf/ws_guard.h"
-#include "bayleaf/utf8.h"
 
 #include <string.h>
 
@@ -56,12 +57,13 @@ static uint16_t check_start(bl_ws_guard_t *g)
         return PROTOCOL_ERROR; /* reserved opcodes */
     }
     g->opcode = op;
-    g->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+    g->len_end = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+    g->hdr_need = g->len_end + 4;
     return 0;
 }
 
-/* The whole header: payload length and mask key. 0 or a close code. */
-static uint16_t check_header(bl_ws_guard_t *g)
+/* The payload length, once read: 0 or a close code. */
+static uint16_t check_length(bl_ws_guard_t *g)
 {
     uint8_t len7 = g->hdr[1] & 0x7f;
     uint64_t len = len7;
@@ -77,7 +79,6 @@ static uint16_t check_header(bl_ws_guard_t *g)
         if ((len >> 63) || len <= 0xffff)
             return PROTOCOL_ERROR;
     }
-    memcpy(g->mask, g->hdr + g->hdr_need - 4, 4);
     if (g->opcode == OP_TEXT || g->opcode == OP_BINARY || g->opcode == OP_CONT) {
         uint64_t total = g->opcode == OP_CONT ? g->msg_len : 0;
         /* total never exceeds the limit, so the subtraction can't wrap. */
@@ -87,18 +88,21 @@ static uint16_t check_header(bl_ws_guard_t *g)
         g->fragmented = !(g->hdr[0] & FIN);
     }
     g->remaining = len;
-    g->off = 0;
-    g->close_len = 0;
     return 0;
 }
 
-/* A whole close payload: 0 or a close code. */
-static uint16_t check_close(const bl_ws_guard_t *g)
+/* One byte of a close payload, unmasked: 0 or a close code. */
+static uint16_t check_close_byte(bl_ws_guard_t *g, uint8_t b)
 {
-    if (g->close_len == 0)
+    if (g->off < 2) {
+        g->close_code = (uint16_t)(g->close_code << 8 | b);
+        if (g->off == 1 && !bl_ws_close_code_valid(g->close_code))
+            return PROTOCOL_ERROR;
         return 0;
-    uint16_t code = (uint16_t)(g->close_buf[0] << 8 | g->close_buf[1]);
-    if (!bl_ws_close_code_valid(code) || !bl_utf8_valid(g->close_buf + 2, g->close_len - 2u))
+    }
+    /* RFC 6455 5.5.1: the reason is UTF-8; a fault is a protocol error here
+     * (wslay would say 1007). */
+    if (bl_utf8_feed(&g->close_utf8, &b, 1) != 1)
         return PROTOCOL_ERROR;
     return 0;
 }
@@ -113,7 +117,7 @@ static size_t fail(bl_ws_guard_t *g, size_t at, uint16_t why, uint16_t *code)
 size_t bl_ws_guard_scan(bl_ws_guard_t *g, const uint8_t *p, size_t len, uint16_t *code)
 {
     size_t i = 0;
-    uint16_t why;
+    uint16_t why = 0;
 
     *code = g->failed;
     if (g->failed)
@@ -121,13 +125,19 @@ size_t bl_ws_guard_scan(bl_ws_guard_t *g, const uint8_t *p, size_t len, uint16_t
     while (i < len) {
         if (!g->in_payload) {
             g->hdr[g->hdr_len++] = p[i];
-            if (g->hdr_len == 2 && (why = check_start(g)) != 0)
+            if (g->hdr_len == 2)
+                why = check_start(g);
+            if (!why && g->hdr_len == g->len_end)
+                why = check_length(g);
+            if (why)
                 return fail(g, i, why, code);
             if (g->hdr_len == g->hdr_need) {
-                if ((why = check_header(g)) != 0)
-                    return fail(g, i, why, code);
+                memcpy(g->mask, g->hdr + g->hdr_len - 4, 4);
                 g->hdr_len = 0;
                 g->hdr_need = 2;
+                g->off = 0;
+                g->close_code = 0;
+                bl_utf8_init(&g->close_utf8);
                 g->in_payload = g->remaining > 0;
             }
             i++;
@@ -137,18 +147,20 @@ size_t bl_ws_guard_scan(bl_ws_guard_t *g, const uint8_t *p, size_t len, uint16_t
         if (n > g->remaining)
             n = (size_t)g->remaining;
         if (g->opcode == OP_CLOSE) {
-            for (size_t k = 0; k < n; k++)
-                g->close_buf[g->close_len++] = p[i + k] ^ g->mask[(g->off + k) & 3];
+            for (size_t k = 0; k < n; k++, g->off++) {
+                if ((why = check_close_byte(g, p[i + k] ^ g->mask[g->off & 3])) != 0)
+                    return fail(g, i + k, why, code);
+            }
+            /* A reason cut inside a character: withhold the frame's last byte. */
+            if (n == g->remaining && !bl_utf8_complete(&g->close_utf8))
+                return fail(g, i + n - 1, PROTOCOL_ERROR, code);
+        } else {
+            g->off += n;
         }
-        g->off += n;
         g->remaining -= n;
         i += n;
-        if (g->remaining == 0) {
+        if (g->remaining == 0)
             g->in_payload = false;
-            /* Hold back the frame's last byte so the parser never sees it whole. */
-            if (g->opcode == OP_CLOSE && (why = check_close(g)) != 0)
-                return fail(g, i - 1, why, code);
-        }
     }
     return len;
 }

@@ -46,9 +46,21 @@ def _spawner(loop, app, log):
             exchange.finish(False)
 
     def spawn(scope, exchange):
-        create_task(run(scope, exchange))
+        exchange.set_task(create_task(run(scope, exchange)))
 
     return spawn
+
+
+def _close_timeout_handler(log, timeout):
+    """Cancels an app still running --application-close-timeout after its client left."""
+
+    def on_close_timeout(task):
+        if not task.done():
+            log.warning("Application did not exit %gs after the client disconnected: "
+                        "cancelling it", timeout)
+            task.cancel()
+
+    return on_close_timeout
 
 
 async def _serve(app, options, log):
@@ -61,9 +73,11 @@ async def _serve(app, options, log):
         if not drained.done():
             drained.set_result(None)
 
+    close_timeout = float(options.get("application_close_timeout", 10))
     _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log), on_drained=on_drained,
                    state=life.state if life.started else None,
-                   root_path=options["root_path"])
+                   root_path=options["root_path"], app_close_timeout=close_timeout,
+                   on_close_timeout=_close_timeout_handler(log, close_timeout))
     fd = _bayleaf.fileno()
     loop.add_reader(fd, _bayleaf.drain)
     _bayleaf.start_io()
