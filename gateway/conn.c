@@ -351,6 +351,14 @@ static void response_done(bl_conn_t *c)
         bl_conn_finish(c);
         return;
     }
+    if (!c->message_complete) {
+        /* The app answered without reading the whole body: the rest is read
+         * and dropped (up to a bound) so the connection can be reused. */
+        conn_detach(c, false);
+        c->discarded = 0;
+        bl_conn_update_reading(c);
+        return;
+    }
     conn_next(c);
 }
 
@@ -416,8 +424,17 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
 static int on_body(bl_http_parser_t *p, const char *at, size_t len)
 {
     bl_conn_t *c = p->data;
-    if (c->ex == NULL)
-        return 0; /* the response is done: the app does not want the rest */
+    if (c->ex == NULL) {
+        /* The response is done: the app does not want the rest. Past a bound,
+         * closing is cheaper than reading it all. */
+        c->discarded += len;
+        if (c->discarded > BL_DISCARD_LIMIT) {
+            c->keep_alive = false;
+            p->error_status = 0;
+            return -1;
+        }
+        return 0;
+    }
     if (c->body_len + len > c->body_cap) {
         size_t cap = c->body_cap ? c->body_cap : 16384;
         while (cap < c->body_len + len)
@@ -456,7 +473,10 @@ static void conn_process(bl_conn_t *c, const char *data, size_t len)
         data += used;
         len -= used;
         if (rc == BL_HTTP_ERROR) {
-            if (c->ex != NULL && c->request_posted) {
+            if (c->resp_done && !c->message_complete) {
+                /* Broken or too long a body nobody reads: end quietly. */
+                bl_conn_finish(c);
+            } else if (c->ex != NULL && c->request_posted) {
                 /* A broken body: the app's request is cut short. */
                 bl_conn_close(c);
             } else {

@@ -6,6 +6,9 @@
 #include "bayleaf/http_response.h"
 #include "bayleaf/server.h"
 
+/* Body bytes read and dropped after an early response before we close instead. */
+#define BL_DISCARD_LIMIT (4u * 1024u * 1024u)
+
 typedef enum {
     TIMER_NONE,
     TIMER_HEADER,    /* a request head must complete */
@@ -47,6 +50,7 @@ struct bl_conn_s {
     bl_framing_t framing;
     int status;
     uint64_t sent_body;
+    uint64_t discarded; /* body bytes dropped after an early response */
     char method[16];
     char *log_path;
     bool request_posted;

@@ -4,7 +4,7 @@
  * the bytes; reassembly is ours so memory grows with data actually received,
  * never with a length a frame header claims. */
 #include "bayleaf/ws.h"
-#include "bayleaf/utf8.h"
+#include "bayleaf/ws_guard.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,13 +20,13 @@ struct bl_ws_s {
     /* bytes being fed, up to what the guard let through */
     const uint8_t *in;
     size_t in_len;
-    bool in_recv;       /* inside wslay_event_recv: don't call wslay_event_send */
-    bool ctrl_frame;    /* the frame being received is a control frame */
-    bool out_failed;    /* the output buffer couldn't grow */
+    bool in_recv;    /* inside wslay_event_recv: don't call wslay_event_send */
+    bool ctrl_frame; /* the frame being received is a control frame */
+    bool out_failed; /* the output buffer couldn't grow */
     /* the data message being reassembled */
     uint8_t *msg;
     size_t msg_len, msg_cap;
-    bool msg_failed;    /* it couldn't grow: the connection is being failed */
+    bool msg_failed; /* it couldn't grow: the connection is being failed */
     /* frames to write */
     uint8_t *out;
     size_t out_len, out_cap;
@@ -51,8 +51,7 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     bl_ws_t *ws = user;
     (void)flags;
@@ -119,6 +118,12 @@ static void message_done(bl_ws_t *ws)
     }
 }
 
+/* Callbacks always get a valid pointer, even for empty payloads. */
+static const uint8_t *nonnull(const uint8_t *p)
+{
+    return p != NULL ? p : (const uint8_t *)"";
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user)
 {
@@ -128,12 +133,12 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
         if (!ws->msg_failed && ws->cb.on_message != NULL)
-            ws->cb.on_message(ws, arg->opcode, ws->msg, ws->msg_len);
+            ws->cb.on_message(ws, arg->opcode, nonnull(ws->msg), ws->msg_len);
         message_done(ws);
         break;
     case WSLAY_CONNECTION_CLOSE:
         if (ws->cb.on_close != NULL) {
-            const uint8_t *reason = arg->msg_length > 2 ? arg->msg + 2 : NULL;
+            const uint8_t *reason = arg->msg_length > 2 ? arg->msg + 2 : nonnull(NULL);
             size_t len = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
             ws->cb.on_close(ws, arg->status_code ? arg->status_code : WSLAY_CODE_NO_STATUS_RCVD,
                             reason, len);
@@ -142,7 +147,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_PONG:
         ws->pongs++;
         if (ws->cb.on_pong != NULL)
-            ws->cb.on_pong(ws, arg->msg, arg->msg_length);
+            ws->cb.on_pong(ws, nonnull(arg->msg), arg->msg_length);
         break;
     default:
         break; /* pings: wslay has queued the pong */
@@ -277,8 +282,10 @@ int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len)
     int r;
     if (code != 0 && !bl_ws_close_code_valid(code))
         return -EINVAL;
-    if (reason == NULL)
+    if (reason == NULL) {
+        reason = "";
         len = 0;
+    }
     len = utf8_cut(reason, len, 123);
     r = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, len);
     if (r == WSLAY_ERR_NO_MORE_MSG)

@@ -5,7 +5,14 @@
 
 #include <string.h>
 
-enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xa };
+enum {
+    OP_CONT = 0x0,
+    OP_TEXT = 0x1,
+    OP_BINARY = 0x2,
+    OP_CLOSE = 0x8,
+    OP_PING = 0x9,
+    OP_PONG = 0xa
+};
 
 enum { FIN = 0x80, RSV_BITS = 0x70, RSV1 = 0x40, MASKED = 0x80 };
 

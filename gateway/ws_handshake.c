@@ -36,8 +36,7 @@ static span_t trim(const char *p, size_t len)
 }
 
 /* The next header called name (lower-case) at or after *i, or NULL. */
-static const char *next_header(const bl_head_t *head, const char *name, uint32_t *i,
-                               size_t *len)
+static const char *next_header(const bl_head_t *head, const char *name, uint32_t *i, size_t *len)
 {
     size_t n = strlen(name);
     for (; *i < head->nheaders; (*i)++) {
@@ -101,8 +100,8 @@ static int refuse(bl_ws_handshake_t *out, int status, const char *reason)
 
 static bool is_b64(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 /* 4.1: the key is 16 bytes, base64-encoded: 22 characters and "==". */
@@ -148,7 +147,7 @@ static int collect(const bl_head_t *head, bl_ws_handshake_t *out)
         }
     }
     i = 0;
-    while ((v = next_header(head, "sec-websocket-extensions", &i, &len)) != NULL)
+    while (next_header(head, "sec-websocket-extensions", &i, &len) != NULL)
         ext_bytes += len + 2;
     if (nprot == 0 && ext_bytes == 0)
         return 0;
@@ -242,9 +241,8 @@ void bl_ws_handshake_free(bl_ws_handshake_t *hs)
     hs->extensions = NULL;
 }
 
-int bl_ws_handshake_response(const char *accept, const char *subprotocol,
-                             const char *extra_headers, size_t extra_len,
-                             const char *server_name, char **out, size_t *out_len)
+int bl_ws_handshake_response(const char *accept, const char *subprotocol, const char *extra_headers,
+                             size_t extra_len, const char *server_name, char **out, size_t *out_len)
 {
     size_t prot_len = subprotocol ? strlen(subprotocol) : 0;
     size_t server_len = server_name ? strlen(server_name) : 0;
