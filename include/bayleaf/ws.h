@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bayleaf/ws_guard.h"
-
 enum {
     BL_WS_TEXT = 0x1,
     BL_WS_BINARY = 0x2,
@@ -23,7 +21,8 @@ enum {
 typedef struct bl_ws_s bl_ws_t;
 
 /* Called from inside bl_ws_feed. They may queue messages (bl_ws_send_*,
- * bl_ws_close) but must not free the session. */
+ * bl_ws_close; written out when the feed ends) but must not feed or free the
+ * session. Pointers are never NULL and are valid during the call only. */
 typedef struct {
     /* A complete text (valid UTF-8) or binary message. */
     void (*on_message)(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len);
@@ -63,7 +62,8 @@ int bl_ws_send_ping(bl_ws_t *ws, const void *data, size_t len);
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len);
 
 /* Bytes to write, in order. Takes ownership of the buffer (free() it);
- * *buf is NULL and *len 0 when there is nothing. */
+ * *buf is NULL and *len 0 when there is nothing. The buffer is unbounded:
+ * the owner applies backpressure (stop reading, tell the app) on its size. */
 void bl_ws_take_output(bl_ws_t *ws, uint8_t **buf, size_t *len);
 size_t bl_ws_output_len(const bl_ws_t *ws);
 

@@ -8,13 +8,13 @@
 #include "bayleaf/http_parser.h"
 
 typedef struct {
-    int status;                /* 0, or 400 / 426 / 500: refuse with it */
-    const char *reason;        /* why (static), when status != 0 */
-    char accept[29];           /* Sec-WebSocket-Accept value, NUL-terminated */
-    size_t nprotocols;         /* Sec-WebSocket-Protocol elements, in order */
-    const char **protocols;    /* trimmed, NUL-terminated */
-    char *extensions;          /* Sec-WebSocket-Extensions values joined by ", "; NULL: none */
-    void *mem;                 /* storage of the above */
+    int status;             /* 0, or 400 / 426 / 500: refuse with it */
+    const char *reason;     /* why (static), when status != 0 */
+    char accept[29];        /* Sec-WebSocket-Accept value, NUL-terminated */
+    size_t nprotocols;      /* Sec-WebSocket-Protocol elements, in order */
+    const char **protocols; /* trimmed, NUL-terminated */
+    char *extensions;       /* Sec-WebSocket-Extensions values joined by ", "; NULL: none */
+    void *mem;              /* storage of the above */
 } bl_ws_handshake_t;
 
 /* Validates an upgrade request (method GET, HTTP/1.1+, Host, Upgrade: websocket,
@@ -28,9 +28,9 @@ void bl_ws_handshake_free(bl_ws_handshake_t *hs);
 /* The "101 Switching Protocols" head, malloc'd into *out. subprotocol and
  * server_name may be NULL; extra_headers are the app's lines, "name: value\r\n"
  * each. 0, -EINVAL (a CR or LF in subprotocol) or -ENOMEM. */
-int bl_ws_handshake_response(const char *accept, const char *subprotocol,
-                             const char *extra_headers, size_t extra_len,
-                             const char *server_name, char **out, size_t *out_len);
+int bl_ws_handshake_response(const char *accept, const char *subprotocol, const char *extra_headers,
+                             size_t extra_len, const char *server_name, char **out,
+                             size_t *out_len);
 /* A complete refusal (Connection: close) for status 400, 426 or 500, with
  * reason as its text body. 0 or -ENOMEM. */
 int bl_ws_handshake_refusal(int status, const char *reason, const char *server_name, char **out,
