@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,7 +105,7 @@ static int parse_seconds(const char *s, double *out, bool allow_never)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0')
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v > 1e9)
         return -1;
     if (v < 0 && !(allow_never && v == -1))
         return -1;
@@ -160,7 +161,7 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
 
     set_defaults(cfg);
     opterr = 0;
-    optind = 1;
+    optind = 0; /* 0, not 1: also resets glibc's position inside "-abc" groups */
     while ((c = getopt_long(argc, argv, ":hb:p:u:t:v:s:", long_options, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -252,8 +253,18 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
             cfg->websocket_max_message_size = (size_t)n;
             break;
         case ':':
+            if (strncmp(argv[optind - 1], "--", 2) == 0)
+                return bad(err, "option needs a value", argv[optind - 1]);
+            if (optopt != 0 && optopt < 256) {
+                char flag[3] = {'-', (char)optopt, '\0'};
+                return bad(err, "option needs a value", flag);
+            }
             return bad(err, "option needs a value", argv[optind - 1]);
         default:
+            if (optopt != 0) {
+                char flag[3] = {'-', (char)optopt, '\0'};
+                return bad(err, "unknown option", flag);
+            }
             return bad(err, "unknown option", argv[optind - 1]);
         }
     }

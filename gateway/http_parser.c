@@ -1,4 +1,6 @@
-/* HTTP/1.1 request parsing on top of llhttp (strict: no lenient flags). */
+/* HTTP/1.1 request parsing on top of llhttp, built with LLHTTP_STRICT_MODE and
+ * no lenient flags. What llhttp still lets through and RFC 9112 lets us refuse
+ * (obs-fold, versions other than 1.0/1.1) is refused here. */
 #include "bayleaf/http_parser.h"
 
 #include <stdlib.h>
@@ -126,9 +128,32 @@ static int on_header_value(llhttp_t *llh, const char *at, size_t len)
         hd->value_off = (uint32_t)h->len;
         p->last = 2;
     }
+    /* obs-fold (RFC 9112 5.2) is refused. llhttp drops the fold and reports
+     * the value in two spans; a value legitimately comes in two spans only
+     * when the input was cut between them, at the end of one feed. */
+    else if (!(p->span_at_end && at == p->feed_start))
+        return fail(p, 400, "Bad Request");
+    p->span_at_end = at + len == p->feed_end;
     if (head_append(p, at, len, false) != 0)
         return -1;
     hd->value_len += (uint32_t)len;
+    return 0;
+}
+
+/* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
+static int on_header_value_complete(llhttp_t *llh)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    bl_head_t *h = p->head;
+    if (p->head_done || h == NULL || h->nheaders == 0)
+        return 0;
+    bl_header_t *hd = &h->headers[h->nheaders - 1];
+    while (hd->value_len > 0) {
+        char c = h->buf[hd->value_off + hd->value_len - 1];
+        if (c != ' ' && c != '\t')
+            break;
+        hd->value_len--;
+    }
     return 0;
 }
 
@@ -190,6 +215,12 @@ static int on_headers_complete(llhttp_t *llh)
     h->method = llhttp_method_name((llhttp_method_t)llh->method);
     h->http_major = llh->http_major;
     h->http_minor = llh->http_minor;
+    if (h->http_major >= 2)
+        return fail(p, 505, "HTTP Version Not Supported");
+    if (h->http_major != 1 || h->http_minor > 1) /* HTTP/0.9 lines and the like */
+        return fail(p, 400, "Bad Request");
+    if (llh->method == HTTP_CONNECT)
+        return fail(p, 405, "Method Not Allowed"); /* not a proxy */
     h->keep_alive = llhttp_should_keep_alive(llh) != 0;
     h->upgrade = llh->upgrade != 0;
     v = bl_head_find(h, "upgrade", &vlen);
@@ -202,13 +233,23 @@ static int on_headers_complete(llhttp_t *llh)
             return fail(p, 417, "Expectation Failed");
     }
     split_target(h);
+    if (h->path_len == 0) {
+        /* "GET http://host HTTP/1.1": the path is "/". */
+        uint32_t at = (uint32_t)h->len;
+        if (head_append(p, "/", 1, false) != 0)
+            return -1;
+        h->path_off = at;
+        h->path_len = 1;
+    }
 
+    /* A WebSocket upgrade has no body: the bytes after the head are frames.
+     * Read the flag now: on_head takes the head. */
+    bool websocket = h->upgrade && h->websocket;
     p->head = NULL;
     p->head_done = true;
     if (p->handler->on_head(p, h) != 0)
         return fail(p, p->error_status ? p->error_status : 500, "Internal Server Error");
-    /* An upgrade request has no body of its own: stop after the head. */
-    return h->upgrade ? 2 : 0;
+    return websocket ? 2 : 0;
 }
 
 static int on_body(llhttp_t *llh, const char *at, size_t len)
@@ -235,6 +276,7 @@ void bl_http_parser_init(bl_http_parser_t *p, const bl_http_handler_t *handler,
     p->settings.on_url = on_url;
     p->settings.on_header_field = on_header_field;
     p->settings.on_header_value = on_header_value;
+    p->settings.on_header_value_complete = on_header_value_complete;
     p->settings.on_headers_complete = on_headers_complete;
     p->settings.on_body = on_body;
     p->settings.on_message_complete = on_message_complete;
@@ -253,6 +295,8 @@ void bl_http_parser_free(bl_http_parser_t *p)
 
 int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
+    p->feed_start = data;
+    p->feed_end = data + len;
     llhttp_errno_t err = llhttp_execute(&p->llh, data, len);
     switch (err) {
     case HPE_OK:

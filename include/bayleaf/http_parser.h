@@ -60,6 +60,9 @@ struct bl_http_parser_s {
     int last;         /* 1: last data was a header field, 2: a value */
     bool in_message;  /* bytes of a request have been seen */
     bool head_done;   /* the current request's head was delivered */
+    /* the input being parsed, to tell a split value from an obs-fold */
+    const char *feed_start, *feed_end;
+    bool span_at_end; /* the last value span ended where its input did */
     int error_status; /* HTTP status to answer with after BL_HTTP_ERROR */
     const char *error_reason;
     void *data; /* the owner's */

@@ -288,7 +288,7 @@ static void test_targets(void)
     CHECK_EQ_INT(r.nheads, 1);
     if (r.nheads == 1) {
         const bl_head_t *h = r.heads[0];
-        CHECK_BUG(h->path_len == 1 && h->buf[h->path_off] == '/', BUG_ABS_PATH);
+        CHECK(h->path_len == 1 && h->buf[h->path_off] == '/');
         CHECK_EQ_INT(h->query_len, 0);
     }
     rec_free(&r, &p);
@@ -478,7 +478,7 @@ static void test_expect(void)
         static const char req[] = "POST / HTTP/1.1\r\nExpect: 100-continue \r\n"
                                   "Content-Length: 2\r\n\r\n";
         int rc = bl_http_parser_feed(&p, req, strlen(req), &used);
-        CHECK_BUG(rc == BL_HTTP_OK && r.nheads == 1 && r.heads[0]->expect_continue, BUG_OWS);
+        CHECK(rc == BL_HTTP_OK && r.nheads == 1 && r.heads[0]->expect_continue);
     }
     rec_free(&r, &p);
 
@@ -543,16 +543,16 @@ static void test_errors(void)
     CHECK_ERROR(" GET / HTTP/1.1\r\n\r\n", 400);
     CHECK_ERROR("GET / HTTP/1.2\r\n\r\n", 400);
     /* An HTTP/0.9-style line, or a version this server does not speak (505 would do too). */
-    CHECK_ERROR_BUG("GET /\r\n\r\n", 400, BUG_VERSION);
-    CHECK_ERROR_BUG("GET / HTTP/0.9\r\n\r\n", 400, BUG_VERSION);
-    CHECK_ERROR_BUG("GET / HTTP/2.0\r\n\r\n", 400, BUG_VERSION);
+    CHECK_ERROR("GET /\r\n\r\n", 400);
+    CHECK_ERROR("GET / HTTP/0.9\r\n\r\n", 400);
+    CHECK_ERROR("GET / HTTP/2.0\r\n\r\n", 505);
     /* Header syntax. */
     CHECK_ERROR("GET / HTTP/1.1\r\nNo-Colon\r\n\r\n", 400);
     CHECK_ERROR("GET / HTTP/1.1\r\nContent-Length : 0\r\n\r\n", 400);
-    CHECK_ERROR_BUG("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, BUG_LOOSE_LLHTTP);
-    CHECK_ERROR_BUG("GET / HTTP/1.1\r\nName : x\r\n\r\n", 400, BUG_LOOSE_LLHTTP);
-    CHECK_ERROR_BUG("GET / HTTP/1.1\r\nX-A: a\r\n folded\r\n\r\n", 400, BUG_OBS_FOLD);
-    CHECK_ERROR_BUG("GET / HTTP/1.1\r\nX-A: a\r\n\tfolded\r\n\r\n", 400, BUG_OBS_FOLD);
+    CHECK_ERROR("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400);
+    CHECK_ERROR("GET / HTTP/1.1\r\nName : x\r\n\r\n", 400);
+    CHECK_ERROR("GET / HTTP/1.1\r\nX-A: a\r\n folded\r\n\r\n", 400);
+    CHECK_ERROR("GET / HTTP/1.1\r\nX-A: a\r\n\tfolded\r\n\r\n", 400);
     /* Framing. */
     CHECK_ERROR("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "0\r\n\r\n",
@@ -569,8 +569,7 @@ static void test_errors(void)
     CHECK_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
                 400);
     /* Chunk data not followed by CRLF: the loose build skips "XX" and desynchronises. */
-    CHECK_ERROR_BUG("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
-                    400, BUG_LOOSE_LLHTTP);
+    CHECK_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400);
     CHECK_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "fffffffffffffffffff\r\n",
                 400);
@@ -697,9 +696,8 @@ static void test_header_whitespace(void)
         const bl_head_t *h = r.heads[0];
         CHECK_EQ_INT(h->nheaders, 2);
         if (h->nheaders == 2) {
-            CHECK_BUG(h->headers[0].value_len == strlen("spaced  out") &&
-                          memcmp(h->buf + h->headers[0].value_off, "spaced  out", 11) == 0,
-                      BUG_OWS);
+            CHECK(h->headers[0].value_len == strlen("spaced  out") &&
+                          memcmp(h->buf + h->headers[0].value_off, "spaced  out", 11) == 0);
             CHECK_HEADER(h, 1, "x-b", "x");
         }
     }
@@ -806,7 +804,7 @@ static void test_upgrade_with_body(void)
     CHECK_EQ_INT(r.nheads, 1);
     if (r.nheads == 1)
         CHECK(r.heads[0]->upgrade && !r.heads[0]->websocket);
-    CHECK_BUG(used == strlen(req) && r.body_len == 5, BUG_UPGRADE_BODY);
+    CHECK(used == strlen(req) && r.body_len == 5);
     rec_free(&r, &p);
 }
 
