@@ -13,6 +13,7 @@
 
 static void conn_process(bl_conn_t *c, const char *data, size_t len);
 static void access_log_write(bl_conn_t *c);
+static void conn_next(bl_conn_t *c);
 #include "bayleaf/ws.h"
 
 /* ---- timers ---------------------------------------------------------- */
@@ -164,6 +165,8 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->writes_pending == 0 && c->close_after_write)
         bl_conn_finish(c);
+    else if (c->next_waiting && c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER)
+        conn_next(c);
 }
 
 /* Queues bufs; ev and mem are released when written. accounted: bytes the
@@ -318,6 +321,12 @@ static void conn_next(bl_conn_t *c)
 {
     if (!c->resp_done || !c->message_complete || c->closing || c->lingering)
         return;
+    if (c->h.stream.write_queue_size > BL_WRITE_HIGH_WATER) {
+        /* A client that pipelines but does not read: no new work until it does. */
+        c->next_waiting = true;
+        return;
+    }
+    c->next_waiting = false;
     conn_detach(c, false);
     if (!c->keep_alive || c->server->draining) {
         bl_conn_finish(c);
@@ -678,6 +687,31 @@ void bl_conn_drain_all(bl_server_t *s, bool force)
 
 /* ---- events from Python ----------------------------------------------- */
 
+/* Holds a body to its Content-Length: bytes beyond it would be read as the
+ * next response. Returns false when the connection was closed instead. */
+static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
+{
+    if (c->framing != BL_FRAME_LENGTH)
+        return true;
+    uint64_t room = c->clen - c->sent_body;
+    if (*len > room) {
+        BL_ERROR("application sent more than its Content-Length (%llu): response cut, "
+                 "connection closed", (unsigned long long)c->clen);
+        *len = (size_t)room;
+        *more = false;
+        c->keep_alive = false;
+        /* The app's next send() raises: its response is over. */
+        conn_detach(c, true);
+        return true;
+    }
+    if (!*more && c->sent_body + *len < c->clen) {
+        BL_ERROR("application ended its body before its Content-Length (%llu): closing",
+                 (unsigned long long)c->clen);
+        c->keep_alive = false;
+    }
+    return true;
+}
+
 void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
 {
     bl_response_t r = {
@@ -707,12 +741,18 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
     }
     c->resp_started = true;
     c->status = ev->status;
+    c->clen = (ev->flags & BL_EVF_HAS_CLEN) ? ev->aux : ev->len2;
     if (c->timer_kind == TIMER_RESPONSE)
         bl_conn_timer_set(c, TIMER_NONE, 0);
 
     uv_buf_t bufs[4];
     unsigned n = 0;
     size_t body_len = ev->len2;
+    if (!body_within_length(c, &body_len, &more)) {
+        bl_event_free(ev);
+        free(head);
+        return;
+    }
     char *body = ev->data + ev->len;
     size_t accounted = body_len;
     bufs[n++] = uv_buf_init(head, (unsigned)head_len);
@@ -749,6 +789,13 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     bool more = (ev->flags & BL_EVF_MORE) != 0;
     size_t len = ev->len;
     if (!c->resp_started || c->resp_done) {
+        bl_conn_unsent_release(ev->ex, len);
+        bl_event_free(ev);
+        return;
+    }
+    size_t accounted = len;
+    if (!body_within_length(c, &len, &more)) {
+        bl_conn_unsent_release(ev->ex, accounted);
         bl_event_free(ev);
         return;
     }
@@ -782,9 +829,9 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     }
     c->sent_body += len;
     if (n > 0) {
-        bl_conn_write(c, bufs, n, ev, prefix, len);
+        bl_conn_write(c, bufs, n, ev, prefix, accounted);
     } else {
-        bl_conn_unsent_release(ev->ex, len);
+        bl_conn_unsent_release(ev->ex, accounted);
         bl_event_free(ev);
     }
     if (!more) {

@@ -51,6 +51,8 @@ struct bl_conn_s {
     int status;
     uint64_t sent_body;
     uint64_t discarded; /* body bytes dropped after an early response */
+    uint64_t clen;      /* the response's Content-Length (BL_FRAME_LENGTH) */
+    bool next_waiting;  /* a pipelined request waits for the write backlog to drain */
     char method[16];
     char *log_path;
     bool request_posted;

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from harness import (APPS_DIR, BAYLEAF, HERE, IS_BAYLEAF, SERVER_KIND, ServerManager)
+from harness import BAYLEAF, HERE, IS_BAYLEAF, SERVER_KIND, ServerManager
 
 
 # --------------------------------------------------------------------------

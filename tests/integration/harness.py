@@ -37,6 +37,8 @@ if SERVER_KIND not in ("bayleaf", "uvicorn", "daphne"):
 IS_BAYLEAF = SERVER_KIND == "bayleaf"
 IS_UVICORN = SERVER_KIND == "uvicorn"
 IS_DAPHNE = SERVER_KIND == "daphne"
+# set by .ci/test for the ASan+UBSan build: memory bounds (RSS) are meaningless there
+SANITIZED = os.environ.get("BAYLEAF_SANITIZED") == "1"
 
 START_DEADLINE = 10.0
 STOP_GRACE = 5.0
@@ -54,6 +56,14 @@ def skip_server(*kinds, reason=None):
 # --------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------
+
+def assert_rss_growth(growth_kb, limit_kb, what):
+    """RSS bound check (skipped, not failed, under sanitizers: ASan's quarantine and
+    shadow memory make RSS meaningless)."""
+    if SANITIZED:
+        return
+    assert growth_kb < limit_kb, f"server RSS grew by {growth_kb // 1024} MiB {what} (limit {limit_kb // 1024} MiB)"
+
 
 def free_port(host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -457,9 +467,9 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 # the server process
 # --------------------------------------------------------------------------
 
-_UVICORN_ARGS = {"-u": "--uds", "--unix-socket": "--uds", "--fd": "--fd", "--root-path": "--root-path",
+_UVICORN_ARGS = {"-p": "--port", "--port": "--port", "-u": "--uds", "--unix-socket": "--uds", "--fd": "--fd", "--root-path": "--root-path",
                  "--lifespan": "--lifespan", "-b": "--host", "--bind": "--host"}
-_DAPHNE_ARGS = {"-u", "--unix-socket", "--fd", "--root-path", "-b", "--bind", "-t", "--http-timeout",
+_DAPHNE_ARGS = {"-p", "--port", "-u", "--unix-socket", "--fd", "--root-path", "-b", "--bind", "-t", "--http-timeout",
                 "-v", "--verbosity", "--access-log", "-s", "--server-name"}
 _DAPHNE_FLAGS = {"--no-server-name"}
 
@@ -488,22 +498,25 @@ def _translate_args(args):
     return out
 
 
-def server_command(app_spec, args=(), port=None):
-    args = list(args)
+def server_command(app_spec, args=(), port=None, translate=True):
+    """The command line for the server under test; app_spec None: no positional argument.
+    translate=False passes args to a reference server unchanged (for CLI error tests)."""
+    args = list(args) if (IS_BAYLEAF or not translate) else _translate_args(args)
+    tail = [app_spec] if app_spec is not None else []
     if IS_BAYLEAF:
         cmd = [BAYLEAF]
         if port is not None:
             cmd += ["-p", str(port)]
-        return cmd + args + [app_spec]
+        return cmd + args + tail
     if IS_UVICORN:
         cmd = [PYTHON, "-m", "uvicorn"]
         if port is not None:
             cmd += ["--port", str(port)]
-        return cmd + _translate_args(args) + [app_spec]
+        return cmd + args + tail
     cmd = [PYTHON, "-m", "daphne"]
     if port is not None:
         cmd += ["-p", str(port)]
-    return cmd + _translate_args(args) + [app_spec]
+    return cmd + args + tail
 
 
 def server_env(extra=None):
@@ -707,6 +720,17 @@ class ServerManager:
         return problems
 
 
+
+
+def expected_stream(total, chunk):
+    """The body apps/echo.py's /stream route sends for total/chunk."""
+    out, i, sent = [], 0, 0
+    while sent < total:
+        n = min(chunk, total - sent)
+        out.append(bytes([ord("a") + i % 26]) * n)
+        sent += n
+        i += 1
+    return b"".join(out)
 
 
 def sha256(data):

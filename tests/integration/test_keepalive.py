@@ -146,3 +146,24 @@ def test_many_sequential_connections(echo_server):
         assert status == 200
     if not IS_DAPHNE:
         assert echo_server.rss_kb() > 0
+
+
+@skip_server("daphne", reason="daphne sends the body of a HEAD response without Content-Length")
+def test_head_on_streamed_response(echo_server):
+    with echo_server.connect() as conn:
+        resp = conn.request("HEAD", "/stream?total=5000&chunk=1000")
+        assert resp.status == 200
+        resp2 = conn.request("GET", "/hello")
+        assert resp2.status == 200 and resp2.body == b"Hello, world!\n", \
+            "bytes of the HEAD response body leaked into the connection"
+
+
+@skip_server("uvicorn", "daphne", reason="uvicorn 0.17 and daphne put the whole URL into path")
+def test_absolute_form_request_target(echo_server):
+    with echo_server.connect() as conn:
+        conn.send(b"GET http://example.test/abs/p%C3%A5th?q=1 HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        resp = conn.read_response()
+    assert resp.status == 200
+    scope = resp.json()["scope"]
+    assert scope["path"] == "/abs/p\u00e5th"
+    assert scope["query_string"] == b"q=1"

@@ -1,3 +1,4 @@
+import pathlib
 import asyncio
 import os
 import subprocess
@@ -8,7 +9,7 @@ import pytest
 from bayleaf.errors import AppLoadError, StartupError
 from bayleaf.loader import is_asgi3, load_app, wrap_asgi2
 
-from conftest import PYAPP
+PYAPP = pathlib.Path(__file__).resolve().parents[2] / "pyapp"
 
 ASGI3_SOURCE = """
 async def app(scope, receive, send):

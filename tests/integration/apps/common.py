@@ -23,11 +23,11 @@ def query(scope):
     return {k: v[0] for k, v in q.items()}
 
 
-def report(path, **data):
+def report(_path, **data):
     """Append one JSON line to `path` (how apps tell the tests what happened)."""
-    if not path:
+    if not _path:
         return
-    with open(path, "a") as f:
+    with open(_path, "a") as f:
         f.write(json.dumps(data) + "\n")
         f.flush()
 

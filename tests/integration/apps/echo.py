@@ -6,6 +6,7 @@ Routes (first path segment); every other path echoes the scope:
                      ?wait=S sleep before the first receive(); ?delay_per_mb=S sleep per MiB consumed
   /stream            ?total=N&chunk=N&delay=S&cl=1&inline_last=1  streamed response
   /wait-disconnect   ?out=FILE  read the body, then report what the next receive() returns
+                     (?mode=body: report each message while the body arrives)
   /after-complete    ?out=FILE  respond, then report receive() and a late send()
   /sleep             ?s=S  sleep, then echo the scope
   anything else      JSON: {"scope": ..., "body_len", "body_sha256", "chunks"}
@@ -105,15 +106,28 @@ async def late_send(send, out):
 
 
 async def wait_disconnect(scope, receive, send):
-    out = query(scope)["out"]
-    await read_body(receive)
-    report(out, event="waiting")
-    t0 = time.monotonic()
-    msg = await receive()
-    report(out, event="received", type=msg["type"], elapsed=time.monotonic() - t0)
+    """?mode=body: report every message while the body is still arriving, until a
+    disconnect; otherwise read the whole body first, then wait for the next message."""
+    q = query(scope)
+    out = q["out"]
+    if q.get("mode") == "body":
+        report(out, event="waiting")
+        while True:
+            msg = await receive()
+            report(out, event="received", type=msg["type"], more_body=msg.get("more_body"),
+                   length=len(msg.get("body", b"")))
+            if msg["type"] == "http.disconnect":
+                break
+    else:
+        await read_body(receive)
+        report(out, event="waiting")
+        t0 = time.monotonic()
+        msg = await receive()
+        report(out, event="received", type=msg["type"], elapsed=time.monotonic() - t0)
     await asyncio.sleep(0.05)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"too late"})
     except BaseException as e:  # noqa: B902
         report(out, event="send", raised=type(e).__name__,
                mro=[c.__name__ for c in type(e).__mro__], is_oserror=isinstance(e, OSError))

@@ -6,6 +6,8 @@
                       (?cl=1: with a Content-Length larger than what is sent)
   /no-response        returns without sending anything
   /sleep?s=S          sleeps S seconds (default 3), then responds 200 "late"
+
+`errors:misbehaving` adds invalid message sequences (see _misbehave).
 """
 
 import asyncio
@@ -42,3 +44,51 @@ async def _dispatch(scope, receive, send):
 
 
 app = http_app(_dispatch)
+
+
+async def _misbehave(scope, receive, send):
+    """/body-before-start: sends a body message first;  /bad-header: a str header name;
+    /double-start: two http.response.start messages."""
+    path = scope["path"]
+    if path == "/body-before-start":
+        await send({"type": "http.response.body", "body": b"nope"})
+    elif path == "/bad-header":
+        await send({"type": "http.response.start", "status": 200, "headers": [("x-str", "not bytes")]})
+        await send({"type": "http.response.body", "body": b"nope"})
+    elif path == "/double-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+    elif path == "/connection-close":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"connection", b"close"), (b"content-length", b"3")]})
+        await send({"type": "http.response.body", "body": b"bye"})
+    elif path == "/many-headers":
+        headers = [(b"set-cookie", b"c%d=v%d; Path=/" % (i, i)) for i in range(5)]
+        headers += [(b"x-resp-%d" % i, b"w" * 500) for i in range(60)]
+        headers += [(b"x-latin1", b"caf\xe9"), (b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"many"})
+    elif path == "/short-body":  # Content-Length 100, only 10 bytes, then done
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+        await send({"type": "http.response.body", "body": b"0123456789"})
+    elif path == "/long-body":  # Content-Length 5, 5 bytes then more
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+        try:
+            await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+            await send({"type": "http.response.body", "body": b"EXTRA-BYTES-AFTER-LENGTH"})
+        except Exception:  # noqa: BLE001 - the server may refuse the excess
+            pass
+    elif path == "/empty-chunks":  # empty more_body messages in the middle of a stream
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for piece in [b"a", b"", b"b", b"", b"", b"c"]:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    elif path.startswith("/status/"):
+        code = int(path.rsplit("/", 1)[1])
+        await send({"type": "http.response.start", "status": code, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await _dispatch(scope, receive, send)
+
+
+misbehaving = http_app(_misbehave)

@@ -32,6 +32,8 @@ async def full(scope, receive, send):
         state = scope.get("state")
         await send_json(send, {"has_state": state is not None,
                                "state": jsonable(dict(state)) if state is not None else None})
+        if state is not None:
+            state["mutated-by"] = scope["path"]  # must not leak into later requests
 
 
 async def startup_fails(scope, receive, send):
