@@ -81,6 +81,8 @@ void bl_conn_close(bl_conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING))
+        bl_conn_access_log(c, "WSDISCONNECT"); /* the TCP connection dropped */
     conn_detach(c, !c->resp_done);
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);

@@ -5,6 +5,7 @@
 #include "bayleaf/ws_handshake.h"
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,14 +33,19 @@ static void ws_schedule(bl_conn_t *c)
     } while (0)
     if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
         NEAREST(c->ws_started + (uint64_t)(cfg->websocket_connect_timeout * 1000));
-    if (c->ws_phase == WS_OPEN) {
+    if (c->ws_phase == WS_OPEN && !c->reading) {
+        /* Reading is paused for the app: a pong could not be seen, so no
+         * keepalive until it resumes (the client is not idle, we are). */
+        c->ws_ping_sent = 0;
+        c->ws_last_read = now_ms(c);
+    } else if (c->ws_phase == WS_OPEN) {
         if (c->ws_ping_sent != 0)
             NEAREST(c->ws_ping_sent + (uint64_t)(cfg->ping_timeout * 1000));
         else if (cfg->ping_interval > 0)
             NEAREST(c->ws_last_read + (uint64_t)(cfg->ping_interval * 1000));
-        if (cfg->websocket_timeout >= 0)
-            NEAREST(c->ws_started + (uint64_t)(cfg->websocket_timeout * 1000));
     }
+    if (c->ws_phase == WS_OPEN && cfg->websocket_timeout >= 0)
+        NEAREST(c->ws_started + (uint64_t)(cfg->websocket_timeout * 1000));
     if (c->ws_phase == WS_CLOSING)
         NEAREST(c->ws_closing_since + CLOSE_HANDSHAKE_TIMEOUT_MS);
 #undef NEAREST
@@ -98,7 +104,8 @@ static void ws_close(bl_conn_t *c, uint16_t code, const char *reason, size_t len
         return;
     c->ws_phase = WS_CLOSING;
     c->ws_closing_since = now_ms(c);
-    bl_ws_close(c->ws, code, reason, len);
+    if (bl_ws_close(c->ws, code, reason, len) == -EINVAL)
+        bl_ws_close(c->ws, 1011, "", 0); /* never leave the client without a close frame */
     ws_flush(c, 0, NULL);
     ws_schedule(c);
 }
@@ -336,8 +343,11 @@ void bl_conn_ws_timer(bl_conn_t *c)
             ws_close(c, 1000, "", 0);
             return;
         }
-        if (c->ws_ping_sent != 0 &&
-            now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
+        if (!c->reading) {
+            c->ws_ping_sent = 0; /* paused for the app: see ws_schedule */
+            c->ws_last_read = now;
+        } else if (c->ws_ping_sent != 0 &&
+                   now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
             /* No pong: the client is gone without a word. */
             BL_DEBUG("WebSocket ping timeout: dropping the connection");
             if (c->ex != NULL)
@@ -345,7 +355,7 @@ void bl_conn_ws_timer(bl_conn_t *c)
             bl_conn_close(c);
             return;
         }
-        if (c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
+        if (c->reading && c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
             now - c->ws_last_read >= (uint64_t)(cfg->ping_interval * 1000)) {
             c->ws_pongs = bl_ws_pongs(c->ws);
             c->ws_ping_sent = now;

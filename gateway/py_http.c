@@ -492,12 +492,6 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
     Py_RETURN_NONE;
 }
 
-static PyObject *exchange_set_task(ExchangeObject *self, PyObject *task)
-{
-    Py_XSETREF(self->task, Py_NewRef(task));
-    Py_RETURN_NONE;
-}
-
 /* ---- events from the I/O thread ------------------------------------------ */
 
 void bl_http_on_request(bl_event_t *ev)
@@ -530,7 +524,10 @@ void bl_http_on_request(bl_event_t *ev)
     r = PyObject_CallFunctionObjArgs(bl_py.spawn, scope, (PyObject *)self, NULL);
     if (r == NULL)
         goto error;
-    Py_DECREF(r);
+    if (self->running)
+        Py_XSETREF(self->task, r); /* steals r: the app's task */
+    else
+        Py_DECREF(r); /* the app already finished */
     Py_DECREF(scope);
     Py_DECREF(self);
     return;
@@ -639,7 +636,6 @@ static PyMethodDef exchange_methods[] = {
     {"receive", (PyCFunction)exchange_receive, METH_NOARGS, "ASGI receive()."},
     {"send", (PyCFunction)exchange_send, METH_O, "ASGI send(message)."},
     {"finish", (PyCFunction)exchange_finish, METH_O, "The app returned (True: it raised)."},
-    {"set_task", (PyCFunction)exchange_set_task, METH_O, "The task running the app."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,7 @@
 /* ASGI WebSocket on the Python thread: scope extras, receive() and send(). */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/ws.h"
 
 #include <string.h>
 
@@ -266,8 +267,11 @@ static PyObject *send_close(ExchangeObject *self, PyObject *msg)
         return NULL;
     if (code_o != NULL && ((code = PyLong_AsLong(code_o)) == -1 && PyErr_Occurred()))
         return NULL;
-    if (code < 1000 || code > 4999)
-        return PyErr_Format(PyExc_ValueError, "websocket.close: invalid code %ld", code);
+    if (code < 0 || code > 65535 || !bl_ws_close_code_sendable((uint16_t)code))
+        return PyErr_Format(PyExc_ValueError,
+                            "websocket.close: code %ld cannot be sent (use 1000-1003, "
+                            "1007-1014 or 3000-4999)",
+                            code);
     if (reason_o != NULL) {
         if (!PyUnicode_Check(reason_o))
             return PyErr_Format(PyExc_TypeError, "websocket.close: 'reason' must be a str");

@@ -277,10 +277,17 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     return max;
 }
 
+bool bl_ws_close_code_sendable(uint16_t code)
+{
+    /* RFC 6455 7.4 plus the IANA-registered 1012-1014; never 1004-1006 or 1015. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len)
 {
     int r;
-    if (code != 0 && !bl_ws_close_code_valid(code))
+    if (code != 0 && !bl_ws_close_code_sendable(code))
         return -EINVAL;
     if (reason == NULL) {
         reason = "";

@@ -96,8 +96,10 @@ struct bl_exchange_s {
 };
 
 /* Flow-control marks (bytes). */
-#define BL_WRITE_HIGH_WATER (256u * 1024u)
-#define BL_WRITE_LOW_WATER (64u * 1024u)
+/* Per scope: a slow client costs at most this much user-space memory, which
+ * matters with thousands of push connections. */
+#define BL_WRITE_HIGH_WATER (64u * 1024u)
+#define BL_WRITE_LOW_WATER (16u * 1024u)
 #define BL_BODY_HIGH_WATER (256u * 1024u)
 
 int bl_queue_init(bl_queue_t *q);

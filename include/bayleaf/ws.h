@@ -57,9 +57,12 @@ int bl_ws_send_text(bl_ws_t *ws, const void *data, size_t len);
 int bl_ws_send_binary(bl_ws_t *ws, const void *data, size_t len);
 int bl_ws_send_ping(bl_ws_t *ws, const void *data, size_t len);
 /* Starts the closing handshake. code 0 sends an empty close; otherwise it
- * must be 1000..1003, 1007..1011 or 3000..4999 (-EINVAL). The reason is
+ * must be sendable: bl_ws_close_code_sendable (-EINVAL). The reason is
  * cut to 123 bytes on a UTF-8 character boundary. 0 or -EPIPE, -ENOMEM. */
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len);
+
+/* May a server send this close code? (1000-1003, 1007-1014, 3000-4999.) */
+bool bl_ws_close_code_sendable(uint16_t code);
 
 /* Bytes to write, in order. Takes ownership of the buffer (free() it);
  * *buf is NULL and *len 0 when there is nothing. The buffer is unbounded:

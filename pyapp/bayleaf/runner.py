@@ -46,7 +46,7 @@ def _spawner(loop, app, log):
             exchange.finish(False)
 
     def spawn(scope, exchange):
-        exchange.set_task(create_task(run(scope, exchange)))
+        return create_task(run(scope, exchange))  # kept by the exchange (close timeout)
 
     return spawn
 
