@@ -19,6 +19,7 @@ typedef struct {
     PyObject *ready_none;   /* a shared awaitable that returns None at once */
     PyObject *call_soon;    /* loop.call_soon */
     PyObject *call_later;   /* loop.call_later */
+    PyObject *current_task; /* asyncio.current_task */
     PyObject *app_close_timeout; /* float seconds */
     PyObject *on_close_timeout;  /* runner's: cancels an app that outlived its client */
     PyObject *flush_down;   /* _bayleaf._flush_down, scheduled once per batch */
@@ -55,6 +56,10 @@ typedef struct {
     /* WebSocket */
     bl_ws_state_t ws_state;
     int close_code;          /* from the client's close (1006 when none came) */
+    bool disconnect_delivered; /* receive() returned websocket.disconnect */
+    bool receive_driven;       /* the app called receive() after websocket.connect */
+    PyObject *recv_task;       /* the task waiting in receive() */
+    PyObject *disconnect_task; /* the task handed websocket.disconnect */
     PyObject *close_reason;  /* str */
 } ExchangeObject;
 

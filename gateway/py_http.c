@@ -487,6 +487,8 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
     Py_CLEAR(self->task);
+    Py_CLEAR(self->recv_task);
+    Py_CLEAR(self->disconnect_task);
     release_running(self);
     Py_DECREF(self);
     Py_RETURN_NONE;
@@ -607,6 +609,8 @@ void bl_http_on_event(bl_event_t *ev)
 static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->task);
+    Py_VISIT(self->recv_task);
+    Py_VISIT(self->disconnect_task);
     Py_VISIT(self->recv_waiter);
     Py_VISIT(self->send_waiter);
     return 0;
@@ -616,6 +620,8 @@ static int exchange_clear(ExchangeObject *self)
 {
     Py_CLEAR(self->close_reason);
     Py_CLEAR(self->task);
+    Py_CLEAR(self->recv_task);
+    Py_CLEAR(self->disconnect_task);
     Py_CLEAR(self->recv_waiter);
     Py_CLEAR(self->send_waiter);
     return 0;

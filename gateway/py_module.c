@@ -171,6 +171,13 @@ static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(bl_py.call_later, PyObject_GetAttrString(loop, "call_later"));
     if (bl_py.call_later == NULL)
         return NULL;
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    if (asyncio == NULL)
+        return NULL;
+    Py_XSETREF(bl_py.current_task, PyObject_GetAttrString(asyncio, "current_task"));
+    Py_DECREF(asyncio);
+    if (bl_py.current_task == NULL)
+        return NULL;
     Py_XSETREF(bl_py.loop, Py_NewRef(loop));
     Py_XSETREF(bl_py.spawn, Py_NewRef(spawn));
     Py_XSETREF(bl_py.on_drained, Py_NewRef(on_drained));

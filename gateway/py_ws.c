@@ -98,8 +98,8 @@ static PyObject *message_receive(ExchangeObject *self)
         payload = PyBytes_FromStringAndSize(ev->data, (Py_ssize_t)ev->len);
     else /* validated as UTF-8 on the I/O thread */
         payload = PyUnicode_DecodeUTF8(ev->data, (Py_ssize_t)ev->len, "surrogateescape");
-    if (payload == NULL || PyDict_SetItem(d, binary ? bl_str.bytes : bl_str.text, payload) < 0 ||
-        PyDict_SetItem(d, binary ? bl_str.text : bl_str.bytes, Py_None) < 0) {
+    /* Only the key of the frame's kind: Channels tests `"text" in message`. */
+    if (payload == NULL || PyDict_SetItem(d, binary ? bl_str.bytes : bl_str.text, payload) < 0) {
         Py_XDECREF(payload);
         Py_DECREF(d);
         return NULL;
@@ -120,8 +120,17 @@ static PyObject *message_receive(ExchangeObject *self)
     return d;
 }
 
-/* The next message for the app, or NULL without an error when none is ready. */
-static PyObject *next_message(ExchangeObject *self)
+static PyObject *current_task(void)
+{
+    PyObject *t = PyObject_CallNoArgs(bl_py.current_task);
+    if (t == NULL)
+        PyErr_Clear();
+    return t; /* new reference, or NULL */
+}
+
+/* The next message for the app, or NULL without an error when none is ready.
+ * receiver: the task being handed it (a new reference is taken). */
+static PyObject *next_message(ExchangeObject *self, PyObject *receiver)
 {
     if (self->ws_state == BL_WS_CONNECTING) {
         self->ws_state = BL_WS_HANDSHAKE;
@@ -129,19 +138,32 @@ static PyObject *next_message(ExchangeObject *self)
     }
     if (self->ex->pending != NULL)
         return message_receive(self);
-    if (self->disconnected)
+    if (self->disconnected) {
+        self->disconnect_delivered = true;
+        Py_XSETREF(self->disconnect_task, Py_XNewRef(receiver));
         return message_disconnect(self);
+    }
     return NULL;
 }
 
 PyObject *bl_ws_receive(ExchangeObject *self)
 {
-    PyObject *msg = next_message(self);
+    PyObject *msg;
+    if (self->ws_state != BL_WS_CONNECTING)
+        self->receive_driven = true;
+    if (self->disconnected) {
+        PyObject *task = current_task();
+        msg = next_message(self, task);
+        Py_XDECREF(task);
+    } else {
+        msg = next_message(self, NULL);
+    }
     if (msg != NULL)
         return bl_ready_new(msg);
     if (PyErr_Occurred())
         return NULL;
     self->recv_waiter = bl_future_new();
+    Py_XSETREF(self->recv_task, current_task());
     return Py_XNewRef(self->recv_waiter);
 }
 
@@ -149,7 +171,7 @@ void bl_ws_wake_receiver(ExchangeObject *self)
 {
     if (self->recv_waiter == NULL)
         return;
-    PyObject *msg = next_message(self);
+    PyObject *msg = next_message(self, self->recv_task);
     if (msg == NULL) {
         if (PyErr_Occurred())
             PyErr_WriteUnraisable((PyObject *)self);
@@ -305,6 +327,20 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         return NULL;
     }
     if (self->disconnected) {
+        /* The client is gone (spec 2.4: send raises). But when another task
+         * holds the disconnect, or is waiting for it, the send lost a race
+         * with the close: Channels dispatches group messages in one task and
+         * hands receive() results from another, and raising here would end
+         * the consumer before its disconnect() (group_discard) runs. Those
+         * sends are dropped; that task ends the app. */
+        PyObject *task = current_task();
+        bool elsewhere = (self->disconnect_task != NULL && self->disconnect_task != task) ||
+                         (self->recv_waiter != NULL && self->recv_task != task);
+        Py_XDECREF(task);
+        /* A receive-driven app that has not been handed the disconnect yet
+         * will be by its next receive(); a push-only app hears it here. */
+        if (elsewhere || (self->receive_driven && !self->disconnect_delivered))
+            return Py_NewRef(bl_py.ready_none);
         PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
         return NULL;
     }

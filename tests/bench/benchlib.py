@@ -1,4 +1,4 @@
-"""Shared helpers for the bayleaf benchmarks (HTTP now, WebSocket later).
+"""Shared helpers for the bayleaf benchmarks (http_bench.py, ws_bench.py).
 
 Everything here is protocol-neutral: server definitions and process lifecycle,
 port helpers, CPU accounting from /proc, wrk invocation/parsing and tables.
@@ -120,6 +120,28 @@ def thread_count(pid: int) -> int:
         return 0
 
 
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS, /proc/PID/status), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def raise_nofile(want: Optional[int] = None) -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit (to want, or to the hard
+    limit); returns the new soft limit. Children started afterwards inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if want is None else want
+    if hard != resource.RLIM_INFINITY:
+        target = min(target, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
 # --------------------------------------------------------------------------- servers
 
 
@@ -136,8 +158,12 @@ class ServerSpec:
 
 
 def server_specs(bayleaf_bin: str = DEFAULT_BAYLEAF_BIN, python: str = DEFAULT_PYTHON,
-                 bayleaf_args: Sequence[str] = ()) -> dict:
-    """All known servers, keyed by name. Logging is off for every one of them."""
+                 bayleaf_args: Sequence[str] = (), uvicorn_args: Sequence[str] = ()) -> dict:
+    """All known servers, keyed by name. Logging is off for every one of them.
+
+    uvicorn_args are inserted before the app (the WebSocket benchmark passes
+    `--ws websockets`).
+    """
     bayleaf_bin = os.path.abspath(bayleaf_bin)  # servers run in the apps directory
 
     def bayleaf(app, host, port):
@@ -146,7 +172,7 @@ def server_specs(bayleaf_bin: str = DEFAULT_BAYLEAF_BIN, python: str = DEFAULT_P
     def uvicorn(app, host, port):
         return [python, "-m", "uvicorn", "--host", host, "--port", str(port),
                 "--loop", "uvloop", "--http", "httptools",
-                "--log-level", "warning", "--no-access-log", app]
+                "--log-level", "warning", "--no-access-log", *uvicorn_args, app]
 
     def daphne(app, host, port):
         return [python, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
@@ -196,6 +222,7 @@ class Server:
     env: dict = field(default_factory=dict)
     proc: Optional[subprocess.Popen] = None
     log_path: Optional[str] = None
+    nofile: Optional[int] = None  # RLIMIT_NOFILE soft limit for the server (None: inherited)
 
     def start(self, timeout: float = 20.0) -> "Server":
         env = dict(os.environ)
@@ -204,12 +231,21 @@ class Server:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (self.cwd, env.get("PYTHONPATH")) if p)
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         fd, self.log_path = tempfile.mkstemp(prefix="bayleaf-bench-", suffix=".log")
+        preexec = None
+        if self.nofile is not None:
+            nofile = self.nofile
+
+            def preexec():  # runs in the child, before exec
+                _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                soft = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         with os.fdopen(fd, "wb") as log:
             # New session: a Ctrl-C on the benchmark reaches us, not the server;
             # our finally/atexit blocks then stop it in an orderly way.
             self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=preexec)
         _live.append(self)
         try:
             wait_for_port(self.host, self.port, timeout, alive=self.alive)

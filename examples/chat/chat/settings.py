@@ -3,7 +3,13 @@
 Environment:
   DJANGO_DEBUG          "1" (default) or "0"
   DJANGO_SECRET_KEY     required when DJANGO_DEBUG=0
-  DJANGO_ALLOWED_HOSTS  comma-separated, used when DJANGO_DEBUG=0
+  DJANGO_ALLOWED_HOSTS  comma-separated, used when DJANGO_DEBUG=0; WebSocket
+                        connections must also come from a page on one of these
+                        hosts (Origin header checked by AllowedHostsOriginValidator)
+  CHAT_REDIS_URL        e.g. redis://127.0.0.1:6379/0: use Redis as the channel
+                        layer, so several server processes share the chat rooms;
+                        unset: an in-process layer (one server process only)
+  CHAT_DB_PATH          SQLite database file (default: db.sqlite3 beside manage.py)
 """
 import os
 from pathlib import Path
@@ -64,13 +70,21 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "chat.asgi.application"
 
-# In-process channel layer for now; the chat rooms will move to Redis later.
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHAT_REDIS_URL = os.environ.get("CHAT_REDIS_URL", "").strip()
+if CHAT_REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [CHAT_REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        "NAME": os.environ.get("CHAT_DB_PATH") or BASE_DIR / "db.sqlite3",
     }
 }
 

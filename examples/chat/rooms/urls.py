@@ -7,5 +7,5 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("stream/", views.stream, name="stream"),
     path("echo/", views.echo, name="echo"),
-    path("rooms/<str:room_name>/", views.room, name="room"),
+    path("chat/<str:room_name>/", views.room, name="room"),
 ]

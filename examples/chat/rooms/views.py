@@ -1,13 +1,15 @@
 import hashlib
 import re
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 STREAM_LINES = 5
-ROOM_NAME = re.compile(r"[\w-]{1,64}")
+# ASCII only: a room's channel-layer group name ("chat_<room>") must be ASCII.
+ROOM_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 
 @require_GET
@@ -24,7 +26,9 @@ def index(request):
 
 @require_GET
 def room(request, room_name):
-    """A room page; live messages over WebSocket come in a later version."""
+    """A room page: the message log and input, live over ws/chat/<room>/."""
+    if not ROOM_NAME.fullmatch(room_name):
+        raise Http404("no such room")
     return render(request, "rooms/room.html", {"room_name": room_name})
 
 
