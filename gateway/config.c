@@ -25,6 +25,20 @@ enum {
     OPT_PING_TIMEOUT,
     OPT_APP_CLOSE_TIMEOUT,
     OPT_WS_MAX_MESSAGE,
+    OPT_WS_MAX_FRAME,
+    OPT_UNIX_MODE,
+    OPT_PROXY_HEADERS,
+    OPT_PROXY_HOST,
+    OPT_PROXY_PORT,
+    OPT_FORWARDED_ALLOW,
+    OPT_LOG_FMT,
+    OPT_WORKERS,
+    OPT_VENV,
+    OPT_LIMIT_CONCURRENCY,
+    OPT_WS_COMPRESSION,
+    OPT_WS_CONTEXT_TAKEOVER,
+    OPT_WS_WINDOW_BITS,
+    OPT_WS_COMPRESSION_THRESHOLD,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +71,22 @@ static const struct option long_options[] = {
     {"application_close_timeout", required_argument, NULL, OPT_APP_CLOSE_TIMEOUT},
     {"websocket-max-message-size", required_argument, NULL, OPT_WS_MAX_MESSAGE},
     {"websocket_max_message_size", required_argument, NULL, OPT_WS_MAX_MESSAGE},
+    {"websocket-max-frame-size", required_argument, NULL, OPT_WS_MAX_FRAME},
+    {"websocket_max_frame_size", required_argument, NULL, OPT_WS_MAX_FRAME},
+    {"endpoint", required_argument, NULL, 'e'},
+    {"unix-socket-mode", required_argument, NULL, OPT_UNIX_MODE},
+    {"proxy-headers", no_argument, NULL, OPT_PROXY_HEADERS},
+    {"proxy-headers-host", required_argument, NULL, OPT_PROXY_HOST},
+    {"proxy-headers-port", required_argument, NULL, OPT_PROXY_PORT},
+    {"forwarded-allow-ips", required_argument, NULL, OPT_FORWARDED_ALLOW},
+    {"log-fmt", required_argument, NULL, OPT_LOG_FMT},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"venv", required_argument, NULL, OPT_VENV},
+    {"limit-concurrency", required_argument, NULL, OPT_LIMIT_CONCURRENCY},
+    {"ws-compression", required_argument, NULL, OPT_WS_COMPRESSION},
+    {"ws-compression-context-takeover", no_argument, NULL, OPT_WS_CONTEXT_TAKEOVER},
+    {"ws-compression-window-bits", required_argument, NULL, OPT_WS_WINDOW_BITS},
+    {"ws-compression-threshold", required_argument, NULL, OPT_WS_COMPRESSION_THRESHOLD},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,7 +122,29 @@ static const char usage[] =
     "  --application-close-timeout SECS\n"
     "                             time for the app to return after a disconnect (default 10)\n"
     "  --websocket-max-message-size BYTES\n"
-    "                             largest WebSocket message, 0 for no limit (default 1048576)\n";
+    "                             largest WebSocket message, 0 for no limit (default 1048576)\n"
+    "  --websocket-max-frame-size BYTES\n"
+    "                             largest WebSocket frame, 0 for no limit (default 0)\n"
+    "  -e, --endpoint SPEC        also listen on SPEC (repeatable): tcp:port=P:interface=H,\n"
+    "                             unix:PATH, fd:fileno=N, systemd:domain=INET:index=N\n"
+    "  --unix-socket-mode MODE    permissions of unix sockets we create (octal, e.g. 660)\n"
+    "  --proxy-headers            use X-Forwarded-For/-Proto/-Port and Forwarded from\n"
+    "                             trusted proxies for the client address and scheme\n"
+    "  --proxy-headers-host HDR   header with the client host (with --proxy-headers)\n"
+    "  --proxy-headers-port HDR   header with the client port (with --proxy-headers)\n"
+    "  --forwarded-allow-ips LIST proxies trusted for those headers, comma-separated\n"
+    "                             (default 127.0.0.1,::1 and unix sockets; * for all)\n"
+    "  --log-fmt FORMAT           Python logging format for log lines\n"
+    "  --workers N                run N worker processes under a supervisor (default 1)\n"
+    "  --venv PATH                use this virtualenv (like VIRTUAL_ENV)\n"
+    "  --limit-concurrency N      answer 503 beyond N open connections (default: none)\n"
+    "  --ws-compression on|off    offer permessage-deflate (default on)\n"
+    "  --ws-compression-context-takeover\n"
+    "                             keep compression context between messages (more memory)\n"
+    "  --ws-compression-window-bits 9..15\n"
+    "                             deflate window (default 15)\n"
+    "  --ws-compression-threshold BYTES\n"
+    "                             send smaller messages uncompressed (default 128)\n";
 
 static int bad(FILE *err, const char *what, const char *value)
 {
@@ -146,6 +198,11 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ping_timeout = 30;
     cfg->application_close_timeout = 10;
     cfg->websocket_max_message_size = 1024 * 1024;
+    cfg->unix_socket_mode = -1;
+    cfg->forwarded_allow_ips = "127.0.0.1,::1";
+    cfg->ws_compression = true;
+    cfg->ws_compression_window_bits = 15;
+    cfg->ws_compression_threshold = 128;
 }
 
 static bool one_of(const char *v, const char *a, const char *b, const char *c)
@@ -162,7 +219,7 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
     set_defaults(cfg);
     opterr = 0;
     optind = 0; /* 0, not 1: also resets glibc's position inside "-abc" groups */
-    while ((c = getopt_long(argc, argv, ":hb:p:u:t:v:s:", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hb:p:u:t:v:s:e:", long_options, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs(usage, out);
@@ -251,6 +308,70 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
             if (parse_long(optarg, 0, (long)1 << 40, &n) != 0)
                 return bad(err, "invalid --websocket-max-message-size", optarg);
             cfg->websocket_max_message_size = (size_t)n;
+            break;
+        case 'e':
+            if (cfg->nendpoints == BL_MAX_ENDPOINTS)
+                return bad(err, "too many endpoints", optarg);
+            cfg->endpoints[cfg->nendpoints++] = optarg;
+            break;
+        case OPT_WS_MAX_FRAME:
+            if (parse_long(optarg, 0, (long)1 << 40, &n) != 0)
+                return bad(err, "invalid --websocket-max-frame-size", optarg);
+            cfg->websocket_max_frame_size = (size_t)n;
+            break;
+        case OPT_UNIX_MODE: {
+            char *end;
+            long mode = strtol(optarg, &end, 8);
+            if (*optarg == '\0' || *end != '\0' || mode < 0 || mode > 0777)
+                return bad(err, "invalid --unix-socket-mode (octal, e.g. 660)", optarg);
+            cfg->unix_socket_mode = (int)mode;
+            break;
+        }
+        case OPT_PROXY_HEADERS:
+            cfg->proxy_headers = true;
+            break;
+        case OPT_PROXY_HOST:
+            cfg->proxy_headers_host = optarg;
+            break;
+        case OPT_PROXY_PORT:
+            cfg->proxy_headers_port = optarg;
+            break;
+        case OPT_FORWARDED_ALLOW:
+            cfg->forwarded_allow_ips = optarg;
+            break;
+        case OPT_LOG_FMT:
+            cfg->log_fmt = optarg;
+            break;
+        case OPT_WORKERS:
+            if (parse_long(optarg, 1, 1024, &n) != 0)
+                return bad(err, "invalid --workers (1 to 1024)", optarg);
+            cfg->workers = (int)n;
+            break;
+        case OPT_VENV:
+            cfg->venv = optarg;
+            break;
+        case OPT_LIMIT_CONCURRENCY:
+            if (parse_long(optarg, 1, 10000000, &n) != 0)
+                return bad(err, "invalid --limit-concurrency", optarg);
+            cfg->limit_concurrency = (unsigned)n;
+            break;
+        case OPT_WS_COMPRESSION:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return bad(err, "--ws-compression takes on or off", optarg);
+            cfg->ws_compression = strcmp(optarg, "on") == 0;
+            break;
+        case OPT_WS_CONTEXT_TAKEOVER:
+            cfg->ws_compression_context_takeover = true;
+            break;
+        case OPT_WS_WINDOW_BITS:
+            if (parse_long(optarg, 9, 15, &n) != 0)
+                return bad(err, "invalid --ws-compression-window-bits (9 to 15)", optarg);
+            cfg->ws_compression_window_bits = (int)n;
+            break;
+        case OPT_WS_COMPRESSION_THRESHOLD:
+            if (parse_long(optarg, 0, (long)1 << 30, &n) != 0)
+                return bad(err, "invalid --ws-compression-threshold", optarg);
+            cfg->ws_compression_threshold = (size_t)n;
             break;
         case ':':
             if (strncmp(argv[optind - 1], "--", 2) == 0)

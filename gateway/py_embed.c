@@ -107,7 +107,8 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "verbosity", PyLong_FromLong(cfg->verbosity)) < 0 ||
         set_item(d, "root_path", PyUnicode_FromString(cfg->root_path)) < 0 ||
         set_item(d, "application_close_timeout",
-                 PyFloat_FromDouble(cfg->application_close_timeout)) < 0) {
+                 PyFloat_FromDouble(cfg->application_close_timeout)) < 0 ||
+        (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;
     }
@@ -120,7 +121,7 @@ int bl_python_run(bl_server_t *server, const bl_config_t *cfg, int argc, char **
     PyStatus status;
     PyObject *runner = NULL, *options = NULL, *result = NULL;
     char python[PATH_MAX];
-    const char *venv = getenv("VIRTUAL_ENV");
+    const char *venv = cfg->venv != NULL ? cfg->venv : getenv("VIRTUAL_ENV");
     int rc = 1;
 
     snprintf(python, sizeof(python), "%s", BL_PYTHON_EXE);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#define BL_MAX_ENDPOINTS 16
+
 typedef struct {
     const char *app;          /* module:attr */
     const char *host;         /* NULL: default 127.0.0.1 */
@@ -32,6 +34,27 @@ typedef struct {
     double ping_timeout;
     double application_close_timeout;
     size_t websocket_max_message_size; /* 0: unlimited */
+    size_t websocket_max_frame_size;   /* 0: unlimited */
+    /* Listeners beyond -b/-p/-u/--fd: Daphne's -e endpoint strings */
+    const char *endpoints[BL_MAX_ENDPOINTS];
+    int nendpoints;
+    int unix_socket_mode; /* -1: leave as created */
+    /* Proxies */
+    bool proxy_headers;               /* --proxy-headers (Daphne) */
+    const char *proxy_headers_host;   /* header naming the client host */
+    const char *proxy_headers_port;   /* header naming the client port */
+    const char *forwarded_allow_ips;  /* peers trusted for proxy headers */
+    /* Logging */
+    const char *log_fmt;
+    /* Processes */
+    int workers; /* 0: no supervisor, one process */
+    const char *venv;
+    unsigned limit_concurrency; /* 0: none; 503 beyond it */
+    /* permessage-deflate (RFC 7692) */
+    bool ws_compression;
+    bool ws_compression_context_takeover;
+    int ws_compression_window_bits; /* 9..15 */
+    size_t ws_compression_threshold; /* smaller messages go uncompressed */
 } bl_config_t;
 
 enum { BL_CONFIG_OK = 0, BL_CONFIG_EXIT = 1 };
