@@ -5,6 +5,7 @@ The I/O thread is started only once lifespan startup has completed.
 """
 
 import asyncio
+import os
 import sys
 
 import _bayleaf
@@ -105,6 +106,14 @@ async def _cancel_leftover_tasks(log, timeout, keep=None):
         await asyncio.wait(pending, timeout=timeout)
 
 
+def _size_thread_pool(loop):
+    """ASGI_THREADS sizes the pool that runs sync code (as in Daphne)."""
+    threads = os.environ.get("ASGI_THREADS")
+    if threads:
+        from concurrent.futures import ThreadPoolExecutor
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=int(threads)))
+
+
 def main(options):
     """Returns the process exit status."""
     log = logs.setup(options["verbosity"], options.get("log_fmt"))
@@ -115,6 +124,7 @@ def main(options):
         print("bayleaf: error: %s" % (exc,), file=sys.stderr)
         return 1
     asyncio.set_event_loop(loop)
+    _size_thread_pool(loop)
     try:
         loop.run_until_complete(_serve(app, options, log))
     except errors.StartupError as exc:
