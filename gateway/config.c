@@ -39,6 +39,7 @@ enum {
     OPT_WS_CONTEXT_TAKEOVER,
     OPT_WS_WINDOW_BITS,
     OPT_WS_COMPRESSION_THRESHOLD,
+    OPT_LOOP_WATCHDOG,
 };
 
 static const struct option long_options[] = {
@@ -87,6 +88,7 @@ static const struct option long_options[] = {
     {"ws-compression-context-takeover", no_argument, NULL, OPT_WS_CONTEXT_TAKEOVER},
     {"ws-compression-window-bits", required_argument, NULL, OPT_WS_WINDOW_BITS},
     {"ws-compression-threshold", required_argument, NULL, OPT_WS_COMPRESSION_THRESHOLD},
+    {"loop-watchdog", required_argument, NULL, OPT_LOOP_WATCHDOG},
     {NULL, 0, NULL, 0},
 };
 
@@ -144,7 +146,9 @@ static const char usage[] =
     "  --ws-compression-window-bits 9..15\n"
     "                             deflate window (default 15)\n"
     "  --ws-compression-threshold BYTES\n"
-    "                             send smaller messages uncompressed (default 128)\n";
+    "                             send smaller messages uncompressed (default 128)\n"
+    "  --loop-watchdog SECS       log the app's stack when it blocks the event loop this\n"
+    "                             long (default 5, 0 to turn off)\n";
 
 static int bad(FILE *err, const char *what, const char *value)
 {
@@ -203,6 +207,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ws_compression = true;
     cfg->ws_compression_window_bits = 15;
     cfg->ws_compression_threshold = 128;
+    cfg->loop_watchdog = 5;
 }
 
 static bool one_of(const char *v, const char *a, const char *b, const char *c)
@@ -273,6 +278,10 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
             if (!one_of(optarg, "auto", "asyncio", "uvloop"))
                 return bad(err, "--loop takes auto, asyncio or uvloop", optarg);
             cfg->loop = optarg;
+            break;
+        case OPT_LOOP_WATCHDOG:
+            if (parse_seconds(optarg, &cfg->loop_watchdog, false) != 0)
+                return bad(err, "invalid number of seconds", optarg);
             break;
         case OPT_GRACEFUL_TIMEOUT:
         case OPT_KEEPALIVE_TIMEOUT:

@@ -50,6 +50,7 @@ typedef struct {
     int workers; /* 0: no supervisor, one process */
     const char *venv;
     unsigned limit_concurrency; /* 0: none; 503 beyond it */
+    double loop_watchdog;       /* warn when the event loop is blocked this long; 0: off */
     /* permessage-deflate (RFC 7692) */
     bool ws_compression;
     bool ws_compression_context_takeover;

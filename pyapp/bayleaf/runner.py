@@ -10,7 +10,7 @@ import sys
 
 import _bayleaf
 
-from . import errors, lifespan, loader, logs
+from . import errors, lifespan, loader, logs, watchdog
 
 
 def _make_loop(kind):
@@ -82,9 +82,12 @@ async def _serve(app, options, log):
     fd = _bayleaf.fileno()
     loop.add_reader(fd, _bayleaf.drain)
     _bayleaf.start_io()
+    dog = watchdog.Watchdog(loop, float(options.get("loop_watchdog", 5)), log)
+    dog.start()
     try:
         await drained
     finally:
+        dog.stop()
         await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10),
                                      keep=life.task)
         await life.shutdown()
