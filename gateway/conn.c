@@ -169,6 +169,8 @@ static void on_write(uv_write_t *req, int status)
         bl_conn_finish(c);
     else if (c->next_waiting && c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER)
         conn_next(c);
+    else if (!c->reading && c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER)
+        bl_conn_update_reading(c); /* the client caught up: read it again */
 }
 
 /* Queues bufs; ev and mem are released when written. accounted: bytes the
@@ -566,8 +568,13 @@ void bl_conn_update_reading(bl_conn_t *c)
         return;
     c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
     /* While paused for a response, input is still read (into rbuf, bounded):
-     * stopping and restarting per request would cost two epoll_ctl calls. */
-    bool want = !c->body_blocked && c->rlen < 65536;
+     * stopping and restarting per request would cost two epoll_ctl calls.
+     * A client that does not read what we write (answers to its pings, say)
+     * is not read either until it catches up. */
+    size_t backlog = c->h.stream.write_queue_size;
+    bool out_blocked = backlog > BL_OUTPUT_HIGH_WATER ||
+                       (!c->reading && backlog > BL_WRITE_LOW_WATER);
+    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;

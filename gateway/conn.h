@@ -6,6 +6,10 @@
 #include "bayleaf/http_response.h"
 #include "bayleaf/server.h"
 
+/* Unwritten output above which a connection is no longer read (a client that
+ * sends but does not read, e.g. a ping flood). */
+#define BL_OUTPUT_HIGH_WATER (1024u * 1024u)
+
 /* Body bytes read and dropped after an early response before we close instead. */
 #define BL_DISCARD_LIMIT (4u * 1024u * 1024u)
 
