@@ -716,8 +716,24 @@ class ServerManager:
                 rc, killed = s.stop()
             if rc is not None and rc < 0 and -rc not in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
                 problems.append(f"server died from signal {signal.Signals(-rc).name}\n{s.describe()}")
+            report = sanitizer_report(s.stderr)
+            if report:
+                problems.append(f"sanitizer report from the server:\n{report}")
         self.servers.clear()
         return problems
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in a server's stderr (ASan, LSan, UBSan, TSan), or ''."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            return text[max(0, i - 200):i + 4000]
+    return ""
 
 
 
