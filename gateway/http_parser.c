@@ -267,20 +267,23 @@ static int on_message_complete(llhttp_t *llh)
     return HPE_PAUSED;
 }
 
+/* One table for every parser: llhttp only keeps a pointer to it. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 void bl_http_parser_init(bl_http_parser_t *p, const bl_http_handler_t *handler,
                          const bl_http_limits_t *limits, void *data)
 {
     memset(p, 0, sizeof(*p));
-    llhttp_settings_init(&p->settings);
-    p->settings.on_message_begin = on_message_begin;
-    p->settings.on_url = on_url;
-    p->settings.on_header_field = on_header_field;
-    p->settings.on_header_value = on_header_value;
-    p->settings.on_header_value_complete = on_header_value_complete;
-    p->settings.on_headers_complete = on_headers_complete;
-    p->settings.on_body = on_body;
-    p->settings.on_message_complete = on_message_complete;
-    llhttp_init(&p->llh, HTTP_REQUEST, &p->settings);
+    llhttp_init(&p->llh, HTTP_REQUEST, &settings);
     p->llh.data = p;
     p->handler = handler;
     p->limits = *limits;

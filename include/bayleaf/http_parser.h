@@ -53,7 +53,6 @@ typedef struct {
 
 struct bl_http_parser_s {
     llhttp_t llh;
-    llhttp_settings_t settings;
     const bl_http_handler_t *handler;
     bl_http_limits_t limits;
     bl_head_t *head; /* being built */
