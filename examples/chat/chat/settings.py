@@ -11,10 +11,20 @@ Environment:
                         unset: an in-process layer (one server process only)
   CHAT_DB_PATH          SQLite database file (default: db.sqlite3 beside manage.py)
 """
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The "bayleaf" app makes `manage.py runserver` serve the project with Bayleaf.
+# Its package is pyapp/bayleaf in the Bayleaf tree (PREFIX/share/bayleaf/pyapp
+# once installed): taken from PYTHONPATH when there, else from this tree.
+_PYAPP = BASE_DIR.parent.parent / "pyapp"
+if importlib.util.find_spec("bayleaf") is None and (_PYAPP / "bayleaf" / "apps.py").is_file():
+    sys.path.append(str(_PYAPP))
+_BAYLEAF_APP = ["bayleaf"] if importlib.util.find_spec("bayleaf") is not None else []
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() not in ("0", "false", "no", "off", "")
 
@@ -35,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    *_BAYLEAF_APP,  # before staticfiles, whose runserver it replaces
     "django.contrib.staticfiles",
     "channels",
     "rooms",
