@@ -3,6 +3,7 @@
 #include "bayleaf/bridge.h"
 #include "bayleaf/http_response.h"
 #include "bayleaf/log.h"
+#include "bayleaf/proxy.h"
 #include "bayleaf/server.h"
 #include "conn.h"
 
@@ -294,7 +295,9 @@ void bl_conn_access_log(bl_conn_t *c, const char *what)
         return;
     localtime_r(&now, &tm);
     strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
-    const char *host = c->client_port >= 0 ? c->client_host : "-";
+    /* Daphne writes "host:port" (after proxy headers), and "None" where there
+     * is no client address (a unix socket): we write "-" there. */
+    const char *host = c->log_host[0] ? c->log_host : "-";
     const char *path = c->log_path ? c->log_path : "";
     if (what != NULL) {
         fprintf(f, "%s - - [%s] \"%s %s\" - -\n", host, date, what, path);
@@ -397,6 +400,52 @@ static void flush_body(bl_conn_t *c)
     bl_bridge_post_up(ev);
 }
 
+/* The proxy rules, built on first use (the I/O thread is the only user). A bad
+ * --forwarded-allow-ips trusts no TCP peer. */
+static const bl_proxy_t *conn_proxy(const bl_config_t *cfg)
+{
+    static bl_proxy_t proxy;
+    static const bl_config_t *built_for;
+    if (built_for != cfg) {
+        char err[256] = "out of memory";
+        if (built_for != NULL)
+            bl_proxy_free(&proxy);
+        built_for = cfg;
+        if (bl_proxy_init(&proxy, cfg, err, sizeof(err)) != 0) {
+            BL_ERROR("%s: proxy headers are ignored", err);
+            memset(&proxy, 0, sizeof(proxy));
+        }
+        if (!cfg->proxy_headers && (cfg->proxy_headers_host || cfg->proxy_headers_port))
+            BL_WARN("--proxy-headers-host/--proxy-headers-port do nothing without --proxy-headers");
+    }
+    return &proxy;
+}
+
+/* The client, scheme, server port and root path the app and the access log
+ * see: the socket's, or what a trusted proxy says. */
+static void apply_proxy(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
+{
+    bl_proxy_view_t v;
+    memcpy(v.client_host, c->client_host, sizeof(v.client_host));
+    v.client_port = c->client_port;
+    v.server_port = c->server_port;
+    v.unix_peer = c->listener->is_unix;
+    bl_proxy_resolve(conn_proxy(c->server->cfg), head, &v);
+    memcpy(ex->client_host, v.client_host, sizeof(ex->client_host));
+    ex->client_port = v.client_port;
+    memcpy(ex->server_host, c->server_host, sizeof(ex->server_host));
+    ex->server_port = v.server_port;
+    ex->secure = v.secure;
+    ex->has_root_path = v.has_root_path;
+    ex->root_path_off = v.root_path_off;
+    ex->root_path_len = v.root_path_len;
+    if (v.host_len > 0 && bl_proxy_set_host(head, v.host, v.host_len) != 0)
+        BL_WARN("out of memory: the Host from Forwarded is not applied");
+    c->log_host[0] = '\0';
+    if (v.client_port >= 0)
+        snprintf(c->log_host, sizeof(c->log_host), "%s:%d", v.client_host, v.client_port);
+}
+
 static int on_head(bl_http_parser_t *p, bl_head_t *head)
 {
     bl_conn_t *c = p->data;
@@ -409,13 +458,14 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
     request_reset(c);
     ex->head = head;
     ex->conn = c;
-    memcpy(ex->client_host, c->client_host, sizeof(ex->client_host));
-    ex->client_port = c->client_port;
-    memcpy(ex->server_host, c->server_host, sizeof(ex->server_host));
-    ex->server_port = c->server_port;
+    apply_proxy(c, head, ex);
     c->ex = ex;
     snprintf(c->method, sizeof(c->method), "%s", head->method);
-    c->log_path = strndup(head->buf + head->path_off, head->path_len);
+    /* Daphne logs the raw request target for HTTP, the raw path for WebSocket. */
+    if (head->websocket)
+        c->log_path = strndup(head->buf + head->path_off, head->path_len);
+    else
+        c->log_path = strndup(head->buf, head->url_len);
     c->head_request = strcmp(head->method, "HEAD") == 0;
     c->http10 = head->http_major == 1 && head->http_minor == 0;
     /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */

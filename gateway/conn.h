@@ -5,6 +5,7 @@
 #include "bayleaf/bridge.h"
 #include "bayleaf/http_response.h"
 #include "bayleaf/server.h"
+#include "bayleaf/ws_deflate.h"
 
 /* Unwritten output above which a connection is no longer read (a client that
  * sends but does not read, e.g. a ping flood). */
@@ -79,6 +80,7 @@ struct bl_conn_s {
     bool close_after_write;
     char client_host[64];
     int client_port;
+    char log_host[72]; /* the access log's client: "host:port" after proxy headers, "" none */
     char server_host[108];
     int server_port;
     /* WebSocket (conn_ws.c) */
@@ -90,6 +92,8 @@ struct bl_conn_s {
     uint64_t ws_ping_sent;  /* loop time of an unanswered ping, 0: none */
     uint64_t ws_pongs;      /* pongs seen when that ping went out */
     uint64_t ws_closing_since;
+    bool ws_deflate;                  /* permessage-deflate agreed for the 101 */
+    bl_ws_deflate_params_t ws_deflate_params;
 };
 
 typedef struct {

@@ -153,13 +153,52 @@ static const bl_ws_callbacks_t callbacks = {on_message, on_close, on_pong};
 
 /* ---- from conn.c ----------------------------------------------------------- */
 
+/* permessage-deflate from the client's offers, unless switched off. */
+static void ws_negotiate(bl_conn_t *c, const char *offers)
+{
+    const bl_config_t *cfg = c->server->cfg;
+    bl_ws_deflate_config_t dc = {
+        .context_takeover = cfg->ws_compression_context_takeover,
+        .window_bits = (uint8_t)cfg->ws_compression_window_bits,
+    };
+    c->ws_deflate =
+        cfg->ws_compression && offers != NULL &&
+        bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+}
+
+/* The 101 head: the agreed extension, then the app's headers. */
+static int ws_response_head(bl_conn_t *c, const char *sub, const char *extra, size_t extra_len,
+                            char **head, size_t *head_len)
+{
+    static const char name[] = "Sec-WebSocket-Extensions: ";
+    char value[BL_WS_DEFLATE_RESPONSE_MAX];
+    if (!c->ws_deflate)
+        return bl_ws_handshake_response(c->ws_accept, sub, extra, extra_len,
+                                        c->server->cfg->server_name, head, head_len);
+    size_t vlen = bl_ws_deflate_response(&c->ws_deflate_params, value, sizeof(value));
+    size_t n = sizeof(name) - 1 + vlen + 2;
+    char *lines = malloc(n + extra_len);
+    if (lines == NULL)
+        return -ENOMEM;
+    memcpy(lines, name, sizeof(name) - 1);
+    memcpy(lines + sizeof(name) - 1, value, vlen);
+    memcpy(lines + n - 2, "\r\n", 2);
+    if (extra_len > 0)
+        memcpy(lines + n, extra, extra_len);
+    int r = bl_ws_handshake_response(c->ws_accept, sub, lines, n + extra_len,
+                                     c->server->cfg->server_name, head, head_len);
+    free(lines);
+    return r;
+}
+
 int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
 {
     bl_ws_handshake_t hs;
     int status = bl_ws_handshake_check(head, &hs);
-    if (status == 0)
+    if (status == 0) {
         memcpy(c->ws_accept, hs.accept, sizeof(hs.accept));
-    else
+        ws_negotiate(c, hs.extensions);
+    } else
         BL_DEBUG("refusing a WebSocket handshake with %d: %s", status, hs.reason);
     bl_ws_handshake_free(&hs);
     if (status != 0)
@@ -197,7 +236,8 @@ void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
 /* The app accepted: 101, then frames. */
 static void ws_accept(bl_conn_t *c, bl_event_t *ev)
 {
-    bl_ws_config_t cfg = {.max_message_size = c->server->cfg->websocket_max_message_size};
+    const bl_config_t *conf = c->server->cfg;
+    bl_ws_config_t cfg = {.max_message_size = conf->websocket_max_message_size};
     char sub[256];
     char *head;
     size_t head_len;
@@ -205,8 +245,9 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     memcpy(sub, ev->data + ev->len, sublen);
     sub[sublen] = '\0';
     if (bl_ws_new(&c->ws, &callbacks, &cfg, c) != 0 ||
-        bl_ws_handshake_response(c->ws_accept, sublen ? sub : NULL, ev->data, ev->len,
-                                 c->server->cfg->server_name, &head, &head_len) != 0) {
+        (c->ws_deflate &&
+         bl_ws_use_deflate(c->ws, &c->ws_deflate_params, conf->ws_compression_threshold) != 0) ||
+        ws_response_head(c, sublen ? sub : NULL, ev->data, ev->len, &head, &head_len) != 0) {
         bl_event_free(ev);
         bl_conn_fail(c, 500);
         return;

@@ -1,35 +1,40 @@
-/* bayleaf: parse the command line, bind, then run Python on this thread. */
+/* bayleaf: parse the command line, open the listeners, then serve them: Python
+ * on this thread, or --workers processes under a supervisor that never starts it. */
 #include "bayleaf/bridge.h"
 #include "bayleaf/config.h"
+#include "bayleaf/listen.h"
 #include "bayleaf/log.h"
+#include "bayleaf/sd_notify.h"
 #include "bayleaf/server.h"
+#include "bayleaf/supervisor.h"
 #include "py_embed.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-int main(int argc, char **argv)
+typedef struct {
+    const bl_config_t *cfg;
+    int argc;
+    char **argv;
+} serve_args_t;
+
+/* One serving process: the I/O thread on set's sockets, the app on this thread. */
+static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
 {
-    static bl_config_t cfg;
     static bl_server_t server;
-    int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
-    if (rc == BL_CONFIG_EXIT)
-        return 0;
-    if (rc < 0)
-        return 2;
-    signal(SIGPIPE, SIG_IGN);
-    bl_log_verbosity = cfg.verbosity;
+    const serve_args_t *a = arg;
+    int rc;
     if ((rc = bl_bridge_init()) != 0) {
         fprintf(stderr, "bayleaf: error: cannot set up the thread bridge: %s\n", strerror(-rc));
         return 1;
     }
-    if (bl_server_init(&server, &cfg) != 0) {
+    if (bl_server_init(&server, a->cfg, set, ready_fd) != 0) {
         bl_server_close(&server);
         bl_bridge_destroy();
         return 1;
     }
-    rc = bl_python_run(&server, &cfg, argc, argv);
+    rc = bl_python_run(&server, a->cfg, a->argc, a->argv);
     if (server.running) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
         bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
@@ -40,5 +45,31 @@ int main(int argc, char **argv)
     }
     bl_server_close(&server);
     bl_bridge_destroy();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static bl_config_t cfg;
+    static bl_listen_set_t set;
+    int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
+    if (rc == BL_CONFIG_EXIT)
+        return 0;
+    if (rc < 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    bl_log_verbosity = cfg.verbosity;
+    bl_sd_notify_init();
+    /* Every listener is open before Python (or any worker) starts. */
+    if (bl_listen_open(&set, &cfg) != 0) {
+        bl_listen_close(&set);
+        return 1;
+    }
+    serve_args_t args = {.cfg = &cfg, .argc = argc, .argv = argv};
+    if (cfg.workers > 0)
+        rc = bl_supervisor_run(&cfg, &set, serve, &args);
+    else
+        rc = serve(&set, -1, &args);
+    bl_listen_close(&set);
     return rc;
 }

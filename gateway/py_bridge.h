@@ -20,6 +20,7 @@ typedef struct {
     PyObject *call_soon;    /* loop.call_soon */
     PyObject *call_later;   /* loop.call_later */
     PyObject *current_task; /* asyncio.current_task */
+    PyObject *coroutine_marker; /* asyncio.coroutines._is_coroutine */
     PyObject *app_close_timeout; /* float seconds */
     PyObject *on_close_timeout;  /* runner's: cancels an app that outlived its client */
     PyObject *flush_down;   /* _bayleaf._flush_down, scheduled once per batch */
@@ -64,6 +65,9 @@ typedef struct {
 } ExchangeObject;
 
 extern PyTypeObject bl_exchange_type;
+/* receive/send for the app (marked as coroutine functions). */
+extern PyTypeObject bl_channel_type;
+PyObject *bl_channel_new(ExchangeObject *ex, bool send);
 
 /* py_http.c, shared with py_ws.c */
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);

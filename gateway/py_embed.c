@@ -105,6 +105,7 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "lifespan", PyUnicode_FromString(cfg->lifespan)) < 0 ||
         set_item(d, "loop", PyUnicode_FromString(cfg->loop)) < 0 ||
         set_item(d, "verbosity", PyLong_FromLong(cfg->verbosity)) < 0 ||
+        set_item(d, "workers", PyLong_FromLong(cfg->workers)) < 0 ||
         set_item(d, "root_path", PyUnicode_FromString(cfg->root_path)) < 0 ||
         set_item(d, "application_close_timeout",
                  PyFloat_FromDouble(cfg->application_close_timeout)) < 0 ||

@@ -50,22 +50,48 @@ static PyObject *address(const char *host, int port, bool unix_server)
     return Py_BuildValue("(si)", host, port);
 }
 
+/* Daphne-Root-Path is the server's (it sets root_path), never the app's. */
+static bool is_root_path_header(const bl_head_t *h, const bl_header_t *hd)
+{
+    return hd->name_len == 16 && memcmp(h->buf + hd->name_off, "daphne-root-path", 16) == 0;
+}
+
 static PyObject *build_headers(const bl_head_t *h)
 {
-    PyObject *list = PyList_New(h->nheaders);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < h->nheaders; i++)
+        n += !is_root_path_header(h, &h->headers[i]);
+    PyObject *list = PyList_New(n);
     if (list == NULL)
         return NULL;
-    for (uint32_t i = 0; i < h->nheaders; i++) {
+    for (uint32_t i = 0, j = 0; i < h->nheaders; i++) {
         const bl_header_t *hd = &h->headers[i];
+        if (is_root_path_header(h, hd))
+            continue;
         PyObject *pair = Py_BuildValue("(y#y#)", h->buf + hd->name_off, (Py_ssize_t)hd->name_len,
                                        h->buf + hd->value_off, (Py_ssize_t)hd->value_len);
         if (pair == NULL) {
             Py_DECREF(list);
             return NULL;
         }
-        PyList_SET_ITEM(list, i, pair); /* steals pair */
+        PyList_SET_ITEM(list, j++, pair); /* steals pair */
     }
     return list;
+}
+
+/* --root-path, or a trusted proxy's Daphne-Root-Path (percent-decoded, as Daphne does). */
+static PyObject *root_path(const bl_exchange_t *ex)
+{
+    if (!ex->has_root_path)
+        return Py_NewRef(bl_py.root_path);
+    return decode_path(ex->head->buf + ex->root_path_off, ex->root_path_len);
+}
+
+static PyObject *scheme(const bl_exchange_t *ex)
+{
+    if (ex->kind == BL_KIND_WEBSOCKET)
+        return Py_NewRef(ex->secure ? bl_str.wss : bl_str.ws);
+    return Py_NewRef(ex->secure ? bl_str.https : bl_str.http);
 }
 
 static int set_item(PyObject *d, PyObject *key, PyObject *value)
@@ -94,13 +120,13 @@ static PyObject *build_scope(const bl_exchange_t *ex)
         PyDict_SetItem(scope, bl_str.http_version,
                        h->http_minor == 0 ? bl_str.v1_0 : bl_str.v1_1) < 0 ||
         (!ws && set_item(scope, bl_str.method, PyUnicode_InternFromString(h->method)) < 0) ||
-        PyDict_SetItem(scope, bl_str.scheme, ws ? bl_str.ws : bl_str.http) < 0 ||
+        set_item(scope, bl_str.scheme, scheme(ex)) < 0 ||
         set_item(scope, bl_str.path, decode_path(h->buf + h->path_off, h->path_len)) < 0 ||
         set_item(scope, bl_str.raw_path,
                  PyBytes_FromStringAndSize(h->buf + h->path_off, h->path_len)) < 0 ||
         set_item(scope, bl_str.query_string,
                  PyBytes_FromStringAndSize(h->buf + h->query_off, h->query_len)) < 0 ||
-        PyDict_SetItem(scope, bl_str.root_path, bl_py.root_path) < 0 ||
+        set_item(scope, bl_str.root_path, root_path(ex)) < 0 ||
         set_item(scope, bl_str.headers, build_headers(h)) < 0 ||
         set_item(scope, bl_str.client, address(ex->client_host, ex->client_port, false)) < 0 ||
         set_item(scope, bl_str.server,
@@ -500,7 +526,7 @@ void bl_http_on_request(bl_event_t *ev)
 {
     bl_exchange_t *ex = ev->ex;
     ExchangeObject *self = NULL;
-    PyObject *scope = NULL, *r = NULL;
+    PyObject *scope = NULL, *r = NULL, *receive = NULL, *send = NULL;
 
     self = PyObject_GC_New(ExchangeObject, &bl_exchange_type);
     if (self == NULL)
@@ -523,7 +549,13 @@ void bl_http_on_request(bl_event_t *ev)
         goto error;
     self->running = true;
     ex->py = Py_NewRef(self); /* dropped by finish() */
-    r = PyObject_CallFunctionObjArgs(bl_py.spawn, scope, (PyObject *)self, NULL);
+    receive = bl_channel_new(self, false);
+    send = bl_channel_new(self, true);
+    if (receive == NULL || send == NULL)
+        goto error;
+    r = PyObject_CallFunctionObjArgs(bl_py.spawn, scope, (PyObject *)self, receive, send, NULL);
+    Py_CLEAR(receive);
+    Py_CLEAR(send);
     if (r == NULL)
         goto error;
     if (self->running)
@@ -535,6 +567,8 @@ void bl_http_on_request(bl_event_t *ev)
     return;
 error:
     PyErr_WriteUnraisable(bl_py.spawn);
+    Py_XDECREF(receive);
+    Py_XDECREF(send);
     if (ev != NULL)
         bl_event_free(ev);
     if (self != NULL) {
@@ -602,6 +636,84 @@ void bl_http_on_event(bl_event_t *ev)
     if (ev != NULL)
         bl_event_free(ev);
     Py_DECREF(self);
+}
+
+/* ---- receive and send as the app sees them ---------------------------------- */
+
+/* The `receive` and `send` callables handed to the app. Plain bound methods
+ * would do, but asyncio (and asgiref's async_to_sync, which warns otherwise)
+ * must see them as coroutine functions: they carry asyncio's marker. */
+typedef struct {
+    PyObject_HEAD
+    ExchangeObject *ex;
+    bool send;
+    vectorcallfunc vectorcall;
+} ChannelObject;
+
+static PyObject *channel_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw)
+{
+    ChannelObject *ch = (ChannelObject *)op;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (kw != NULL && PyTuple_GET_SIZE(kw) > 0)
+        return PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments",
+                            ch->send ? "send" : "receive");
+    if (ch->send) {
+        if (n != 1)
+            return PyErr_Format(PyExc_TypeError, "send() takes exactly one argument (%zd given)",
+                                n);
+        return exchange_send(ch->ex, args[0]);
+    }
+    if (n != 0)
+        return PyErr_Format(PyExc_TypeError, "receive() takes no arguments (%zd given)", n);
+    return exchange_receive(ch->ex, NULL);
+}
+
+static PyObject *channel_is_coroutine(PyObject *op, void *closure)
+{
+    (void)op;
+    (void)closure;
+    return Py_NewRef(bl_py.coroutine_marker ? bl_py.coroutine_marker : Py_None);
+}
+
+static int channel_traverse(ChannelObject *ch, visitproc visit, void *arg)
+{
+    Py_VISIT(ch->ex);
+    return 0;
+}
+
+static void channel_dealloc(ChannelObject *ch)
+{
+    PyObject_GC_UnTrack(ch);
+    Py_CLEAR(ch->ex);
+    PyObject_GC_Del(ch);
+}
+
+static PyGetSetDef channel_getset[] = {
+    {"_is_coroutine", channel_is_coroutine, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject bl_channel_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_bayleaf.Channel",
+    .tp_basicsize = sizeof(ChannelObject),
+    .tp_dealloc = (destructor)channel_dealloc,
+    .tp_vectorcall_offset = offsetof(ChannelObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)channel_traverse,
+    .tp_getset = channel_getset,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+};
+
+PyObject *bl_channel_new(ExchangeObject *ex, bool send)
+{
+    ChannelObject *ch = PyObject_GC_New(ChannelObject, &bl_channel_type);
+    if (ch == NULL)
+        return NULL;
+    ch->ex = (ExchangeObject *)Py_NewRef(ex);
+    ch->send = send;
+    ch->vectorcall = channel_call;
+    PyObject_GC_Track(ch);
+    return (PyObject *)ch;
 }
 
 /* ---- the type ------------------------------------------------------------- */

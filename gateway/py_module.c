@@ -175,6 +175,12 @@ static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
     if (asyncio == NULL)
         return NULL;
     Py_XSETREF(bl_py.current_task, PyObject_GetAttrString(asyncio, "current_task"));
+    PyObject *coroutines = PyObject_GetAttrString(asyncio, "coroutines");
+    if (coroutines != NULL) {
+        Py_XSETREF(bl_py.coroutine_marker, PyObject_GetAttrString(coroutines, "_is_coroutine"));
+        Py_DECREF(coroutines);
+    }
+    PyErr_Clear(); /* no marker: asyncio then checks the code object; harmless */
     Py_DECREF(asyncio);
     if (bl_py.current_task == NULL)
         return NULL;
@@ -286,7 +292,8 @@ PyMODINIT_FUNC bl_py_module_init(void)
     PyObject *m;
     if (bl_strings_init() != 0)
         return NULL;
-    if (PyType_Ready(&bl_ready_type) < 0 || PyType_Ready(&bl_exchange_type) < 0)
+    if (PyType_Ready(&bl_ready_type) < 0 || PyType_Ready(&bl_exchange_type) < 0 ||
+        PyType_Ready(&bl_channel_type) < 0)
         return NULL;
     if ((m = PyModule_Create(&module_def)) == NULL)
         return NULL;

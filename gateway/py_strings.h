@@ -42,6 +42,8 @@
     X(cancelled, "cancelled")                                                                      \
     X(websocket, "websocket")                                                                      \
     X(ws, "ws")                                                                                    \
+    X(https, "https")                                                                              \
+    X(wss, "wss")                                                                                  \
     X(ws_connect, "websocket.connect")                                                             \
     X(ws_receive, "websocket.receive")                                                             \
     X(ws_disconnect, "websocket.disconnect")                                                       \

@@ -2,15 +2,15 @@
 #include "bayleaf/server.h"
 #include "bayleaf/bridge.h"
 #include "bayleaf/log.h"
+#include "bayleaf/sd_notify.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+/* How long a draining worker waits before closing connections without a request. */
+#define BL_SERVER_SETTLE_MS 250
 
 static bl_server_t *io_server; /* for the wake function */
 
@@ -30,121 +30,31 @@ static int listen_error(const char *what, const char *name, int err)
     return err;
 }
 
-static int open_tcp(bl_server_t *s, const char *host, int port)
-{
-    struct addrinfo hints = {0}, *res = NULL;
-    char portstr[16];
-    bl_listener_t *l = &s->listeners[s->nlisteners];
-    int err;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    if (strchr(host, ':') != NULL)
-        snprintf(l->name, sizeof(l->name), "[%s]:%d", host, port);
-    else
-        snprintf(l->name, sizeof(l->name), "%s:%d", host, port);
-    if ((err = getaddrinfo(host, portstr, &hints, &res)) != 0) {
-        fprintf(stderr, "bayleaf: error: cannot resolve %s: %s\n", host, gai_strerror(err));
-        return -EINVAL;
-    }
-    uv_tcp_init(&s->loop, &l->h.tcp);
-    l->h.handle.data = l;
-    l->server = s;
-    s->nlisteners++;
-    err = uv_tcp_bind(&l->h.tcp, res->ai_addr, 0);
-    freeaddrinfo(res);
-    if (err == 0)
-        err = uv_listen(&l->h.stream, 1024, on_connection);
-    if (err != 0)
-        return listen_error("listen on", l->name, err);
-    /* Port 0 asks the kernel for one: report the real address. */
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (port == 0 && uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-        int real = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-        snprintf(l->name, sizeof(l->name), "%s:%d", host, real);
-    }
-    return 0;
-}
-
-/* A socket file nobody answers on is stale and may be replaced; a live one is not. */
-static int unix_path_free(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode)) {
-        fprintf(stderr, "bayleaf: error: %s exists and is not a socket\n", path);
-        return -EEXIST;
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    strncpy(sun.sun_path, path, sizeof(sun.sun_path) - 1);
-    int live = fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (live) {
-        fprintf(stderr, "bayleaf: error: cannot listen on %s: another server is using it\n", path);
-        return -EADDRINUSE;
-    }
-    unlink(path);
-    return 0;
-}
-
-static int open_unix(bl_server_t *s, const char *path)
+/* Takes over a descriptor opened by listen.c. */
+static int adopt(bl_server_t *s, bl_socket_t *sock)
 {
     bl_listener_t *l = &s->listeners[s->nlisteners];
     int err;
-    if (strlen(path) >= sizeof(l->path)) {
-        fprintf(stderr, "bayleaf: error: unix socket path too long: %s\n", path);
-        return -ENAMETOOLONG;
-    }
-    if ((err = unix_path_free(path)) != 0)
-        return err;
-    uv_pipe_init(&s->loop, &l->h.pipe, 0);
-    l->h.handle.data = l;
     l->server = s;
-    l->is_unix = true;
-    snprintf(l->path, sizeof(l->path), "%s", path);
-    snprintf(l->name, sizeof(l->name), "%s", path);
-    s->nlisteners++;
-    if ((err = uv_pipe_bind(&l->h.pipe, path)) != 0)
-        return listen_error("bind", path, err);
-    l->owns_path = true;
-    if ((err = uv_listen(&l->h.stream, 1024, on_connection)) != 0)
-        return listen_error("listen on", path, err);
-    return 0;
-}
-
-static int open_fd(bl_server_t *s, int fd)
-{
-    bl_listener_t *l = &s->listeners[s->nlisteners];
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int err;
-    snprintf(l->name, sizeof(l->name), "fd %d", fd);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        fprintf(stderr, "bayleaf: error: --fd %d is not a socket: %s\n", fd, strerror(errno));
-        return -errno;
-    }
-    l->server = s;
-    if (ss.ss_family == AF_UNIX) {
+    l->is_unix = sock->is_unix;
+    snprintf(l->name, sizeof(l->name), "%s", sock->name);
+    snprintf(l->path, sizeof(l->path), "%s", sock->path);
+    if (sock->is_unix) {
         uv_pipe_init(&s->loop, &l->h.pipe, 0);
-        l->is_unix = true;
-        memcpy(l->path, ((struct sockaddr_un *)&ss)->sun_path, sizeof(l->path) - 1);
-        l->path[sizeof(l->path) - 1] = '\0';
-        err = uv_pipe_open(&l->h.pipe, fd);
+        err = uv_pipe_open(&l->h.pipe, sock->fd);
     } else {
         uv_tcp_init(&s->loop, &l->h.tcp);
-        err = uv_tcp_open(&l->h.tcp, fd);
+        err = uv_tcp_open(&l->h.tcp, sock->fd);
+        /* Sharing the socket: after each accept, give the other workers a chance. */
+        if (err == 0 && s->shared)
+            uv_tcp_simultaneous_accepts(&l->h.tcp, 0);
     }
     l->h.handle.data = l;
     s->nlisteners++;
     if (err == 0)
-        err = uv_listen(&l->h.stream, 1024, on_connection);
+        sock->fd = -1; /* closing the handle closes it now */
+    if (err == 0)
+        err = uv_listen(&l->h.stream, sock->backlog, on_connection);
     if (err != 0)
         return listen_error("listen on", l->name, err);
     return 0;
@@ -175,27 +85,53 @@ static void on_grace_timeout(uv_timer_t *t)
     bl_conn_drain_all(s, true);
 }
 
+static void drain_now(bl_server_t *s)
+{
+    bl_conn_drain_all(s, false);
+    if (s->nconns == 0)
+        post_drained(s);
+}
+
+static void on_settled(uv_timer_t *t)
+{
+    drain_now(t->data);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     bl_server_t *s = sig->data;
+    if (s->draining && s->shared) {
+        /* The same stop reaches a worker twice (from the supervisor, and from the
+         * terminal's Ctrl-C or systemd's cgroup-wide SIGTERM): cutting short is
+         * the supervisor's call, with SIGKILL. */
+        BL_DEBUG("worker %d: already shutting down", (int)getpid());
+        return;
+    }
     if (s->draining) {
         /* A second signal: stop now. */
         BL_INFO("second signal: closing every connection");
         bl_conn_drain_all(s, true);
         return;
     }
-    BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (s->shared)
+        BL_INFO("received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
+                (int)getpid());
+    else
+        BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    bl_sd_notify("STOPPING=1");
     s->draining = true;
     for (int i = 0; i < s->nlisteners; i++) {
         if (!uv_is_closing(&s->listeners[i].h.handle))
             uv_close(&s->listeners[i].h.handle, NULL);
     }
-    bl_conn_drain_all(s, false);
-    if (s->nconns == 0)
-        post_drained(s);
+    uv_timer_start(&s->grace, on_grace_timeout, (uint64_t)(s->cfg->graceful_timeout * 1000), 0);
+    /* A worker being replaced may have just accepted a connection whose request is
+     * still on its way: the listener lives on in the others, so wait for it rather
+     * than close it unserved. */
+    if (s->shared && s->nconns > 0)
+        uv_timer_start(&s->settle, on_settled, BL_SERVER_SETTLE_MS, 0);
     else
-        uv_timer_start(&s->grace, on_grace_timeout, (uint64_t)(s->cfg->graceful_timeout * 1000),
-                       0);
+        drain_now(s);
 }
 
 static void close_all_handles(uv_handle_t *h, void *arg)
@@ -234,11 +170,13 @@ static void wake_io(void)
     uv_async_send(&io_server->wake);
 }
 
-int bl_server_init(bl_server_t *s, const bl_config_t *cfg)
+int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set, int ready_fd)
 {
     int err;
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
+    s->shared = cfg->workers > 0;
+    s->ready_fd = ready_fd;
     s->limits.max_head = cfg->max_head;
     s->limits.max_url = cfg->max_url;
     s->limits.max_headers = cfg->max_headers;
@@ -256,14 +194,13 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg)
     s->sigint.data = s->sigterm.data = s;
     uv_timer_init(&s->loop, &s->grace);
     s->grace.data = s;
+    uv_timer_init(&s->loop, &s->settle);
+    s->settle.data = s;
 
-    if (cfg->unix_socket != NULL && (err = open_unix(s, cfg->unix_socket)) != 0)
-        return err;
-    if (cfg->fd >= 0 && (err = open_fd(s, cfg->fd)) != 0)
-        return err;
-    if (bl_config_wants_tcp(cfg) &&
-        (err = open_tcp(s, cfg->host ? cfg->host : "127.0.0.1", cfg->port >= 0 ? cfg->port : 8000)) != 0)
-        return err;
+    for (int i = 0; i < set->n && s->nlisteners < BL_MAX_LISTENERS; i++) {
+        if (set->socks[i].fd >= 0 && (err = adopt(s, &set->socks[i])) != 0)
+            return err;
+    }
 
     if (cfg->access_log != NULL && strcmp(cfg->access_log, "-") != 0) {
         s->access_log = fopen(cfg->access_log, "a");
@@ -286,8 +223,21 @@ static void *io_main(void *arg)
     /* Signals are handled here; the Python thread keeps the default mask. */
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    for (int i = 0; i < s->nlisteners; i++)
-        BL_INFO("Listening on %s", s->listeners[i].name);
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (s->shared)
+            BL_INFO("Listening on %s (worker %d)", s->listeners[i].name, (int)getpid());
+        else
+            BL_INFO("Listening on %s", s->listeners[i].name);
+    }
+    /* Lifespan startup is over and the loop accepts from here on. */
+    if (s->ready_fd >= 0) {
+        ssize_t n = write(s->ready_fd, "R", 1);
+        (void)n;
+        close(s->ready_fd);
+        s->ready_fd = -1;
+    } else {
+        bl_sd_notify("READY=1");
+    }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -313,11 +263,10 @@ void bl_server_close(bl_server_t *s)
 {
     uv_walk(&s->loop, close_all_handles, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    for (int i = 0; i < s->nlisteners; i++) {
-        if (s->listeners[i].owns_path)
-            unlink(s->listeners[i].path);
-    }
     uv_loop_close(&s->loop);
+    if (s->ready_fd >= 0)
+        close(s->ready_fd);
+    s->ready_fd = -1;
     bl_bridge.wake_down = NULL;
     if (s->access_log != NULL && s->access_log != stdout)
         fclose(s->access_log);

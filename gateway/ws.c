@@ -4,6 +4,8 @@
  * the bytes; reassembly is ours so memory grows with data actually received,
  * never with a length a frame header claims. */
 #include "bayleaf/ws.h"
+#include "bayleaf/utf8.h"
+#include "bayleaf/ws_deflate.h"
 #include "bayleaf/ws_guard.h"
 
 #include <errno.h>
@@ -26,7 +28,10 @@ struct bl_ws_s {
     /* the data message being reassembled */
     uint8_t *msg;
     size_t msg_len, msg_cap;
-    bool msg_failed; /* it couldn't grow: the connection is being failed */
+    bool msg_failed;     /* it couldn't grow: the connection is being failed */
+    bool msg_compressed; /* its first frame had RSV1 */
+    uint64_t max_message;
+    bl_ws_deflate_t *pmd; /* permessage-deflate, once negotiated */
     /* frames to write */
     uint8_t *out;
     size_t out_len, out_cap;
@@ -88,6 +93,10 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     bl_ws_t *ws = user;
     (void)ctx;
     ws->ctrl_frame = wslay_is_ctrl_frame(arg->opcode);
+    /* RFC 7692 6: RSV1 on a message's first frame marks it compressed (the
+     * guard refuses it elsewhere). */
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws->msg_compressed = ws->pmd != NULL && (arg->rsv & WSLAY_RSV1_BIT) != 0;
 }
 
 static void frame_chunk_cb(wslay_event_context_ptr ctx,
@@ -124,6 +133,33 @@ static const uint8_t *nonnull(const uint8_t *p)
     return p != NULL ? p : (const uint8_t *)"";
 }
 
+/* Fails the connection from inside wslay_event_recv: nothing more is read. */
+static void fail_read(bl_ws_t *ws, uint16_t code)
+{
+    wslay_event_queue_close(ws->ctx, code, NULL, 0);
+    wslay_event_shutdown_read(ws->ctx);
+}
+
+/* A reassembled data message to the owner, inflated first if compressed. */
+static void deliver(bl_ws_t *ws, int opcode)
+{
+    const uint8_t *data = nonnull(ws->msg);
+    size_t len = ws->msg_len;
+    if (ws->msg_compressed) {
+        int r = bl_ws_deflate_inflate(ws->pmd, data, len, ws->max_message, &data, &len);
+        uint16_t code = r == 0 ? 0 : r == -EMSGSIZE ? 1009 : r == -EBADMSG ? 1007 : 1011;
+        /* wslay doesn't check compressed text: the inflated bytes must be UTF-8. */
+        if (code == 0 && opcode == WSLAY_TEXT_FRAME && !bl_utf8_valid(data, len))
+            code = 1007;
+        if (code != 0) {
+            fail_read(ws, code);
+            return;
+        }
+    }
+    if (ws->cb.on_message != NULL)
+        ws->cb.on_message(ws, opcode, data, len);
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user)
 {
@@ -132,8 +168,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
-        if (!ws->msg_failed && ws->cb.on_message != NULL)
-            ws->cb.on_message(ws, arg->opcode, nonnull(ws->msg), ws->msg_len);
+        if (!ws->msg_failed)
+            deliver(ws, arg->opcode);
         message_done(ws);
         break;
     case WSLAY_CONNECTION_CLOSE:
@@ -172,7 +208,8 @@ int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *
     }
     ws->cb = *cb;
     ws->data = data;
-    bl_ws_guard_init(&ws->guard, cfg ? cfg->max_message_size : 0);
+    ws->max_message = cfg ? cfg->max_message_size : 0;
+    bl_ws_guard_init(&ws->guard, ws->max_message);
     /* We reassemble; the size limit is the guard's, from frame headers. */
     wslay_event_config_set_no_buffering(ws->ctx, 1);
     wslay_event_config_set_max_recv_msg_length(ws->ctx, UINT64_MAX);
@@ -185,6 +222,7 @@ void bl_ws_free(bl_ws_t *ws)
     if (ws == NULL)
         return;
     wslay_event_context_free(ws->ctx);
+    bl_ws_deflate_free(ws->pmd);
     free(ws->msg);
     free(ws->out);
     free(ws);
@@ -199,6 +237,19 @@ void bl_ws_allow_rsv1(bl_ws_t *ws)
 {
     wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     ws->guard.allowed_rsv = 0x40;
+    /* Incompressible data grows by 5 bytes a block, blocks as short as 128
+     * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more. */
+    uint64_t max = ws->guard.max_message;
+    if (max != 0 && max < UINT64_MAX / 2)
+        ws->guard.max_compressed = max + max / 8 + 64;
+}
+
+int bl_ws_use_deflate(bl_ws_t *ws, const bl_ws_deflate_params_t *params, size_t threshold)
+{
+    if (ws->pmd == NULL && bl_ws_deflate_new(&ws->pmd, params, threshold) != 0)
+        return -ENOMEM;
+    bl_ws_allow_rsv1(ws);
+    return 0;
 }
 
 /* Writes queued frames to the output buffer (not from inside wslay_event_recv). */
@@ -239,8 +290,21 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
 
 static int queue(bl_ws_t *ws, uint8_t opcode, const void *data, size_t len)
 {
+    uint8_t rsv = WSLAY_RSV_NONE;
+    if (ws->pmd != NULL && !wslay_is_ctrl_frame(opcode)) {
+        const uint8_t *z;
+        size_t zlen;
+        if (bl_ws_deflate_compress(ws->pmd, data, len, &z, &zlen) != 0)
+            return -ENOMEM;
+        if (z != NULL) {
+            data = z;
+            len = zlen;
+            rsv = WSLAY_RSV1_BIT;
+        }
+    }
+    /* wslay copies the payload, so z (the thread's buffer) may be reused. */
     struct wslay_event_msg msg = {opcode, data, len};
-    int r = wslay_event_queue_msg(ws->ctx, &msg);
+    int r = wslay_event_queue_msg_ex(ws->ctx, &msg, rsv);
     if (r == WSLAY_ERR_NO_MORE_MSG)
         return -EPIPE;
     if (r == WSLAY_ERR_INVALID_ARGUMENT)

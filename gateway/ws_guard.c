@@ -21,7 +21,7 @@ enum { PROTOCOL_ERROR = 1002, MESSAGE_TOO_BIG = 1009 };
 void bl_ws_guard_init(bl_ws_guard_t *g, uint64_t max_message)
 {
     memset(g, 0, sizeof(*g));
-    g->max_message = max_message;
+    g->max_message = g->max_compressed = max_message;
     g->hdr_need = 2;
 }
 
@@ -51,6 +51,7 @@ static uint16_t check_start(bl_ws_guard_t *g)
     case OP_BINARY:
         if (g->fragmented)
             return PROTOCOL_ERROR; /* a new message inside a fragmented one */
+        g->compressed = (rsv & RSV1) != 0;
         break;
     case OP_CLOSE:
     case OP_PING:
@@ -88,8 +89,9 @@ static uint16_t check_length(bl_ws_guard_t *g)
     }
     if (g->opcode == OP_TEXT || g->opcode == OP_BINARY || g->opcode == OP_CONT) {
         uint64_t total = g->opcode == OP_CONT ? g->msg_len : 0;
+        uint64_t max = g->compressed ? g->max_compressed : g->max_message;
         /* total never exceeds the limit, so the subtraction can't wrap. */
-        if (g->max_message && len > g->max_message - total)
+        if (max && len > max - total)
             return MESSAGE_TOO_BIG;
         g->msg_len = len > UINT64_MAX - total ? UINT64_MAX : total + len;
         g->fragmented = !(g->hdr[0] & FIN);

@@ -90,6 +90,9 @@ struct bl_exchange_s {
     int client_port; /* -1: no client address (unix socket) */
     char server_host[108];
     int server_port; /* -1: unix socket, server_host is its path */
+    bool secure;     /* https/wss, from a trusted proxy's headers (proxy.c) */
+    bool has_root_path; /* Daphne-Root-Path from a trusted proxy: */
+    uint32_t root_path_off, root_path_len; /* its raw value in head->buf */
     /* both threads: send-side flow control */
     atomic_size_t unsent;       /* response bytes queued but not yet written */
     atomic_bool want_writable;  /* Python waits for BL_EV_WRITABLE */

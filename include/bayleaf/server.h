@@ -10,6 +10,7 @@
 #include "bayleaf/config.h"
 #include "bayleaf/bridge.h"
 #include "bayleaf/http_parser.h"
+#include "bayleaf/listen.h"
 
 #define BL_MAX_LISTENERS 16
 
@@ -25,7 +26,6 @@ typedef struct {
     } h;
     bl_server_t *server;
     bool is_unix;
-    bool owns_path; /* unlink the socket file at exit */
     char name[128]; /* for messages: "127.0.0.1:8000" or the socket path */
     char path[108]; /* unix socket path */
 } bl_listener_t;
@@ -36,6 +36,7 @@ struct bl_server_s {
     uv_prepare_t flush_up; /* wakes Python once per loop iteration */
     uv_signal_t sigint, sigterm;
     uv_timer_t grace;
+    uv_timer_t settle; /* workers: lets just-accepted connections show a request */
     const bl_config_t *cfg;
     bl_http_limits_t limits;
     bl_listener_t listeners[BL_MAX_LISTENERS];
@@ -47,11 +48,15 @@ struct bl_server_s {
     bool running;  /* the I/O thread was started */
     bool draining; /* a stop signal came: no new work */
     bool drained;  /* DRAINED was posted */
+    bool shared;   /* a worker: other processes accept on the same sockets */
+    int ready_fd;  /* a worker: told once accepting starts (-1: none) */
 };
 
-/* Main thread, before Python starts: loop, listeners, signals. Prints one error
- * line and returns a negative value on failure. */
-int bl_server_init(bl_server_t *s, const bl_config_t *cfg);
+/* Main thread, before Python starts: loop, signals, and the listeners of set,
+ * whose descriptors the loop takes over (their fd becomes -1 in set). A worker
+ * passes the pipe to its supervisor as ready_fd (else -1). Prints one error line
+ * and returns a negative value on failure. */
+int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set, int ready_fd);
 /* Starts the I/O thread. */
 int bl_server_start(bl_server_t *s);
 /* Waits for the I/O thread to exit (after a STOP event). */

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bayleaf/ws_deflate.h"
+
 enum {
     BL_WS_TEXT = 0x1,
     BL_WS_BINARY = 0x2,
@@ -45,6 +47,11 @@ void *bl_ws_data(const bl_ws_t *ws);
  * (the inflating layer must then check UTF-8 itself; wslay skips it for
  * compressed text). */
 void bl_ws_allow_rsv1(bl_ws_t *ws);
+/* permessage-deflate was agreed: RSV1 messages are inflated (limit:
+ * max_message_size, 1009 while inflating; bad data 1007; text checked as
+ * UTF-8), and data messages of threshold bytes or more go out compressed.
+ * 0 or -ENOMEM. */
+int bl_ws_use_deflate(bl_ws_t *ws, const bl_ws_deflate_params_t *params, size_t threshold);
 
 /* Hands received bytes to the session: callbacks run, replies are queued and
  * written to the output buffer. Bytes after the session stopped reading are

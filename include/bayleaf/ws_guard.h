@@ -17,6 +17,10 @@ typedef struct {
     /* configuration */
     uint8_t allowed_rsv;  /* RSV bits allowed, as in the first header byte (0x40 = RSV1) */
     uint64_t max_message; /* data message size limit, bytes; 0: none */
+    /* the limit on the wire for a compressed (RSV1) message: deflate can
+     * expand incompressible data a little; its inflated size is checked
+     * while inflating */
+    uint64_t max_compressed;
     /* the frame being read */
     uint8_t hdr[14];
     uint8_t hdr_len, len_end, hdr_need; /* bytes read; end of the length; end of the header */
@@ -27,6 +31,7 @@ typedef struct {
     uint64_t off;       /* payload bytes seen */
     /* the data message being read */
     bool fragmented;  /* its first frame had FIN clear, the final one hasn't come */
+    bool compressed;  /* its first frame had RSV1 */
     uint64_t msg_len; /* declared so far */
     /* close frame payload, unmasked and checked byte by byte */
     uint16_t close_code;

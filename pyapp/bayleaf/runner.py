@@ -30,9 +30,9 @@ def _spawner(loop, app, log):
     """Returns spawn(scope, exchange), called from C for every new scope."""
     create_task = loop.create_task
 
-    async def run(scope, exchange):
+    async def run(scope, exchange, receive, send):
         try:
-            await app(scope, exchange.receive, exchange.send)
+            await app(scope, receive, send)
         except BaseException as exc:  # the server outlives every app error
             if isinstance(exc, _bayleaf.ClientDisconnected):
                 # The client left mid-response: its business, not an app bug.
@@ -46,8 +46,8 @@ def _spawner(loop, app, log):
         else:
             exchange.finish(False)
 
-    def spawn(scope, exchange):
-        return create_task(run(scope, exchange))  # kept by the exchange (close timeout)
+    def spawn(scope, exchange, receive, send):
+        return create_task(run(scope, exchange, receive, send))  # kept by the exchange (close timeout)
 
     return spawn
 
@@ -117,6 +117,29 @@ def _size_thread_pool(loop):
         loop.set_default_executor(ThreadPoolExecutor(max_workers=int(threads)))
 
 
+_IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+
+
+def _warn_in_memory_layer(log, workers):
+    """With several workers, Channels' in-memory layer splits groups per process."""
+    if workers <= 1:
+        return
+    conf = sys.modules.get("django.conf")  # never import Django for an app that did not
+    if conf is None:
+        return
+    try:
+        if not conf.settings.configured:
+            return
+        layers = getattr(conf.settings, "CHANNEL_LAYERS", None) or {}
+        backend = (layers.get("default") or {}).get("BACKEND")
+    except Exception:  # broken settings are the app's business, reported elsewhere
+        return
+    if backend == _IN_MEMORY_LAYER:
+        log.warning("CHANNEL_LAYERS uses InMemoryChannelLayer with --workers %d: groups and "
+                    "channel messages do not cross worker processes; use channels_redis "
+                    "(channels_redis.core.RedisChannelLayer) or run one worker", workers)
+
+
 def main(options):
     """Returns the process exit status."""
     log = logs.setup(options["verbosity"], options.get("log_fmt"))
@@ -126,6 +149,7 @@ def main(options):
     except errors.StartupError as exc:
         print("bayleaf: error: %s" % (exc,), file=sys.stderr)
         return 1
+    _warn_in_memory_layer(log, int(options.get("workers", 0)))
     asyncio.set_event_loop(loop)
     _size_thread_pool(loop)
     try:

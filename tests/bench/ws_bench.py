@@ -14,6 +14,10 @@ small C load generator in this directory, compiled with gcc at start-up):
                   WebSocket triggers group_send broadcasts
   idle            5,000 idle connections to the plain echo app: server RSS
                   before/after, KiB per connection
+  ticker-*        permessage-deflate: a ~2 KiB JSON market ticker (numbers
+                  change every message) echoed (50 conns), fanned out (1,000
+                  subscribers) and held idle after one echo (2,000 conns),
+                  each plain and with the client offering compression (-z)
 
     /usr/bin/python3 tests/bench/ws_bench.py [--duration 5] [--workloads ...]
         [--servers bayleaf,uvicorn,daphne] [--markdown] [--strict]
@@ -60,6 +64,9 @@ class Workload:
     conns: int = 50
     size: int = 32
     desc: str = ""
+    deflate: bool = False  # wsload offers permessage-deflate
+    json: bool = False  # wsload sends a JSON ticker
+    echo_first: bool = False  # idle: one echo per connection before measuring
 
 
 def make_workloads(args) -> list:
@@ -77,20 +84,44 @@ def make_workloads(args) -> list:
                  f"{args.fanout_window} broadcast(s) in flight"),
         Workload("idle", "idle", PLAIN_APP, "/ws", args.idle_conns, 32,
                  f"{args.idle_conns} idle connections, plain echo app"),
-    ]
+    ] + ticker_workloads(args)
+
+
+def ticker_workloads(args) -> list:
+    """The permessage-deflate set: each workload plain and compressed (-z)."""
+    out = []
+    size = args.ticker_size
+    for z in (False, True):
+        sfx, how = ("-z", "permessage-deflate offered") if z else ("", "no compression")
+        out += [
+            Workload("ticker-echo" + sfx, "echo", PLAIN_APP, "/ws", 50, size,
+                     f"plain ASGI echo, 50 conns, {size} B JSON ticker, {how}", z, True),
+            Workload("ticker-fanout" + sfx, "fanout", CHANNELS_APP, "/ws/sub/", args.fanout_subs,
+                     size, f"Channels group_send to {args.fanout_subs} subscribers, {size} B JSON "
+                           f"ticker, {how}", z, True),
+            Workload("ticker-idle" + sfx, "idle", PLAIN_APP, "/ws", args.ticker_idle_conns, size,
+                     f"{args.ticker_idle_conns} connections idle after one {size} B JSON echo "
+                     f"each, {how}", z, True, True),
+        ]
+    return out
 
 
 @dataclass
 class Target:
     workload: str
-    metric: str  # rate (bayleaf/uvicorn msgs/s) | mem (bayleaf/uvicorn KiB per connection)
+    # rate (bayleaf/uvicorn msgs/s) | mem (bayleaf/uvicorn KiB per connection) |
+    # mem-delta (bayleaf KiB per connection minus bayleaf's on `base`, in KiB)
+    metric: str
     op: str  # ">=" or "<="
     value: float
     text: str
+    base: str = ""
 
     def label(self) -> str:
-        return f"{self.workload}: {self.text} {self.op.replace('>=', '≥').replace('<=', '≤')} " \
-               f"{self.value:.2f}× uvicorn"
+        op = self.op.replace('>=', '≥').replace('<=', '≤')
+        if self.metric == "mem-delta":
+            return f"{self.workload}: {self.text} {op} {self.base}'s + {self.value:.1f} KiB"
+        return f"{self.workload}: {self.text} {op} {self.value:.2f}× uvicorn"
 
 
 TARGETS = [
@@ -98,6 +129,10 @@ TARGETS = [
     Target("echo", "rate", ">=", 3.0, "bayleaf msgs/s"),
     Target("fanout", "rate", ">=", 2.0, "bayleaf deliveries/s"),
     Target("idle", "mem", "<=", 0.5, "bayleaf KiB/idle conn"),
+    Target("ticker-echo-z", "rate", ">=", 2.0, "bayleaf msgs/s"),
+    Target("ticker-fanout-z", "rate", ">=", 2.0, "bayleaf deliveries/s"),
+    Target("ticker-idle-z", "mem", "<=", 0.25, "bayleaf KiB/conn"),
+    Target("ticker-idle-z", "mem-delta", "<=", 2.0, "bayleaf KiB/conn", base="ticker-idle"),
 ]
 
 
@@ -115,6 +150,7 @@ class Result:
     cpu_s: Optional[float] = None
     client_cpu_s: Optional[float] = None
     kib_per_conn: Optional[float] = None
+    ratio: Optional[float] = None  # permessage-deflate: received plain / wire bytes
     notes: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)  # the non-zero ERROR_KEYS
 
@@ -146,7 +182,7 @@ def log(msg: str) -> None:
 
 def build_wsload(cc: str, outdir: str) -> str:
     exe = os.path.join(outdir, "wsload")
-    argv = [cc, "-O2", "-Wall", "-o", exe, WSLOAD_SRC]
+    argv = [cc, "-O2", "-Wall", "-o", exe, WSLOAD_SRC, "-lz"]
     r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode != 0:
         raise BenchError(f"cannot build wsload ({shlex.join(argv)}):\n{r.stderr}")
@@ -244,10 +280,30 @@ def record_errors(res: Result, kv: dict) -> None:
         res.notes.append(f"{kv['late']} late deliveries")
 
 
+def wsload_flags(wl: Workload) -> list:
+    return (["--deflate"] if wl.deflate else []) + (["--json"] if wl.json else [])
+
+
+def record_deflate(wl: Workload, res: Result, kv: dict) -> None:
+    """For -z workloads: did the server agree, and how much did it compress?"""
+    if not wl.deflate:
+        return
+    n, conns = int(kv.get("deflated_conns", 0)), int(kv.get("conns", 0))
+    wire, plain = kv.get("wire_in", 0), kv.get("plain_in", 0)
+    if n == 0:
+        res.notes.append("permessage-deflate declined")
+        return
+    if wire:
+        res.ratio = plain / wire
+        res.notes.append(f"compressed {res.ratio:.2f}:1 on the wire")
+    if n < conns:
+        res.notes.append(f"permessage-deflate on {n}/{conns} connections")
+
+
 def run_echo(wl: Workload, srv: benchlib.Server, args, res: Result, kind: str) -> None:
     argv = [args.wsload, kind, "--port", str(srv.port), "--pid", str(srv.pid),
             "--warmup", str(args.warmup), "--duration", str(args.duration),
-            "--size", str(wl.size), "--timeout", str(args.msg_timeout)]
+            "--size", str(wl.size), "--timeout", str(args.msg_timeout)] + wsload_flags(wl)
     if kind == "echo":
         argv += ["--path", wl.path, "--conns", str(wl.conns)]
         if args.binary:
@@ -268,6 +324,7 @@ def run_echo(wl: Workload, srv: benchlib.Server, args, res: Result, kind: str) -
     res.cpu_s = kv.get("server_cpu_s")
     res.client_cpu_s = kv.get("client_cpu_s")
     record_errors(res, kv)
+    record_deflate(wl, res, kv)
     if kv.get("open", 0) < kv.get("conns", 0):
         res.notes.append(f"only {kv.get('open')}/{kv.get('conns')} connections open at the end")
     if kind == "fanout":
@@ -296,7 +353,9 @@ def settle_rss(pid: int, min_wait: float, max_wait: float = 5.0) -> int:
 def run_idle(wl: Workload, srv: benchlib.Server, args, res: Result) -> None:
     argv = [args.wsload, "hold", "--port", str(srv.port), "--path", wl.path,
             "--conns", str(wl.conns), "--prewarm", "50", "--timeout", str(args.msg_timeout),
-            "--connect-timeout", "90"]
+            "--connect-timeout", "90", "--size", str(wl.size)] + wsload_flags(wl)
+    if wl.echo_first:
+        argv.append("--echo-first")
     cl = Client(argv, timeout=300)
     try:
         cl.readline("ready")
@@ -330,6 +389,7 @@ def run_idle(wl: Workload, srv: benchlib.Server, args, res: Result) -> None:
         res.notes.append(f"only {echoed}/{opened} held connections echoed afterwards")
     kv = {k: v for k, v in kv.items() if k not in ("connect_fail", "stalled")}
     record_errors(res, kv)
+    record_deflate(wl, res, dict(kv, conns=wl.conns))  # counted after the warm-up
     for d in diags[:3]:
         res.notes.append(d.replace("wsload: ", ""))
 
@@ -398,7 +458,12 @@ def fmt_us(v: Optional[float]) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
-def ratio(res: dict, wl: str, metric: str) -> Optional[float]:
+def ratio(res: dict, wl: str, metric: str, base: str = "") -> Optional[float]:
+    if metric == "mem-delta":
+        b, b0 = res.get((wl, "bayleaf")), res.get((base, "bayleaf"))
+        if not b or not b0 or b.status != "ok" or b0.status != "ok" or b0.kib_per_conn is None:
+            return None
+        return b.kib_per_conn - b0.kib_per_conn
     b, u = res.get((wl, "bayleaf")), res.get((wl, "uvicorn"))
     if not b or not u or b.status != "ok" or u.status != "ok":
         return None
@@ -414,10 +479,11 @@ def ratio(res: dict, wl: str, metric: str) -> Optional[float]:
 
 
 def verdict(t: Target, res: dict) -> tuple:
-    r = ratio(res, t.workload, t.metric)
+    r = ratio(res, t.workload, t.metric, t.base)
     if r is None:
-        missing = [s for s in ("bayleaf", "uvicorn")
-                   if not res.get((t.workload, s)) or res[(t.workload, s)].status != "ok"]
+        need = [(t.workload, "bayleaf"), (t.base, "bayleaf")] if t.metric == "mem-delta" else \
+            [(t.workload, "bayleaf"), (t.workload, "uvicorn")]
+        missing = ["/".join(k) for k in need if not res.get(k) or res[k].status != "ok"]
         return "N/A", None, f"no result for {', '.join(missing) or '?'}"
     ok = r >= t.value if t.op == ">=" else r <= t.value
     b = res[(t.workload, "bayleaf")]
@@ -502,7 +568,8 @@ def render(results: list, res: dict, workloads: list, args, env_line: str) -> st
         if t.workload not in {w.name for w in workloads}:
             continue
         v, r, why = verdict(t, res)
-        vrows.append([t.label(), f"{r:.2f}×" if r is not None else "-", v, why])
+        shown = "-" if r is None else f"{r:+.1f} KiB" if t.metric == "mem-delta" else f"{r:.2f}×"
+        vrows.append([t.label(), shown, v, why])
     targets = benchlib.format_table(["target", "measured", "result", "notes"], vrows,
                                     markdown=args.markdown, right=(1,)) if vrows else ""
     if args.markdown:
@@ -522,7 +589,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=float, default=1.0,
                    help="warm-up on the same connections before the window, seconds (1)")
     p.add_argument("--servers", default="bayleaf,uvicorn,daphne",
-                   help="comma list of bayleaf, uvicorn, daphne (all three)")
+                   help="comma list of bayleaf, uvicorn, daphne (all three); also bayleaf-ctx "
+                        "(bayleaf with --ws-compression-context-takeover)")
     p.add_argument("--workloads", default="all",
                    help="comma list of workloads, or 'all', or 'channels' (the ch-echo-* ones)")
     p.add_argument("--fanout-subs", type=int, default=1000, help="fan-out subscribers (1000)")
@@ -531,6 +599,10 @@ def main(argv=None) -> int:
                         "subscriber got the previous one)")
     p.add_argument("--fanout-size", type=int, default=64, help="fan-out message bytes (64)")
     p.add_argument("--idle-conns", type=int, default=5000, help="idle connections (5000)")
+    p.add_argument("--ticker-size", type=int, default=2048,
+                   help="ticker-* workloads: JSON message bytes (2048)")
+    p.add_argument("--ticker-idle-conns", type=int, default=2000,
+                   help="ticker-idle*: connections held after one echo each (2000)")
     p.add_argument("--msg-timeout", type=float, default=5.0,
                    help="a message/broadcast unanswered this long counts as stalled/lost (5)")
     p.add_argument("--binary", action="store_true",
@@ -566,23 +638,31 @@ def main(argv=None) -> int:
             names += [w.name for w in all_wl]
         elif n == "channels":
             names += [w.name for w in all_wl if w.name.startswith("ch-")]
+        elif n == "deflate":
+            names += [w.name for w in all_wl if w.name.startswith("ticker-")]
         elif n in by_name:
             names.append(n)
         else:
-            p.error(f"unknown workload {n!r}; choose from all, channels, {', '.join(by_name)}")
+            p.error(f"unknown workload {n!r}; choose from all, channels, deflate, "
+                    f"{', '.join(by_name)}")
     workloads = [by_name[n] for n in dict.fromkeys(names)]
     if not workloads:
         p.error("no workload selected")
 
     specs = benchlib.server_specs(args.bayleaf_bin, args.python, shlex.split(args.bayleaf_args),
                                   uvicorn_args=("--ws", "websockets"))
+    # bayleaf keeping compression context per connection (more memory, better ratio)
+    ctx = benchlib.server_specs(args.bayleaf_bin, args.python,
+                                shlex.split(args.bayleaf_args) +
+                                ["--ws-compression-context-takeover"])["bayleaf"]
+    specs["bayleaf-ctx"] = benchlib.ServerSpec("bayleaf-ctx", ctx.build, ctx.missing)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in servers if s not in specs]
     if unknown or not servers:
         p.error(f"unknown server(s) {unknown}; choose from {', '.join(specs)}")
 
     # Room for the idle connections (both ends live in this machine's limits).
-    need = max(args.idle_conns if any(w.kind == "idle" for w in workloads) else 0,
+    need = max(max((w.conns for w in workloads if w.kind == "idle"), default=0),
                args.fanout_subs if any(w.kind == "fanout" for w in workloads) else 0) + 200
     soft = benchlib.raise_nofile()
     if soft < need:

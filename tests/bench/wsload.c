@@ -1,7 +1,7 @@
 /* wsload: a small WebSocket load generator for tests/bench/ws_bench.py.
  *
- * Single thread, plain epoll, no dependencies:
- *     gcc -O2 -Wall -o wsload wsload.c
+ * Single thread, plain epoll, zlib for --deflate:
+ *     gcc -O2 -Wall -o wsload wsload.c -lz
  *
  * Modes (all on 127.0.0.1 unless --host says otherwise):
  *
@@ -25,9 +25,21 @@
  *           for a line on stdin, then echoes once on every held connection
  *           (to prove it is alive), prints the result and closes them.
  *
+ * Options for every mode: --json sends a ~--size byte JSON market ticker whose
+ * numbers change with every message (instead of a letter pattern); --deflate
+ * offers permessage-deflate ("client_max_window_bits", like Chromium) and, if
+ * the server agrees, compresses every message (zlib level 1, no context kept,
+ * window as the server allows) and inflates the server's, keeping its context
+ * per connection unless it declared server_no_context_takeover. wire_in and
+ * plain_in in the result count received data payload bytes before and after
+ * inflating. --echo-first (hold): one echo on every held connection before
+ * "held" is printed, so per-connection state created by a first message counts.
+ *
  * Output: one "result key=value ..." line on stdout (plus "ready"/"held" in
  * hold mode); diagnostics on stderr. Exit status 0 if the run completed (even
  * with errors, which are counted in the result), 2 on a usage or setup error.
+ *
+ *     gcc -O2 -Wall -o wsload wsload.c -lz
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,6 +61,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 /* ------------------------------------------------------------------ options */
 
 static const char *opt_host = "127.0.0.1";
@@ -67,6 +81,9 @@ static double opt_connect_timeout = 60.0;
 static int opt_concurrency = 64;       /* handshakes in flight */
 static int opt_prewarm = 50;
 static int opt_binary = 0;
+static int opt_deflate = 0;
+static int opt_json = 0;
+static int opt_echo_first = 0;
 static long opt_pid = 0;
 
 /* ------------------------------------------------------------------ helpers */
@@ -206,7 +223,11 @@ typedef struct conn {
     int want_out;
     uint8_t *mb; /* fragmented message being assembled */
     size_t mlen, mcap;
-    int mop, in_frag;
+    int mop, in_frag, mrsv;
+    int pmd;       /* permessage-deflate agreed */
+    int srv_nct;   /* the server keeps no context: its messages inflate alone */
+    int cbits;     /* the window we may compress with */
+    z_stream *inf; /* the server's context, when it keeps one */
     uint64_t sent_ns; /* echo: when the outstanding message was sent */
     uint64_t seq;
     int waiting; /* echo: a message is outstanding */
@@ -223,6 +244,7 @@ static struct {
     uint64_t connect_fail, handshake_fail, io_errors, server_closed, bad_echo, lost, late;
     uint64_t pings;
     uint64_t clean_closes, close_timeouts;
+    uint64_t wire_in, plain_in, deflated_conns;
 } st;
 
 static int measuring;       /* in the measured window */
@@ -248,6 +270,11 @@ static void conn_close(conn_t *c)
     }
     c->state = ST_DONE;
     c->waiting = 0;
+    if (c->inf != NULL) {
+        inflateEnd(c->inf);
+        free(c->inf);
+        c->inf = NULL;
+    }
     free(c->rb);
     free(c->wb);
     free(c->mb);
@@ -333,14 +360,14 @@ static void mask_bytes(uint8_t *p, size_t n, uint32_t key)
         p[i] ^= k[i & 3];
 }
 
-/* Appends one masked frame; payload (may be NULL) is copied, then prefix (the
- * first plen bytes) overwritten, then masked. */
-static void send_frame(conn_t *c, int op, const uint8_t *payload, size_t len, const char *prefix,
-                       size_t plen)
+/* Appends one masked frame (b0: FIN, RSV, opcode); payload (may be NULL) is
+ * copied, then prefix (the first plen bytes) overwritten, then masked. */
+static void send_frame_b0(conn_t *c, int b0, const uint8_t *payload, size_t len,
+                          const char *prefix, size_t plen)
 {
     uint8_t *h = wbuf_reserve(c, len + 14);
     size_t hl = 2;
-    h[0] = (uint8_t)(0x80 | op);
+    h[0] = (uint8_t)b0;
     if (len < 126) {
         h[1] = (uint8_t)(0x80 | len);
     } else if (len < 65536) {
@@ -365,6 +392,142 @@ static void send_frame(conn_t *c, int op, const uint8_t *payload, size_t len, co
     mask_bytes(p, len, key);
     c->wlen += hl + len;
     conn_flush(c);
+}
+
+static void send_frame(conn_t *c, int op, const uint8_t *payload, size_t len, const char *prefix,
+                       size_t plen)
+{
+    send_frame_b0(c, 0x80 | op, payload, len, prefix, plen);
+}
+
+/* ------------------------------------------------------------------ permessage-deflate */
+
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} scratch_t;
+
+static scratch_t plain_buf, zout_buf, zin_buf;
+
+static uint8_t *scratch(scratch_t *s, size_t n)
+{
+    if (n > s->cap) {
+        s->cap = n + n / 2 + 1024;
+        s->p = xrealloc(s->p, s->cap);
+    }
+    return s->p;
+}
+
+/* One compressor per window size, reset for every message: the server must
+ * accept messages compressed without context, and this keeps the client cheap. */
+static z_stream def_by_bits[16];
+static int def_ready[16];
+static z_stream shared_inf;
+static int shared_inf_ready;
+
+/* The agreed permessage-deflate parameters from the 101's head (NUL-terminated). */
+static void parse_extensions(conn_t *c, const char *head)
+{
+    const char *h = strcasestr(head, "\r\nsec-websocket-extensions:");
+    if (!opt_deflate || h == NULL)
+        return;
+    h += strlen("\r\nsec-websocket-extensions:");
+    const char *end = strstr(h, "\r\n");
+    char v[256];
+    size_t n = end ? (size_t)(end - h) : strlen(h);
+    if (n >= sizeof v)
+        n = sizeof v - 1;
+    memcpy(v, h, n);
+    v[n] = 0;
+    if (strstr(v, "permessage-deflate") == NULL)
+        return;
+    c->pmd = 1;
+    st.deflated_conns++;
+    c->srv_nct = strstr(v, "server_no_context_takeover") != NULL;
+    const char *cb = strstr(v, "client_max_window_bits=");
+    c->cbits = cb ? atoi(cb + strlen("client_max_window_bits=")) : 15;
+    if (c->cbits < 9 || c->cbits > 15)
+        c->cbits = c->cbits < 9 ? 9 : 15; /* zlib has no 8-bit raw window */
+}
+
+/* Sends a data message, compressed when agreed. */
+static void send_msg(conn_t *c, int op, const uint8_t *payload, size_t len, const char *prefix,
+                     size_t plen)
+{
+    if (!c->pmd) {
+        send_frame(c, op, payload, len, prefix, plen);
+        return;
+    }
+    uint8_t *m = scratch(&plain_buf, len);
+    memcpy(m, payload, len);
+    memcpy(m, prefix, plen < len ? plen : len);
+    z_stream *z = &def_by_bits[c->cbits];
+    if (!def_ready[c->cbits]) {
+        if (deflateInit2(z, 1, Z_DEFLATED, -c->cbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            die("deflateInit2 failed");
+        def_ready[c->cbits] = 1;
+    } else {
+        deflateReset(z);
+    }
+    size_t cap = len + len / 8 + 128;
+    uint8_t *out = scratch(&zout_buf, cap);
+    z->next_in = m;
+    z->avail_in = (uInt)len;
+    z->next_out = out;
+    z->avail_out = (uInt)cap;
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
+        die("deflate failed");
+    size_t n = cap - z->avail_out - 4; /* 00 00 ff ff stays off the wire */
+    send_frame_b0(c, 0x80 | 0x40 | op, out, n, NULL, 0);
+}
+
+/* Inflates a compressed message into zin_buf; -1 on bad data. */
+static int inflate_msg(conn_t *c, const uint8_t *in, size_t len, const uint8_t **out, size_t *olen)
+{
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z;
+    if (c->srv_nct) {
+        z = &shared_inf;
+        if (!shared_inf_ready) {
+            if (inflateInit2(z, -15) != Z_OK)
+                die("inflateInit2 failed");
+            shared_inf_ready = 1;
+        } else {
+            inflateReset(z);
+        }
+    } else {
+        if (c->inf == NULL) {
+            c->inf = calloc(1, sizeof *c->inf);
+            if (c->inf == NULL || inflateInit2(c->inf, -15) != Z_OK)
+                die("inflateInit2 failed");
+        }
+        z = c->inf;
+    }
+    size_t n = 0, cap = len * 4 + 4096;
+    uint8_t *o = scratch(&zin_buf, cap);
+    for (int part = 0; part < 2; part++) {
+        z->next_in = (Bytef *)(part ? tail : in);
+        z->avail_in = (uInt)(part ? 4 : len);
+        for (;;) {
+            if (cap - n < 1024) {
+                cap *= 2;
+                o = scratch(&zin_buf, cap);
+            }
+            z->next_out = o + n;
+            z->avail_out = (uInt)(cap - n);
+            int r = inflate(z, Z_SYNC_FLUSH);
+            n = cap - z->avail_out;
+            if (r == Z_STREAM_END)
+                break;
+            if (r != Z_OK && r != Z_BUF_ERROR)
+                return -1;
+            if (z->avail_in == 0 && z->avail_out != 0)
+                break;
+        }
+    }
+    *out = o;
+    *olen = n;
+    return 0;
 }
 
 static int conn_start(conn_t *c, const char *path, int role)
@@ -416,8 +579,11 @@ static void send_handshake(conn_t *c)
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nOrigin: http://%s:%d\r\n\r\n",
-                     c->path, opt_host, opt_port, key, opt_host, opt_port);
+                     "Sec-WebSocket-Version: 13\r\nOrigin: http://%s:%d\r\n%s\r\n",
+                     c->path, opt_host, opt_port, key, opt_host, opt_port,
+                     opt_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "client_max_window_bits\r\n"
+                                 : "");
     memcpy(wbuf_reserve(c, (size_t)n), req, (size_t)n);
     c->wlen += (size_t)n;
     c->state = ST_HANDSHAKE;
@@ -427,7 +593,50 @@ static void send_handshake(conn_t *c)
 /* ------------------------------------------------------------------ mode logic */
 
 static int mode_fanout;
-static const uint8_t *payload_tmpl; /* opt_size bytes of ASCII */
+static uint8_t *payload_tmpl; /* opt_size bytes of ASCII */
+static size_t *json_digits;   /* --json: positions of the digits that change */
+static size_t n_json_digits;
+
+/* --json: a market ticker; the last digits of every number change per message. */
+static void make_json(uint8_t *t, size_t size)
+{
+    static const char *syms[] = {"BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOT-USD",
+                                 "LTC-USD", "BCH-USD", "LINK-USD", "XLM-USD", "UNI-USD", "AVAX-USD",
+                                 "ATOM-USD", "ALGO-USD", "FIL-USD", "TRX-USD"};
+    char *b = malloc(size + 512);
+    size_t n = (size_t)sprintf(b, "%-40s{\"type\":\"ticker\",\"channel\":\"market.tickers\","
+                                  "\"data\":[", "");
+    for (unsigned i = 0; n + 200 < size; i++) {
+        unsigned p = 1000 + (rng32() % 50000);
+        n += (size_t)sprintf(b + n,
+                             "%s{\"symbol\":\"%s\",\"bid\":%u.%04u,\"ask\":%u.%04u,\"last\":%u.%04u,"
+                             "\"volume_24h\":%u.%02u,\"change_pct\":-%u.%03u,\"ts\":17000000%05u}",
+                             i ? "," : "", syms[i % 16], p, rng32() % 10000, p + 1, rng32() % 10000,
+                             p, rng32() % 10000, rng32() % 10000000, rng32() % 100, rng32() % 10,
+                             rng32() % 1000, rng32() % 100000);
+    }
+    n += (size_t)sprintf(b + n, "]}");
+    while (n < size)
+        b[n++] = ' ';
+    memcpy(t, b, size);
+    free(b);
+    json_digits = malloc(size * sizeof *json_digits);
+    for (size_t i = 40; i < size; i++) {
+        /* the last 3 digits of each number */
+        int digit = t[i] >= '0' && t[i] <= '9';
+        int next_digit = i + 1 < size && t[i + 1] >= '0' && t[i + 1] <= '9';
+        if (digit && !next_digit) {
+            for (size_t k = 0; k < 3 && i >= 40 + k && t[i - k] >= '0' && t[i - k] <= '9'; k++)
+                json_digits[n_json_digits++] = i - k;
+        }
+    }
+}
+
+static void vary_json(void)
+{
+    for (size_t i = 0; i < n_json_digits; i++)
+        payload_tmpl[json_digits[i]] = (uint8_t)('0' + rng32() % 10);
+}
 
 /* fan-out state */
 #define RING 4096
@@ -447,7 +656,9 @@ static void echo_send(conn_t *c)
     snprintf(pre, sizeof pre, "%016" PRIx64, ++c->seq);
     c->sent_ns = now_ns();
     c->waiting = 1;
-    send_frame(c, opt_binary ? 2 : 1, payload_tmpl, opt_size, pre, 16);
+    if (opt_json)
+        vary_json();
+    send_msg(c, opt_binary ? 2 : 1, payload_tmpl, opt_size, pre, 16);
 }
 
 static void fanout_pump(void)
@@ -475,16 +686,28 @@ static void fanout_pump(void)
         r->sent_ns = now_ns();
         char pre[40];
         snprintf(pre, sizeof pre, "%016" PRIx64 " %016" PRIx64 " ", seq, r->sent_ns);
-        send_frame(pub, 1, payload_tmpl, opt_size, pre, 34);
+        if (opt_json)
+            vary_json();
+        send_msg(pub, 1, payload_tmpl, opt_size, pre, 34);
         if (pub->state != ST_OPEN)
             return;
     }
 }
 
-static void on_message(conn_t *c, int op, const uint8_t *data, size_t len)
+static void on_message(conn_t *c, int op, const uint8_t *data, size_t len, int compressed)
 {
     uint64_t now = now_ns();
     (void)op;
+    st.wire_in += len;
+    if (compressed) {
+        if (!c->pmd || inflate_msg(c, data, len, &data, &len) != 0) {
+            st.bad_echo++;
+            diag("connection %d: %s", (int)(c - conns),
+                 c->pmd ? "bad compressed message" : "RSV1 without permessage-deflate");
+            return;
+        }
+    }
+    st.plain_in += len;
     if (c->role == R_ECHO) {
         if (!c->waiting) {
             st.bad_echo++;
@@ -593,11 +816,12 @@ static int parse_frames(conn_t *c)
         } else if (op == 0x0 || op == 0x1 || op == 0x2) {
             if (op != 0 && fin && !c->in_frag) {
                 if (c->state == ST_OPEN)
-                    on_message(c, op, p, (size_t)len);
+                    on_message(c, op, p, (size_t)len, h[0] & 0x40);
             } else {
                 if (op != 0) {
                     c->in_frag = 1;
                     c->mop = op;
+                    c->mrsv = h[0] & 0x40;
                     c->mlen = 0;
                 }
                 if (c->mlen + len > c->mcap) {
@@ -609,7 +833,7 @@ static int parse_frames(conn_t *c)
                 if (fin) {
                     c->in_frag = 0;
                     if (c->state == ST_OPEN)
-                        on_message(c, c->mop, c->mb, c->mlen);
+                        on_message(c, c->mop, c->mb, c->mlen, c->mrsv);
                 }
             }
             if (c->state == ST_DONE)
@@ -673,6 +897,8 @@ static void on_readable(conn_t *c)
                 conn_fail(c, line);
                 return;
             }
+            c->rb[hlen - 1] = 0; /* the head's last LF: parse it as a string */
+            parse_extensions(c, (const char *)c->rb);
             memmove(c->rb, c->rb + hlen, c->rlen - hlen);
             c->rlen -= hlen;
             on_open(c);
@@ -857,9 +1083,11 @@ static void print_errors(void)
 {
     printf(" connect_fail=%" PRIu64 " handshake_fail=%" PRIu64 " io_errors=%" PRIu64
            " server_closed=%" PRIu64 " bad=%" PRIu64 " lost=%" PRIu64 " late=%" PRIu64
-           " pings=%" PRIu64 " clean_closes=%" PRIu64 " close_timeouts=%" PRIu64,
+           " pings=%" PRIu64 " clean_closes=%" PRIu64 " close_timeouts=%" PRIu64
+           " deflated_conns=%" PRIu64 " wire_in=%" PRIu64 " plain_in=%" PRIu64,
            st.connect_fail, st.handshake_fail, st.io_errors, st.server_closed, st.bad_echo, st.lost,
-           st.late, st.pings, st.clean_closes, st.close_timeouts);
+           st.late, st.pings, st.clean_closes, st.close_timeouts, st.deflated_conns, st.wire_in,
+           st.plain_in);
 }
 
 static void print_latency(void)
@@ -985,6 +1213,14 @@ static int mode_hold(void)
     uint64_t t0 = now_ns();
     int open = connect_range(pre, opt_conns, opt_path, R_ECHO);
     double csecs = (double)(now_ns() - t0) / 1e9;
+    if (opt_echo_first) {
+        for (int i = pre; i < nconns; i++)
+            if (conns[i].state == ST_OPEN)
+                echo_send(&conns[i]);
+        first_active = pre;
+        active_count = opt_conns;
+        run_until(none_waiting, now_ns() + (uint64_t)(opt_timeout * 1e9) * 2);
+    }
     printf("held open=%d conns=%d connect_s=%.3f\n", open, opt_conns, csecs);
     fflush(stdout);
     stdin_line = 0;
@@ -1026,7 +1262,8 @@ static void usage(void)
             "usage: wsload echo|fanout|hold --port P [--host H] [--path P] [--conns N]\n"
             "       [--size BYTES] [--warmup S] [--duration S] [--pid SERVER_PID] [--timeout S]\n"
             "       [--subs N] [--sub-path P] [--pub-path P] [--window W] [--concurrency N]\n"
-            "       [--prewarm N] [--connect-timeout S] [--binary]\n");
+            "       [--prewarm N] [--connect-timeout S] [--binary] [--deflate] [--json]\n"
+            "       [--echo-first]\n");
     exit(2);
 }
 
@@ -1038,7 +1275,8 @@ int main(int argc, char **argv)
         {"duration", 1, 0, 'd'},    {"pid", 1, 0, 'i'},      {"timeout", 1, 0, 't'},
         {"subs", 1, 0, 'S'},        {"sub-path", 1, 0, 'u'}, {"pub-path", 1, 0, 'b'},
         {"window", 1, 0, 'W'},      {"concurrency", 1, 0, 'C'}, {"prewarm", 1, 0, 'r'},
-        {"connect-timeout", 1, 0, 'T'}, {"binary", 0, 0, 'B'}, {0, 0, 0, 0},
+        {"connect-timeout", 1, 0, 'T'}, {"binary", 0, 0, 'B'}, {"deflate", 0, 0, 'Z'},
+        {"json", 0, 0, 'J'},        {"echo-first", 0, 0, 'E'}, {0, 0, 0, 0},
     };
     if (argc < 2)
         usage();
@@ -1064,6 +1302,9 @@ int main(int argc, char **argv)
         case 'r': opt_prewarm = atoi(optarg); break;
         case 'T': opt_connect_timeout = atof(optarg); break;
         case 'B': opt_binary = 1; break;
+        case 'Z': opt_deflate = 1; break;
+        case 'J': opt_json = 1; break;
+        case 'E': opt_echo_first = 1; break;
         default: usage();
         }
     }
@@ -1081,6 +1322,8 @@ int main(int argc, char **argv)
     uint8_t *tmpl = malloc(opt_size);
     for (size_t i = 0; i < opt_size; i++)
         tmpl[i] = (uint8_t)('a' + i % 26);
+    if (opt_json)
+        make_json(tmpl, opt_size);
     payload_tmpl = tmpl;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)

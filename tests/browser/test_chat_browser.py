@@ -130,9 +130,9 @@ def processes(tmp_path):
         procs.stop_all()
 
 
-def start_bayleaf(processes, env, name="bayleaf"):
+def start_bayleaf(processes, env, name="bayleaf", args=()):
     port = free_port()
-    processes.start(name, [BAYLEAF, "-b", "127.0.0.1", "-p", str(port), "chat.asgi:application"], port,
+    processes.start(name, [BAYLEAF, "-b", "127.0.0.1", "-p", str(port), *args, "chat.asgi:application"], port,
                     cwd=EXAMPLE, env=env)
     return f"http://127.0.0.1:{port}"
 
@@ -165,6 +165,27 @@ def test_two_pages_on_two_servers_share_a_room_through_redis(playwright_installe
     url_a = start_bayleaf(processes, env, "bayleaf-a")
     url_b = start_bayleaf(processes, env, "bayleaf-b")
     run_chat_script(processes, "redis-room", url_a, url_b)
+
+
+def run_deflate_script(processes, room, url, expect):
+    env = dict(os.environ, CHROMIUM=CHROMIUM)
+    try:
+        proc = subprocess.run([NODE, "deflate.mjs", room, url, expect], cwd=str(HERE), env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=NODE_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"deflate.mjs still running after {NODE_TIMEOUT}s\n{e.stdout}\n{e.stderr}\n{processes.logs()}")
+    report = f"rc {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n{processes.logs()}"
+    assert proc.returncode == 0, report
+    assert "BROWSER-DEFLATE OK" in proc.stdout, report
+
+
+@pytest.mark.parametrize("compression", ["on", "off"])
+def test_chromium_negotiates_permessage_deflate(playwright_installed, example_env, processes, compression):
+    """Chromium offers permessage-deflate; bayleaf accepts it (ws.extensions says so)
+    and a long chat message crosses compressed both ways; with --ws-compression off
+    nothing is negotiated and the chat works the same."""
+    url = start_bayleaf(processes, example_env, args=("--ws-compression", compression))
+    run_deflate_script(processes, f"deflate-{compression}", url, compression)
 
 
 if __name__ == "__main__":

@@ -155,9 +155,15 @@ def test_slow_app_does_not_get_a_live_client_dropped(start_server, tmp_path):
         assert dropped is None, f"connection ended after {dropped}s although every ping was answered"
 
 
-def test_permessage_deflate_offer_declined(ws_server):
-    """The server implements no extension: it must not accept one, and RSV1 stays illegal."""
-    with open_ws(ws_server, "/echo", headers=[
+@pytest.fixture
+def no_compression(shared_server):
+    return shared_server(APP, "--ws-compression", "off")
+
+
+def test_permessage_deflate_offer_declined(no_compression):
+    """--ws-compression off: no extension is accepted, and RSV1 stays illegal
+    (test_ws_deflate.py covers the extension itself)."""
+    with open_ws(no_compression, "/echo", headers=[
             ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")]) as ws:
         assert ws.response.header("sec-websocket-extensions") is None, ws.response
         ws.send_text("plain")
@@ -166,9 +172,9 @@ def test_permessage_deflate_offer_declined(ws_server):
         assert ws.expect_close(5).close_code == 1002
 
 
-def test_websockets_client_with_compression_offer(ws_server):
+def test_websockets_client_with_compression_offer(no_compression):
     async def go():
-        async with websockets.connect(url(ws_server, "/echo"), ping_interval=None,
+        async with websockets.connect(url(no_compression, "/echo"), ping_interval=None,
                                       compression="deflate") as ws:
             assert "Sec-WebSocket-Extensions" not in ws.response_headers
             await ws.send("x" * 10000)

@@ -1,0 +1,1 @@
+"""Deployment tests: proxy headers, nginx in front, Daphne parity (CLI, access log)."""

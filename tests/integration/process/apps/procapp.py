@@ -1,0 +1,73 @@
+"""A small ASGI app for the process tests (listeners, workers, signals).
+
+HTTP:  /pid -> this process's pid; /env?name=X -> os.environ.get(X) as JSON;
+       /slow?t=S -> answers after S seconds; anything else -> "hello".
+WebSocket: accepts; on disconnect appends "<pid> <code>" to $PROC_MARKER.
+Lifespan: sleeps $PROC_STARTUP_DELAY seconds; fails while the file $PROC_FAIL_FILE
+exists; on shutdown sleeps $PROC_SHUTDOWN_HANG seconds.
+"""
+import asyncio
+import json
+import os
+import urllib.parse
+
+
+async def _lifespan(receive, send):
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await asyncio.sleep(float(os.environ.get("PROC_STARTUP_DELAY") or 0))
+            fail = os.environ.get("PROC_FAIL_FILE")
+            if fail and os.path.exists(fail):
+                await send({"type": "lifespan.startup.failed", "message": "PROC_FAIL_FILE exists"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await asyncio.sleep(float(os.environ.get("PROC_SHUTDOWN_HANG") or 0))
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(send, body, status=200, ctype=b"text/plain"):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _http(scope, receive, send):
+    query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
+    path = scope["path"]
+    if path == "/pid":
+        await _respond(send, str(os.getpid()).encode())
+    elif path == "/env":
+        value = os.environ.get(query.get("name", [""])[0])
+        await _respond(send, json.dumps(value).encode(), ctype=b"application/json")
+    elif path == "/slow":
+        await asyncio.sleep(float(query.get("t", ["1"])[0]))
+        await _respond(send, b"slow done")
+    else:
+        await _respond(send, b"hello")
+
+
+async def _websocket(scope, receive, send):
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif msg["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": str(os.getpid())})
+        elif msg["type"] == "websocket.disconnect":
+            marker = os.environ.get("PROC_MARKER")
+            if marker:
+                with open(marker, "a") as f:
+                    f.write(f"{os.getpid()} {msg.get('code')}\n")
+            return
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+    elif scope["type"] == "http":
+        await _http(scope, receive, send)
+    elif scope["type"] == "websocket":
+        await _websocket(scope, receive, send)
