@@ -177,7 +177,7 @@ static void on_write(uv_write_t *req, int status)
 /* Queues bufs; ev and mem are released when written. accounted: bytes the
  * Python side counted in ex->unsent. */
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
-                      size_t accounted)
+                  size_t accounted)
 {
     if (c->closing || c->lingering) {
         if (ev != NULL)
@@ -244,8 +244,8 @@ void bl_conn_fail(bl_conn_t *c, int status)
 {
     char *buf;
     size_t len;
-    if (c->resp_started || bl_response_simple(status, c->server->cfg->server_name, false, &buf,
-                                              &len) != 0) {
+    if (c->resp_started ||
+        bl_response_simple(status, c->server->cfg->server_name, false, &buf, &len) != 0) {
         bl_conn_close(c);
         return;
     }
@@ -480,7 +480,7 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
         return 0;
     }
     bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
-              c->server->cfg->http_timeout);
+                      c->server->cfg->http_timeout);
     return 0;
 }
 
@@ -622,8 +622,8 @@ void bl_conn_update_reading(bl_conn_t *c)
      * A client that does not read what we write (answers to its pings, say)
      * is not read either until it catches up. */
     size_t backlog = c->h.stream.write_queue_size;
-    bool out_blocked = backlog > BL_OUTPUT_HIGH_WATER ||
-                       (!c->reading && backlog > BL_WRITE_LOW_WATER);
+    bool out_blocked =
+        backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
     bool want = !c->body_blocked && !out_blocked && c->rlen < 65536;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
@@ -755,7 +755,8 @@ static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
     uint64_t room = c->clen - c->sent_body;
     if (*len > room) {
         BL_ERROR("application sent more than its Content-Length (%llu): response cut, "
-                 "connection closed", (unsigned long long)c->clen);
+                 "connection closed",
+                 (unsigned long long)c->clen);
         *len = (size_t)room;
         *more = false;
         c->keep_alive = false;

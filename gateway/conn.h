@@ -16,19 +16,19 @@
 
 typedef enum {
     TIMER_NONE,
-    TIMER_HEADER,    /* a request head must complete */
-    TIMER_IDLE,      /* keep-alive between requests */
-    TIMER_RESPONSE,  /* -t: the app must start a response */
-    TIMER_LINGER,    /* after our FIN, wait a little for the client's */
-    TIMER_WS,        /* WebSocket deadlines: connect, ping, age, closing */
+    TIMER_HEADER,   /* a request head must complete */
+    TIMER_IDLE,     /* keep-alive between requests */
+    TIMER_RESPONSE, /* -t: the app must start a response */
+    TIMER_LINGER,   /* after our FIN, wait a little for the client's */
+    TIMER_WS,       /* WebSocket deadlines: connect, ping, age, closing */
 } timer_kind_t;
 
 typedef enum {
     WS_NONE,      /* plain HTTP */
     WS_HANDSHAKE, /* the app decides: accept, refuse, or answer over HTTP */
     WS_OPEN,
-    WS_CLOSING,   /* we sent a close frame: waiting for the client's */
-    WS_REFUSED,   /* answered over HTTP */
+    WS_CLOSING, /* we sent a close frame: waiting for the client's */
+    WS_REFUSED, /* answered over HTTP */
 } ws_phase_t;
 
 struct bl_conn_s {
@@ -85,22 +85,22 @@ struct bl_conn_s {
     int server_port;
     /* WebSocket (conn_ws.c) */
     ws_phase_t ws_phase;
-    struct bl_ws_s *ws;     /* the session, from the 101 on */
-    char ws_accept[32];     /* Sec-WebSocket-Accept for the 101 */
-    uint64_t ws_started;    /* loop time (ms) of the upgrade request */
-    uint64_t ws_last_read;  /* loop time of the last bytes from the client */
-    uint64_t ws_ping_sent;  /* loop time of an unanswered ping, 0: none */
-    uint64_t ws_pongs;      /* pongs seen when that ping went out */
+    struct bl_ws_s *ws;    /* the session, from the 101 on */
+    char ws_accept[32];    /* Sec-WebSocket-Accept for the 101 */
+    uint64_t ws_started;   /* loop time (ms) of the upgrade request */
+    uint64_t ws_last_read; /* loop time of the last bytes from the client */
+    uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
+    uint64_t ws_pongs;     /* pongs seen when that ping went out */
     uint64_t ws_closing_since;
-    bool ws_deflate;                  /* permessage-deflate agreed for the 101 */
+    bool ws_deflate; /* permessage-deflate agreed for the 101 */
     bl_ws_deflate_params_t ws_deflate_params;
 };
 
 typedef struct {
     uv_write_t req;
     bl_conn_t *conn;
-    bl_event_t *ev; /* freed when written (its bytes are the payload) */
-    char *mem;      /* freed when written */
+    bl_event_t *ev;   /* freed when written (its bytes are the payload) */
+    char *mem;        /* freed when written */
     size_t accounted; /* bytes to take off ex->unsent */
     bl_exchange_t *ex;
     char prefix[24];

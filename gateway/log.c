@@ -14,9 +14,12 @@ static const char *level_name(int level, const char *fmt)
 {
     (void)fmt;
     switch (level) {
-    case BL_LOG_ERROR: return "ERROR";
-    case BL_LOG_DEBUG: return "DEBUG";
-    default: return "INFO";
+    case BL_LOG_ERROR:
+        return "ERROR";
+    case BL_LOG_DEBUG:
+        return "DEBUG";
+    default:
+        return "INFO";
     }
 }
 

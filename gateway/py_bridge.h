@@ -10,20 +10,20 @@
 
 /* Module state (one interpreter per process). */
 typedef struct {
-    PyObject *loop;         /* the asyncio loop */
-    PyObject *spawn;        /* spawn(scope, exchange): starts the app for a scope */
-    PyObject *on_drained;   /* called once the I/O thread drained after a signal */
-    PyObject *state;        /* lifespan state dict, or NULL */
-    PyObject *root_path;    /* str */
-    PyObject *disconnected; /* the ClientDisconnected exception type */
-    PyObject *ready_none;   /* a shared awaitable that returns None at once */
-    PyObject *call_soon;    /* loop.call_soon */
-    PyObject *call_later;   /* loop.call_later */
-    PyObject *current_task; /* asyncio.current_task */
-    PyObject *coroutine_marker; /* asyncio.coroutines._is_coroutine */
+    PyObject *loop;              /* the asyncio loop */
+    PyObject *spawn;             /* spawn(scope, exchange): starts the app for a scope */
+    PyObject *on_drained;        /* called once the I/O thread drained after a signal */
+    PyObject *state;             /* lifespan state dict, or NULL */
+    PyObject *root_path;         /* str */
+    PyObject *disconnected;      /* the ClientDisconnected exception type */
+    PyObject *ready_none;        /* a shared awaitable that returns None at once */
+    PyObject *call_soon;         /* loop.call_soon */
+    PyObject *call_later;        /* loop.call_later */
+    PyObject *current_task;      /* asyncio.current_task */
+    PyObject *coroutine_marker;  /* asyncio.coroutines._is_coroutine */
     PyObject *app_close_timeout; /* float seconds */
     PyObject *on_close_timeout;  /* runner's: cancels an app that outlived its client */
-    PyObject *flush_down;   /* _bayleaf._flush_down, scheduled once per batch */
+    PyObject *flush_down;        /* _bayleaf._flush_down, scheduled once per batch */
     bl_server_t *server;
 } bl_py_t;
 
@@ -42,26 +42,25 @@ typedef enum {
 } bl_ws_state_t;
 
 typedef struct {
-    PyObject_HEAD
-    bl_exchange_t *ex;     /* a reference */
-    PyObject *recv_waiter; /* future of a pending receive() */
-    PyObject *send_waiter; /* future of a send() waiting for the socket */
-    bl_event_t *start;     /* http.response.start, held until the first body */
-    bool started;          /* the start message was given */
-    bool complete;         /* the last body was given */
-    bool body_done;        /* the last request body chunk was delivered */
+    PyObject_HEAD bl_exchange_t *ex; /* a reference */
+    PyObject *recv_waiter;           /* future of a pending receive() */
+    PyObject *send_waiter;           /* future of a send() waiting for the socket */
+    bl_event_t *start;               /* http.response.start, held until the first body */
+    bool started;                    /* the start message was given */
+    bool complete;                   /* the last body was given */
+    bool body_done;                  /* the last request body chunk was delivered */
     bool disconnected;
     bool continue_asked;
-    bool running; /* ex->py holds a reference to this object */
+    bool running;   /* ex->py holds a reference to this object */
     PyObject *task; /* the app's task (set by spawn), for the close timeout */
     /* WebSocket */
     bl_ws_state_t ws_state;
-    int close_code;          /* from the client's close (1006 when none came) */
+    int close_code;            /* from the client's close (1006 when none came) */
     bool disconnect_delivered; /* receive() returned websocket.disconnect */
     bool receive_driven;       /* the app called receive() after websocket.connect */
     PyObject *recv_task;       /* the task waiting in receive() */
     PyObject *disconnect_task; /* the task handed websocket.disconnect */
-    PyObject *close_reason;  /* str */
+    PyObject *close_reason;    /* str */
 } ExchangeObject;
 
 extern PyTypeObject bl_exchange_type;

@@ -65,8 +65,8 @@ static int check_venv(const char *venv, char *python, size_t cap)
         while (*v == ' ')
             v++;
         size_t wl = strlen(want);
-        ok = (strncmp(v, want, wl) == 0 && (v[wl] == '.' || v[wl] == '\n' || v[wl] == '\0')) ? 0
-                                                                                            : 1;
+        ok =
+            (strncmp(v, want, wl) == 0 && (v[wl] == '.' || v[wl] == '\n' || v[wl] == '\0')) ? 0 : 1;
         if (ok != 0) {
             v[strcspn(v, "\r\n")] = '\0';
             fprintf(stderr,

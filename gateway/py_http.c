@@ -6,7 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* ---- scope -------------------------------------------------------------- */
 
 static int hexval(char c)
@@ -117,8 +116,8 @@ static PyObject *build_scope(const bl_exchange_t *ex)
     bool ws = ex->kind == BL_KIND_WEBSOCKET;
     if (PyDict_SetItem(scope, bl_str.type, ws ? bl_str.websocket : bl_str.http) < 0 ||
         set_item(scope, bl_str.asgi, Py_NewRef(asgi)) < 0 ||
-        PyDict_SetItem(scope, bl_str.http_version,
-                       h->http_minor == 0 ? bl_str.v1_0 : bl_str.v1_1) < 0 ||
+        PyDict_SetItem(scope, bl_str.http_version, h->http_minor == 0 ? bl_str.v1_0 : bl_str.v1_1) <
+            0 ||
         (!ws && set_item(scope, bl_str.method, PyUnicode_InternFromString(h->method)) < 0) ||
         set_item(scope, bl_str.scheme, scheme(ex)) < 0 ||
         set_item(scope, bl_str.path, decode_path(h->buf + h->path_off, h->path_len)) < 0 ||
@@ -264,7 +263,7 @@ static int check_bytes(PyObject *o, const char *what)
 /* Serializes the app's headers into "name: value\r\n" lines in a new event. */
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
 {
-    PyObject *status_o = PyDict_GetItemWithError(msg, bl_str.status); /* borrowed */
+    PyObject *status_o = PyDict_GetItemWithError(msg, bl_str.status);   /* borrowed */
     PyObject *headers_o = PyDict_GetItemWithError(msg, bl_str.headers); /* borrowed */
     PyObject *seq = NULL;
     bl_event_t *ev = NULL;
@@ -392,8 +391,8 @@ static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t
 
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
 {
-    PyObject *body_o = PyDict_GetItemWithError(msg, bl_str.body);           /* borrowed */
-    PyObject *more_o = PyDict_GetItemWithError(msg, bl_str.more_body);      /* borrowed */
+    PyObject *body_o = PyDict_GetItemWithError(msg, bl_str.body);      /* borrowed */
+    PyObject *more_o = PyDict_GetItemWithError(msg, bl_str.more_body); /* borrowed */
     Py_buffer view = {0};
     bl_event_t *ev;
     int more = 0;
@@ -644,8 +643,7 @@ void bl_http_on_event(bl_event_t *ev)
  * would do, but asyncio (and asgiref's async_to_sync, which warns otherwise)
  * must see them as coroutine functions: they carry asyncio's marker. */
 typedef struct {
-    PyObject_HEAD
-    ExchangeObject *ex;
+    PyObject_HEAD ExchangeObject *ex;
     bool send;
     vectorcallfunc vectorcall;
 } ChannelObject;

@@ -10,8 +10,7 @@ bl_py_t bl_py;
 /* ---- Ready: an awaitable with its result at hand --------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *value;
+    PyObject_HEAD PyObject *value;
 } ReadyObject;
 
 PyObject *bl_ready_new(PyObject *value)
@@ -121,9 +120,8 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
     *fut = NULL;
     PyObject *done = PyObject_CallMethodNoArgs(f, bl_str.done);
     if (done == Py_False) {
-        PyObject *r = PyObject_CallMethodOneArg(f, exception ? bl_str.set_exception
-                                                             : bl_str.set_result,
-                                                value);
+        PyObject *r = PyObject_CallMethodOneArg(
+            f, exception ? bl_str.set_exception : bl_str.set_result, value);
         if (r == NULL)
             PyErr_WriteUnraisable(f);
         Py_XDECREF(r);
@@ -159,12 +157,18 @@ static void schedule_down_wake(void)
 
 static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *names[] = {"loop",      "spawn",           "on_drained",       "state",
-                            "root_path", "app_close_timeout", "on_close_timeout", NULL};
+    static char *names[] = {"loop",
+                            "spawn",
+                            "on_drained",
+                            "state",
+                            "root_path",
+                            "app_close_timeout",
+                            "on_close_timeout",
+                            NULL};
     PyObject *loop, *spawn, *on_drained, *state, *root_path, *close_timeout, *on_close_timeout;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOUOO", names, &loop, &spawn, &on_drained,
-                                     &state, &root_path, &close_timeout, &on_close_timeout))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOUOO", names, &loop, &spawn, &on_drained, &state,
+                                     &root_path, &close_timeout, &on_close_timeout))
         return NULL;
     Py_XSETREF(bl_py.app_close_timeout, Py_NewRef(close_timeout));
     Py_XSETREF(bl_py.on_close_timeout, Py_NewRef(on_close_timeout));
@@ -265,10 +269,8 @@ static PyObject *mod_stop_io(PyObject *self, PyObject *unused)
     bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
     bl_bridge_post_down(ev);
     bl_bridge_flush_down();
-    Py_BEGIN_ALLOW_THREADS
-    bl_server_join(bl_py.server);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS bl_server_join(bl_py.server);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
@@ -283,8 +285,15 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_bayleaf", "Bayleaf's C bridge.", -1, module_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_bayleaf",
+    "Bayleaf's C bridge.",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC bl_py_module_init(void)

@@ -41,7 +41,8 @@ int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex)
         return -1;
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const bl_header_t *hd = &h->headers[i];
-        if (hd->name_len == 22 && memcmp(h->buf + hd->name_off, "sec-websocket-protocol", 22) == 0 &&
+        if (hd->name_len == 22 &&
+            memcmp(h->buf + hd->name_off, "sec-websocket-protocol", 22) == 0 &&
             add_tokens(protocols, h->buf + hd->value_off, hd->value_len) < 0)
             goto done;
     }
@@ -74,8 +75,8 @@ static PyObject *message_disconnect(ExchangeObject *self)
 {
     PyObject *d = message_of_type(bl_str.ws_disconnect);
     PyObject *code = PyLong_FromLong(self->close_code ? self->close_code : 1006);
-    PyObject *reason = self->close_reason ? Py_NewRef(self->close_reason)
-                                          : PyUnicode_FromString("");
+    PyObject *reason =
+        self->close_reason ? Py_NewRef(self->close_reason) : PyUnicode_FromString("");
     if (d == NULL || code == NULL || reason == NULL || PyDict_SetItem(d, bl_str.code, code) < 0 ||
         PyDict_SetItem(d, bl_str.reason, reason) < 0)
         Py_CLEAR(d);

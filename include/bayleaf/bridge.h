@@ -77,11 +77,11 @@ typedef struct {
 struct bl_exchange_s {
     atomic_int refs;
     /* I/O-thread-owned */
-    void *conn;            /* the connection, NULL once detached */
+    void *conn;             /* the connection, NULL once detached */
     uint64_t body_inflight; /* request body bytes posted but not yet consumed */
     /* Python-thread-owned */
-    void *py;             /* the Exchange object (a strong reference while the app runs) */
-    bl_event_t *pending;  /* body events not yet delivered to receive() */
+    void *py;            /* the Exchange object (a strong reference while the app runs) */
+    bl_event_t *pending; /* body events not yet delivered to receive() */
     bl_event_t *pending_tail;
     /* set once by the I/O thread before the REQUEST event is queued */
     int kind; /* BL_KIND_* */
@@ -89,21 +89,21 @@ struct bl_exchange_s {
     char client_host[64];
     int client_port; /* -1: no client address (unix socket) */
     char server_host[108];
-    int server_port; /* -1: unix socket, server_host is its path */
-    bool secure;     /* https/wss, from a trusted proxy's headers (proxy.c) */
-    bool has_root_path; /* Daphne-Root-Path from a trusted proxy: */
+    int server_port;                       /* -1: unix socket, server_host is its path */
+    bool secure;                           /* https/wss, from a trusted proxy's headers (proxy.c) */
+    bool has_root_path;                    /* Daphne-Root-Path from a trusted proxy: */
     uint32_t root_path_off, root_path_len; /* its raw value in head->buf */
     /* both threads: send-side flow control */
-    atomic_size_t unsent;       /* response bytes queued but not yet written */
-    atomic_bool want_writable;  /* Python waits for BL_EV_WRITABLE */
+    atomic_size_t unsent;      /* response bytes queued but not yet written */
+    atomic_bool want_writable; /* Python waits for BL_EV_WRITABLE */
 };
 
 /* Flow-control marks (bytes). */
 /* Per scope: a slow client costs at most this much user-space memory, which
  * matters with thousands of push connections. */
 #define BL_WRITE_HIGH_WATER (64u * 1024u)
-#define BL_WRITE_LOW_WATER (16u * 1024u)
-#define BL_BODY_HIGH_WATER (256u * 1024u)
+#define BL_WRITE_LOW_WATER  (16u * 1024u)
+#define BL_BODY_HIGH_WATER  (256u * 1024u)
 
 int bl_queue_init(bl_queue_t *q);
 void bl_queue_destroy(bl_queue_t *q);
@@ -128,9 +128,9 @@ typedef struct {
     void (*wake_down)(void); /* wakes the I/O thread (uv_async_send) */
     /* Wakes are deferred to the end of the producer's loop iteration, so that
      * one wake carries a whole batch: */
-    bool up_wake_due;              /* I/O thread only */
+    bool up_wake_due;                 /* I/O thread only */
     void (*schedule_down_wake)(void); /* Python thread: flush at the end of this iteration */
-    bool down_wake_due;            /* Python thread only */
+    bool down_wake_due;               /* Python thread only */
 } bl_bridge_t;
 
 extern bl_bridge_t bl_bridge;

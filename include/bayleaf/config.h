@@ -40,10 +40,10 @@ typedef struct {
     int nendpoints;
     int unix_socket_mode; /* -1: leave as created */
     /* Proxies */
-    bool proxy_headers;               /* --proxy-headers (Daphne) */
-    const char *proxy_headers_host;   /* header naming the client host */
-    const char *proxy_headers_port;   /* header naming the client port */
-    const char *forwarded_allow_ips;  /* peers trusted for proxy headers */
+    bool proxy_headers;              /* --proxy-headers (Daphne) */
+    const char *proxy_headers_host;  /* header naming the client host */
+    const char *proxy_headers_port;  /* header naming the client port */
+    const char *forwarded_allow_ips; /* peers trusted for proxy headers */
     /* Logging */
     const char *log_fmt;
     /* Processes */
@@ -54,7 +54,7 @@ typedef struct {
     /* permessage-deflate (RFC 7692) */
     bool ws_compression;
     bool ws_compression_context_takeover;
-    int ws_compression_window_bits; /* 9..15 */
+    int ws_compression_window_bits;  /* 9..15 */
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
 } bl_config_t;
 

@@ -46,8 +46,8 @@ typedef struct {
 } bl_http_handler_t;
 
 typedef struct {
-    size_t max_head;     /* request line + headers, bytes (431 beyond) */
-    size_t max_url;      /* request target, bytes (414 beyond) */
+    size_t max_head;      /* request line + headers, bytes (431 beyond) */
+    size_t max_url;       /* request target, bytes (414 beyond) */
     uint32_t max_headers; /* header count (431 beyond) */
 } bl_http_limits_t;
 
@@ -56,9 +56,9 @@ struct bl_http_parser_s {
     const bl_http_handler_t *handler;
     bl_http_limits_t limits;
     bl_head_t *head; /* being built */
-    int last;         /* 1: last data was a header field, 2: a value */
-    bool in_message;  /* bytes of a request have been seen */
-    bool head_done;   /* the current request's head was delivered */
+    int last;        /* 1: last data was a header field, 2: a value */
+    bool in_message; /* bytes of a request have been seen */
+    bool head_done;  /* the current request's head was delivered */
     /* the input being parsed, to tell a split value from an obs-fold */
     const char *feed_start, *feed_end;
     bool span_at_end; /* the last value span ended where its input did */

@@ -17,7 +17,7 @@ typedef struct {
     int status;
     const char *headers; /* the app's header lines, "name: value\r\n" each */
     size_t headers_len;
-    unsigned flags;      /* BL_EVF_HAS_CLEN, _HAS_SERVER, _HAS_DATE, _CLOSE, _CHUNKED */
+    unsigned flags;          /* BL_EVF_HAS_CLEN, _HAS_SERVER, _HAS_DATE, _CLOSE, _CHUNKED */
     uint64_t content_length; /* with BL_EVF_HAS_CLEN */
     bool body_known;         /* the whole body is known: body_len bytes */
     size_t body_len;
