@@ -2,6 +2,7 @@
  * no lenient flags. What llhttp still lets through and RFC 9112 lets us refuse
  * (obs-fold, versions other than 1.0/1.1) is refused here. */
 #include "bayleaf/http_parser.h"
+#include "bayleaf/tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,20 +160,11 @@ static int on_header_value_complete(llhttp_t *llh)
 
 static bool value_has_token(const char *v, size_t len, const char *token)
 {
-    size_t n = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if (end - start == n && strncasecmp(v + start, token, n) == 0)
+    size_t n = strlen(token), pos = 0, tlen;
+    const char *t;
+    while (bl_token_next(v, len, &pos, &t, &tlen))
+        if (tlen == n && strncasecmp(t, token, n) == 0)
             return true;
-    }
     return false;
 }
 

@@ -72,6 +72,9 @@ PyObject *bl_channel_new(ExchangeObject *ex, bool send);
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg);
 void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
+/* Posts ev (len bytes of the app's data) and returns what send() returns: at
+ * once, or a future while the client's unsent bytes are above the high-water mark. */
+PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len);
 
 /* py_ws.c */
 int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex);

@@ -423,12 +423,19 @@ PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
         ev->flags |= BL_EVF_MORE;
     else
         self->complete = true;
-    size_t unsent = atomic_fetch_add(&self->ex->unsent, len) + len;
-    bl_bridge_post_down(ev);
     if (!more) {
+        atomic_fetch_add(&self->ex->unsent, len);
+        bl_bridge_post_down(ev);
         wake_receiver(self);
         return Py_NewRef(bl_py.ready_none);
     }
+    return bl_py_post_paced(self, ev, len);
+}
+
+PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len)
+{
+    size_t unsent = atomic_fetch_add(&self->ex->unsent, len) + len;
+    bl_bridge_post_down(ev);
     if (unsent > BL_WRITE_HIGH_WATER) {
         /* Wait for the I/O thread to write some; check again after asking so a
          * write that finished in between is not missed. */

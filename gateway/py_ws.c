@@ -1,6 +1,7 @@
 /* ASGI WebSocket on the Python thread: scope extras, receive() and send(). */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/tokens.h"
 #include "bayleaf/ws.h"
 
 #include <string.h>
@@ -10,24 +11,15 @@
 /* Appends each comma-separated, trimmed token of one header value to list. */
 static int add_tokens(PyObject *list, const char *v, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
-        if (end > start) {
-            PyObject *t = PyUnicode_DecodeLatin1(v + start, (Py_ssize_t)(end - start), NULL);
-            if (t == NULL || PyList_Append(list, t) < 0) {
-                Py_XDECREF(t);
-                return -1;
-            }
-            Py_DECREF(t);
+    size_t pos = 0, tlen;
+    const char *t;
+    while (bl_token_next(v, len, &pos, &t, &tlen)) {
+        PyObject *o = PyUnicode_DecodeLatin1(t, (Py_ssize_t)tlen, NULL);
+        if (o == NULL || PyList_Append(list, o) < 0) {
+            Py_XDECREF(o);
+            return -1;
         }
+        Py_DECREF(o);
     }
     return 0;
 }
@@ -265,18 +257,8 @@ static PyObject *send_message(ExchangeObject *self, PyObject *msg)
         PyBuffer_Release(&view);
     if (ev == NULL)
         return PyErr_NoMemory();
-    size_t unsent = atomic_fetch_add(&self->ex->unsent, (size_t)len) + (size_t)len;
-    bl_bridge_post_down(ev);
-    if (unsent > BL_WRITE_HIGH_WATER) {
-        /* As for HTTP bodies: wait until the I/O thread has written some. */
-        atomic_store(&self->ex->want_writable, true);
-        if (atomic_load(&self->ex->unsent) > BL_WRITE_HIGH_WATER) {
-            self->send_waiter = bl_future_new();
-            return Py_XNewRef(self->send_waiter);
-        }
-        atomic_store(&self->ex->want_writable, false);
-    }
-    return Py_NewRef(bl_py.ready_none);
+    /* As for HTTP bodies: wait while the client is behind. */
+    return bl_py_post_paced(self, ev, (size_t)len);
 }
 
 static PyObject *send_close(ExchangeObject *self, PyObject *msg)
