@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import MB, RssSampler, bayleaf_only, wait_until
+from harness import MB, SANITIZED, RssSampler, bayleaf_only, wait_until
 
 from .ws_support import (APP, OP_BINARY, accept_for, check_echo, drain_messages, events, frame, make_key,
                          open_ws, outq, tcp_queued_bytes, wait_event)
@@ -15,6 +15,12 @@ from .ws_support import (APP, OP_BINARY, accept_for, check_echo, drain_messages,
 pytestmark = bayleaf_only  # RSS figures are about bayleaf's own buffering
 
 RSS_BUDGET = 50 * MB
+
+
+def check_rss(growth, message):
+    """RSS bound (meaningless under ASan: its quarantine keeps freed memory)."""
+    if not SANITIZED:
+        assert growth < RSS_BUDGET, message
 
 
 def warm_up(server):
@@ -36,7 +42,7 @@ def test_push_to_client_that_does_not_read(start_server, tmp_path):
         with RssSampler(server.pid) as idle:
             time.sleep(5.0)  # the client reads nothing
         growth = idle.peak_kb * 1024 - base
-        assert growth < RSS_BUDGET, f"RSS grew by {growth / MB:.1f} MB while the client did not read"
+        check_rss(growth, f"RSS grew by {growth / MB:.1f} MB while the client did not read")
         # the app is held back, not finished
         assert not [e for e in events(out) if e["event"] == "pushed"], \
             "the app pushed 200 MB into a client that reads nothing"
@@ -45,7 +51,7 @@ def test_push_to_client_that_does_not_read(start_server, tmp_path):
             got, frames, sizes = drain_messages(ws, total, timeout=60)
         assert got == total and frames == total // chunk and sizes == {chunk}, (got, frames, sizes)
         growth = draining.peak_kb * 1024 - base
-        assert growth < RSS_BUDGET, f"RSS grew by {growth / MB:.1f} MB while the client drained"
+        check_rss(growth, f"RSS grew by {growth / MB:.1f} MB while the client drained")
         rec = wait_event(out, "pushed", timeout=10)
         assert rec["bytes"] == total
     finally:
@@ -87,7 +93,7 @@ def test_client_floods_slow_app(start_server, tmp_path):
             stalled_at = sent[0]
             time.sleep(0.5)
         growth = sampler.peak_kb * 1024 - base
-        assert growth < RSS_BUDGET, f"RSS grew by {growth / MB:.1f} MB while the client flooded"
+        check_rss(growth, f"RSS grew by {growth / MB:.1f} MB while the client flooded")
         assert stalled_at < total, "the server read 100 MB for an app that consumes ~3 MB/s"
     finally:
         stop.set()
@@ -190,7 +196,8 @@ def test_many_stalled_clients(stalled_1000):
     # the server's own buffers: about the write high-water mark per connection
     assert r["user_buffered"] < n * 512 * 1024, r
     # bounded per connection (independent of how much the app wants to send)
-    assert r["growth"] < n * 768 * 1024, f"RSS grew by {r['growth'] / MB:.0f} MB for {n} stalled clients ({r})"
+    if not SANITIZED:
+        assert r["growth"] < n * 768 * 1024, f"RSS grew by {r['growth'] / MB:.0f} MB for {n} stalled clients ({r})"
     assert r["latency"] < 2.0, r
 
 
@@ -218,7 +225,7 @@ def test_empty_message_flood_to_slow_app(start_server, tmp_path):
             time.sleep(0.3)
         growth = sampler.peak_kb * 1024 - base
     assert sent < 50 * MB, "the server read 8 million empty messages for an app that takes 2 a second"
-    assert growth < RSS_BUDGET, f"RSS grew by {growth / MB:.0f} MB ({sent // 6} empty frames sent)"
+    check_rss(growth, f"RSS grew by {growth / MB:.0f} MB ({sent // 6} empty frames sent)")
     check_echo(server)
 
 
@@ -240,5 +247,5 @@ def test_ping_flood_without_reading(start_server):
                 except socket.timeout:
                     pass
         growth = sampler.peak_kb * 1024 - base
-    assert growth < RSS_BUDGET, f"RSS grew by {growth / MB:.0f} MB after {sent / MB:.0f} MB of unanswered-for pings"
+    check_rss(growth, f"RSS grew by {growth / MB:.0f} MB after {sent / MB:.0f} MB of unanswered-for pings")
     check_echo(server)
