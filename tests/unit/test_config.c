@@ -416,7 +416,7 @@ static void stale_help_group(void)
     parsed_free(&p);
     PARSE(&p, "c:d");
     CHECK(p.rc == BL_CONFIG_OK && p.cfg.verbosity == 1 && p.cfg.app != NULL &&
-                  strcmp(p.cfg.app, "c:d") == 0);
+          strcmp(p.cfg.app, "c:d") == 0);
     parsed_free(&p);
 }
 

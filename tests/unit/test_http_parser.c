@@ -697,7 +697,7 @@ static void test_header_whitespace(void)
         CHECK_EQ_INT(h->nheaders, 2);
         if (h->nheaders == 2) {
             CHECK(h->headers[0].value_len == strlen("spaced  out") &&
-                          memcmp(h->buf + h->headers[0].value_off, "spaced  out", 11) == 0);
+                  memcmp(h->buf + h->headers[0].value_off, "spaced  out", 11) == 0);
             CHECK_HEADER(h, 1, "x-b", "x");
         }
     }
