@@ -77,11 +77,21 @@ static void on_handle_closed(uv_handle_t *h)
     bl_server_conn_gone(s);
 }
 
+/* A connection that is ending no longer counts for --limit-concurrency. */
+static void conn_inactive(bl_conn_t *c)
+{
+    if (c->active) {
+        c->active = false;
+        c->server->nactive--;
+    }
+}
+
 void bl_conn_close(bl_conn_t *c)
 {
     if (c->closing)
         return;
     c->closing = true;
+    conn_inactive(c);
     if (c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING))
         bl_conn_access_log(c, "WSDISCONNECT"); /* the TCP connection dropped */
     conn_detach(c, !c->resp_done);
@@ -130,6 +140,7 @@ void bl_conn_finish(bl_conn_t *c)
         return;
     }
     c->lingering = true;
+    conn_inactive(c);
     conn_detach(c, !c->resp_done);
     bl_conn_timer_set(c, TIMER_LINGER, 2.0);
     c->shutdown_req.data = c;
@@ -449,6 +460,14 @@ static void apply_proxy(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
 static int on_head(bl_http_parser_t *p, bl_head_t *head)
 {
     bl_conn_t *c = p->data;
+    unsigned limit = c->server->cfg->limit_concurrency;
+    if (limit > 0 && c->server->nactive > limit) {
+        /* Over --limit-concurrency: a quick 503 costs less than a queue.
+         * Counted per request, so connections that never send one do not count. */
+        bl_head_free(head);
+        p->error_status = 503;
+        return -1;
+    }
     bl_exchange_t *ex = bl_exchange_new();
     if (ex == NULL) {
         bl_head_free(head);
@@ -725,6 +744,8 @@ void bl_conn_accept(bl_listener_t *l)
             addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
     }
     bl_http_parser_init(&c->parser, &handler, &s->limits, c);
+    c->active = true;
+    s->nactive++;
     bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
     bl_conn_update_reading(c);
 }

@@ -58,6 +58,7 @@ struct bl_conn_s {
     uint64_t discarded; /* body bytes dropped after an early response */
     uint64_t clen;      /* the response's Content-Length (BL_FRAME_LENGTH) */
     bool next_waiting;  /* a pipelined request waits for the write backlog to drain */
+    bool active;        /* counted in server->nactive (--limit-concurrency) */
     char method[16];
     char *log_path;
     bool request_posted;

@@ -43,6 +43,7 @@ struct bl_server_s {
     int nlisteners;
     bl_conn_t *conns; /* every open connection (intrusive list) */
     size_t nconns;
+    size_t nactive; /* connections neither closing nor lingering */
     FILE *access_log;
     pthread_t thread;
     bool running;  /* the I/O thread was started */

@@ -28,8 +28,11 @@ async def app(scope, receive, send):
 '''
 
 
-def make_venv(path, version=None):
-    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60)
+def make_venv(path, version=None, system_site_packages=False):
+    cmd = [PYTHON, "-m", "venv", "--without-pip", str(path)]
+    if system_site_packages:
+        cmd.insert(3, "--system-site-packages")
+    subprocess.run(cmd, check=True, timeout=60)
     site = path / "lib" / "python3.11" / "site-packages" / "venvmarker"
     site.mkdir(parents=True)
     (site / "__init__.py").write_text("VALUE = 'from-venv'\n")
@@ -40,12 +43,14 @@ def make_venv(path, version=None):
         cfg.write_text("\n".join(lines) + "\n")
 
 
-def serve_once(binary, app_dir, env_extra, timeout=10):
+def serve_once(binary, app_dir, env_extra, timeout=10, args=()):
     """Starts binary on a free port, returns (status, body, stderr) of GET /."""
     port = free_port()
     env = dict(os.environ, **env_extra)
     env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen([str(binary), "-p", str(port), "-v", "0", "venvapp:app"], cwd=app_dir,
+    for k in [k for k, v in env.items() if v == ""]:
+        del env[k]
+    proc = subprocess.Popen([str(binary), "-p", str(port), "-v", "0", *args, "venvapp:app"], cwd=app_dir,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -89,6 +94,56 @@ def test_virtual_env_is_honoured(tmp_path, app_dir):
     marker, prefix, _ = body.split("|")
     assert marker == "from-venv"
     assert prefix == str(venv)
+
+
+@bayleaf_only
+def test_venv_flag_and_system_site_packages(tmp_path, app_dir):
+    """--venv PATH works like VIRTUAL_ENV; with system site-packages, Debian's
+    packages (uvloop here) stay importable beside the venv's own."""
+    from harness import BAYLEAF
+    venv = tmp_path / "venv-sys"
+    make_venv(venv, system_site_packages=True)
+    (app_dir / "venvapp.py").write_text(APP.replace('"absent"', '"absent"') + """
+import uvloop  # from /usr/lib/python3/dist-packages: only with system site-packages
+""")
+    port_env = {"VIRTUAL_ENV": ""}
+    status, body, err = serve_once(BAYLEAF, app_dir, port_env, args=["--venv", str(venv)])
+    assert status == 200, err
+    marker, prefix, _ = body.split("|")
+    assert marker == "from-venv" and prefix == str(venv)
+
+
+@bayleaf_only
+def test_asgi_threads_sizes_the_sync_pool(tmp_path):
+    """ASGI_THREADS sizes the executor that runs sync code, as in Daphne."""
+    from harness import BAYLEAF
+    d = tmp_path / "app"
+    d.mkdir()
+    (d / "venvapp.py").write_text(THREADS_APP)
+    status, body, err = serve_once(BAYLEAF, d, {"ASGI_THREADS": "3"})
+    assert status == 200, err
+    assert body == "3", body
+
+
+THREADS_APP = '''
+import asyncio
+import threading
+import time
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        raise ValueError("http only")
+    loop = asyncio.get_running_loop()
+
+    def work():
+        time.sleep(0.2)
+        return threading.get_ident()
+
+    idents = await asyncio.gather(*[loop.run_in_executor(None, work) for _ in range(8)])
+    body = str(len(set(idents)))  # threads the default executor used
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+'''
 
 
 @bayleaf_only
