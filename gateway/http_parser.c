@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #define PARSER(llh) ((bl_http_parser_t *)(llh)->data)
 
@@ -254,6 +255,8 @@ static int on_message_complete(llhttp_t *llh)
 {
     bl_http_parser_t *p = PARSER(llh);
     p->in_message = false;
+    p->scan_text = false;
+    p->scan_prev = p->scan_prev2 = 0;
     if (p->handler->on_complete(p) != 0)
         return -1;
     return HPE_PAUSED;
@@ -288,8 +291,41 @@ void bl_http_parser_free(bl_http_parser_t *p)
     p->head = NULL;
 }
 
+/* llhttp (strict or not) takes a bare LF as the blank line that ends a head;
+ * RFC 9112 lets us refuse it, and a proxy that reads the head differently is
+ * how requests get smuggled. Looks at head bytes only; -1 at a bare blank LF. */
+static ssize_t find_bare_blank_lf(bl_http_parser_t *p, const char *data, size_t len)
+{
+    if (p->in_message && p->head_done)
+        return len; /* body bytes */
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (c == '\n' && p->scan_text) {
+            if (p->scan_prev == '\n')
+                return -(ssize_t)i - 1;
+            if (p->scan_prev == '\r' && p->scan_prev2 == '\n') {
+                p->scan_text = false; /* the head ended properly */
+                p->scan_prev = p->scan_prev2 = 0;
+                return len;
+            }
+        }
+        if (c != '\r' && c != '\n')
+            p->scan_text = true;
+        p->scan_prev2 = p->scan_prev;
+        p->scan_prev = c;
+    }
+    return len;
+}
+
 int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
+    ssize_t bare = find_bare_blank_lf(p, data, len);
+    if (bare < 0) {
+        *consumed = (size_t)(-bare - 1);
+        p->error_status = 400;
+        p->error_reason = "Bad Request";
+        return BL_HTTP_ERROR;
+    }
     p->feed_start = data;
     p->feed_end = data + len;
     llhttp_errno_t err = llhttp_execute(&p->llh, data, len);

@@ -62,6 +62,9 @@ struct bl_http_parser_s {
     /* the input being parsed, to tell a split value from an obs-fold */
     const char *feed_start, *feed_end;
     bool span_at_end; /* the last value span ended where its input did */
+    /* the head's last bytes, to refuse a bare LF blank line (http_parser.c) */
+    char scan_prev, scan_prev2;
+    bool scan_text;
     int error_status; /* HTTP status to answer with after BL_HTTP_ERROR */
     const char *error_reason;
     void *data; /* the owner's */
