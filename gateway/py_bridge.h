@@ -52,7 +52,8 @@ typedef struct {
     bool disconnected;
     bool continue_asked;
     bool running;   /* ex->py holds a reference to this object */
-    PyObject *task; /* the app's task (set by spawn), for the close timeout */
+    PyObject *task;        /* the app's task (set by spawn), for the close timeout */
+    PyObject *close_timer; /* the close-timeout TimerHandle, after a disconnect */
     /* WebSocket */
     bl_ws_state_t ws_state;
     int close_code;            /* from the client's close (1006 when none came) */

@@ -518,6 +518,14 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
         bl_py_post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
+    if (self->close_timer != NULL) {
+        /* The app returned in time: drop the timer and the task it holds. */
+        PyObject *r = PyObject_CallMethod(self->close_timer, "cancel", NULL);
+        if (r == NULL)
+            PyErr_Clear();
+        Py_XDECREF(r);
+        Py_CLEAR(self->close_timer);
+    }
     Py_CLEAR(self->task);
     Py_CLEAR(self->recv_task);
     Py_CLEAR(self->disconnect_task);
@@ -615,7 +623,7 @@ void bl_http_on_event(bl_event_t *ev)
                                                        bl_py.on_close_timeout, self->task, NULL);
             if (h == NULL)
                 PyErr_WriteUnraisable((PyObject *)self);
-            Py_XDECREF(h);
+            Py_XSETREF(self->close_timer, h); /* cancelled when the app returns */
         }
         self->disconnected = true;
         self->close_code = ev->status ? ev->status : 1006;
@@ -728,6 +736,7 @@ static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
     Py_VISIT(self->task);
     Py_VISIT(self->recv_task);
     Py_VISIT(self->disconnect_task);
+    Py_VISIT(self->close_timer);
     Py_VISIT(self->recv_waiter);
     Py_VISIT(self->send_waiter);
     return 0;
@@ -739,6 +748,7 @@ static int exchange_clear(ExchangeObject *self)
     Py_CLEAR(self->task);
     Py_CLEAR(self->recv_task);
     Py_CLEAR(self->disconnect_task);
+    Py_CLEAR(self->close_timer);
     Py_CLEAR(self->recv_waiter);
     Py_CLEAR(self->send_waiter);
     return 0;

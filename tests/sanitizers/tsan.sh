@@ -38,7 +38,8 @@ tests/integration/test_concurrency.py tests/integration/test_disconnect.py
 tests/integration/ws/test_ws_messages.py tests/integration/ws/test_ws_close.py
 tests/integration/ws/test_ws_backpressure.py tests/conformance/test_rfc6455_fragmentation.py
 tests/conformance/test_rfc6455_control.py tests/faults/test_blocked_loop.py
-tests/faults/test_app_faults.py tests/faults/test_client_faults.py"
+tests/faults/test_app_faults.py tests/faults/test_client_faults.py
+tests/conformance/test_rfc6455_close.py tests/faults/test_churn.py"
 # shellcheck disable=SC2086
 set -- ${BAYLEAF_TSAN_TESTS:-$DEFAULT_TESTS} "$@"
 

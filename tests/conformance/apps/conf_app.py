@@ -1,0 +1,101 @@
+"""ASGI app for tests/conformance (run from this directory: `conf_app:app`).
+
+WebSocket, any path but /never: accept, echo every message back (text as
+text, bytes as bytes); the disconnect code is remembered under ?id= for /closes.
+/never: never answers the handshake (waits for the disconnect).
+HTTP:
+  /hello          200 "hello"
+  /closes?id=X    JSON: the websocket.disconnect code the app saw for id X (or null)
+  /echo           200 with the request body
+  /scope          JSON: method, path, raw_path, query_string, headers, http_version
+  /sleep?s=N      async sleep N seconds, then 200
+  /gc             JSON {"objects": len(gc.get_objects()) after gc.collect()}
+"""
+
+import asyncio
+import gc
+import json
+from urllib.parse import parse_qs
+
+CLOSES = {}
+
+
+def params(scope):
+    q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {k: v[0] for k, v in q.items()}
+
+
+async def respond(send, status, body, ctype=b"text/plain"):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def http(scope, receive, send):
+    body = []
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+        body.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    path, q = scope["path"], params(scope)
+    if path == "/closes":
+        await respond(send, 200, json.dumps({"code": CLOSES.get(q.get("id"))}).encode(), b"application/json")
+    elif path == "/scope":
+        info = {"method": scope["method"], "path": scope["path"], "http_version": scope["http_version"],
+                "raw_path": scope.get("raw_path", b"").decode("latin-1"),
+                "query_string": scope["query_string"].decode("latin-1"),
+                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+                "body": b"".join(body).decode("latin-1")}
+        await respond(send, 200, json.dumps(info).encode(), b"application/json")
+    elif path == "/echo":
+        await respond(send, 200, b"".join(body))
+    elif path == "/sleep":
+        await asyncio.sleep(float(q.get("s", "1")))
+        await respond(send, 200, b"slept")
+    elif path == "/gc":
+        gc.collect()
+        await respond(send, 200, json.dumps({"objects": len(gc.get_objects())}).encode(), b"application/json")
+    else:
+        await respond(send, 200, b"hello")
+
+
+async def websocket(scope, receive, send):
+    ident = params(scope).get("id")
+    msg = await receive()
+    assert msg["type"] == "websocket.connect"
+    if scope["path"] == "/never":
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.disconnect":
+            if ident:
+                CLOSES[ident] = msg.get("code")
+            return
+        try:
+            if msg.get("text") is not None:
+                await send({"type": "websocket.send", "text": msg["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": msg.get("bytes") or b""})
+        except OSError:
+            pass  # the connection failed meanwhile: the disconnect follows
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    elif scope["type"] == "http":
+        await http(scope, receive, send)
+    else:
+        await websocket(scope, receive, send)
