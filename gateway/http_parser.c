@@ -44,6 +44,8 @@ static int fail(bl_http_parser_t *p, int status, const char *reason)
 static int head_append(bl_http_parser_t *p, const char *at, size_t len, bool lower)
 {
     bl_head_t *h = p->head;
+    if (len == 0)
+        return 0; /* llhttp reports empty spans ("CONNECT \r\n"); buf may still be NULL */
     if (h->len + len > p->limits.max_head)
         return fail(p, 431, "Request Header Fields Too Large");
     if (h->len + len > h->cap) {

@@ -335,10 +335,10 @@ static void on_event(conn_t *c, uint32_t events)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},     {"mode", required_argument, NULL, 'm'},
-        {"total", required_argument, NULL, 'n'},    {"conns", required_argument, NULL, 'c'},
-        {"path", required_argument, NULL, 'P'},     {"per-conn", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},  {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},    {"mode", required_argument, NULL, 'm'},
+        {"total", required_argument, NULL, 'n'},   {"conns", required_argument, NULL, 'c'},
+        {"path", required_argument, NULL, 'P'},    {"per-conn", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
     };
     const char *mode_name = "http-keepalive";
     int o;

@@ -72,8 +72,8 @@ static void check_head(run_t *r, const bl_head_t *h)
         }
     }
 
-    uint8_t flags[6] = {h->http_major, h->http_minor, h->keep_alive, h->expect_continue,
-                        h->upgrade, h->websocket};
+    uint8_t flags[6] = {h->http_major,      h->http_minor, h->keep_alive,
+                        h->expect_continue, h->upgrade,    h->websocket};
     r->hash = fuzz_hash(r->hash, h->method, strlen(h->method));
     r->hash = fuzz_hash(r->hash, flags, sizeof(flags));
     r->hash = fuzz_hash(r->hash, h->buf, h->url_len);

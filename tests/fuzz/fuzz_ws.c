@@ -88,7 +88,8 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
     if ((r->cfg & CFG_CLOSE_ON_MSG) && r->messages == 2) {
         /* A text message as the reason: exercises the cut at 123 bytes. */
         bool text = opcode == BL_WS_TEXT;
-        int rc = text ? bl_ws_close(ws, 4000, (const char *)data, len) : bl_ws_close(ws, 0, NULL, 0);
+        int rc =
+            text ? bl_ws_close(ws, 4000, (const char *)data, len) : bl_ws_close(ws, 0, NULL, 0);
         FUZZ_CHECK(rc == 0 || rc == -EPIPE);
     }
 }
@@ -98,8 +99,8 @@ static void on_close(bl_ws_t *ws, uint16_t code, const uint8_t *reason, size_t l
     run_t *r = bl_ws_data(ws);
     FUZZ_CHECK(reason != NULL && len <= 123);
     /* Only codes a peer may send get this far (RFC 6455 7.4.1), and text reasons. */
-    FUZZ_CHECK(code == 1005 || (code >= 1000 && code <= 4999 && code != 1004 && code != 1006 &&
-                                code != 1015));
+    FUZZ_CHECK(code == 1005 ||
+               (code >= 1000 && code <= 4999 && code != 1004 && code != 1006 && code != 1015));
     FUZZ_CHECK(utf8_ok(reason, len));
     FUZZ_CHECK(code != 1005 || len == 0);
     r->hash = fuzz_hash(r->hash, "C", 1);

@@ -96,9 +96,8 @@ static void check_accepted(const bl_head_t *h, bl_ws_handshake_t *hs)
     FUZZ_CHECK(hs->extensions == NULL || hs->extensions[0] != '\0');
 
     /* The 101, with what an app might choose. */
-    const char *sub = hs->nprotocols > 0 && (app_cfg & 1)
-                          ? hs->protocols[(app_cfg >> 1) % hs->nprotocols]
-                          : NULL;
+    const char *sub =
+        hs->nprotocols > 0 && (app_cfg & 1) ? hs->protocols[(app_cfg >> 1) % hs->nprotocols] : NULL;
     static const char extra[] = "x-app: 1\r\nset-cookie: a=b\r\n";
     size_t extra_len = (app_cfg & 0x10) ? sizeof(extra) - 1 : 0;
     const char *server = (app_cfg & 0x20) ? NULL : "bayleaf";
