@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BAYLEAF, SANITIZED, free_port, server_env
+from harness import BAYLEAF, free_port, server_env
 
 APPS = Path(__file__).resolve().parent / "apps"
 APP = "conf_app:app"
@@ -279,10 +279,6 @@ def test_server_survives_the_malformed_set(http_server):
     assert http_server.alive()
 
 
-@pytest.mark.xfail(SANITIZED, strict=True, reason=(
-    "http_parser.c head_append(): memcpy(h->buf + h->len, at, 0) with h->buf == NULL when llhttp "
-    "reports an empty URL span ('CONNECT \\r\\n\\r\\n'): undefined behaviour that UBSan reports "
-    "and halts on (fix: return early when len == 0; fuzz finding tests/fuzz/pending/http/empty_url_span)"))
 def test_empty_url_span_is_clean_under_ubsan(tmp_path):
     """Run apart from the harness so a sanitizer report fails this test alone."""
     port = free_port()
