@@ -1,5 +1,6 @@
 /* Listeners, signals and the I/O thread's life. */
 #include "bayleaf/server.h"
+#include "bayleaf/balance.h"
 #include "bayleaf/bridge.h"
 #include "bayleaf/log.h"
 #include "bayleaf/sd_notify.h"
@@ -14,6 +15,8 @@
 
 static bl_server_t *io_server; /* for the wake function */
 
+static void pause_accepting(bl_server_t *s);
+
 static void on_connection(uv_stream_t *stream, int status)
 {
     bl_listener_t *l = stream->data;
@@ -21,7 +24,13 @@ static void on_connection(uv_stream_t *stream, int status)
         BL_ERROR("accept on %s failed: %s", l->name, uv_strerror(status));
         return;
     }
+    bl_server_t *s = l->server;
     bl_conn_accept(l);
+    if (s->shared) {
+        bl_balance_publish(s->nconns);
+        if (s->paused_at == 0 && bl_balance_over(s->nconns))
+            pause_accepting(s);
+    }
 }
 
 static int listen_error(const char *what, const char *name, int err)
@@ -30,34 +39,87 @@ static int listen_error(const char *what, const char *name, int err)
     return err;
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    bl_listener_t *l = h->data;
+    l->closed = true;
+}
+
+/* Starts accepting on a fresh handle over a dup of the kept socket, so closing
+ * the handle to pause leaves the socket itself open. */
+static int listener_open(bl_listener_t *l)
+{
+    bl_server_t *s = l->server;
+    int fd = dup(l->fd), err;
+    if (fd < 0)
+        return -errno;
+    if (l->is_unix) {
+        uv_pipe_init(&s->loop, &l->h.pipe, 0);
+        err = uv_pipe_open(&l->h.pipe, fd);
+    } else {
+        uv_tcp_init(&s->loop, &l->h.tcp);
+        err = uv_tcp_open(&l->h.tcp, fd);
+    }
+    l->h.handle.data = l;
+    l->closed = false;
+    if (err != 0)
+        close(fd); /* the handle never took it */
+    else
+        err = uv_listen(&l->h.stream, l->backlog, on_connection);
+    return err;
+}
+
+static void listener_close(bl_listener_t *l)
+{
+    if (!uv_is_closing(&l->h.handle))
+        uv_close(&l->h.handle, on_listener_closed);
+}
+
 /* Takes over a descriptor opened by listen.c. */
 static int adopt(bl_server_t *s, bl_socket_t *sock)
 {
     bl_listener_t *l = &s->listeners[s->nlisteners];
-    int err;
     l->server = s;
     l->is_unix = sock->is_unix;
     snprintf(l->name, sizeof(l->name), "%s", sock->name);
     snprintf(l->path, sizeof(l->path), "%s", sock->path);
-    if (sock->is_unix) {
-        uv_pipe_init(&s->loop, &l->h.pipe, 0);
-        err = uv_pipe_open(&l->h.pipe, sock->fd);
-    } else {
-        uv_tcp_init(&s->loop, &l->h.tcp);
-        err = uv_tcp_open(&l->h.tcp, sock->fd);
-        /* Sharing the socket: after each accept, give the other workers a chance. */
-        if (err == 0 && s->shared)
-            uv_tcp_simultaneous_accepts(&l->h.tcp, 0);
-    }
-    l->h.handle.data = l;
+    l->fd = sock->fd;
+    l->backlog = sock->backlog;
+    sock->fd = -1;
     s->nlisteners++;
-    if (err == 0)
-        sock->fd = -1; /* closing the handle closes it now */
-    if (err == 0)
-        err = uv_listen(&l->h.stream, sock->backlog, on_connection);
+    int err = listener_open(l);
     if (err != 0)
         return listen_error("listen on", l->name, err);
     return 0;
+}
+
+/* ---- accept balancing between workers (balance.h) ---- */
+
+#define BL_UNPAUSE_CHECK_MS 10
+#define BL_PAUSE_MAX_MS     250 /* bounds a pause whatever the others report */
+
+static void on_unpause_check(uv_timer_t *t)
+{
+    bl_server_t *s = t->data;
+    bool expired = uv_now(&s->loop) - s->paused_at >= BL_PAUSE_MAX_MS;
+    if (s->draining || (!expired && bl_balance_over(s->nconns)))
+        return;
+    for (int i = 0; i < s->nlisteners; i++) {
+        bl_listener_t *l = &s->listeners[i];
+        int err = l->closed ? listener_open(l) : 0;
+        if (err != 0)
+            BL_ERROR("cannot accept on %s again: %s", l->name, uv_strerror(err));
+    }
+    s->paused_at = 0;
+    uv_timer_stop(&s->unpause);
+}
+
+static void pause_accepting(bl_server_t *s)
+{
+    for (int i = 0; i < s->nlisteners; i++)
+        listener_close(&s->listeners[i]);
+    s->paused_at = uv_now(&s->loop);
+    uv_timer_start(&s->unpause, on_unpause_check, BL_UNPAUSE_CHECK_MS, BL_UNPAUSE_CHECK_MS);
 }
 
 /* Posted once every connection is gone after a stop signal. */
@@ -74,6 +136,8 @@ static void post_drained(bl_server_t *s)
 
 void bl_server_conn_gone(bl_server_t *s)
 {
+    if (s->shared)
+        bl_balance_publish(s->nconns);
     if (s->draining && s->nconns == 0)
         post_drained(s);
 }
@@ -120,9 +184,12 @@ static void on_signal(uv_signal_t *sig, int signum)
         BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     bl_sd_notify("STOPPING=1");
     s->draining = true;
+    bl_balance_set_accepting(false);
+    uv_timer_stop(&s->unpause);
     for (int i = 0; i < s->nlisteners; i++) {
-        if (!uv_is_closing(&s->listeners[i].h.handle))
-            uv_close(&s->listeners[i].h.handle, NULL);
+        listener_close(&s->listeners[i]);
+        close(s->listeners[i].fd);
+        s->listeners[i].fd = -1;
     }
     uv_timer_start(&s->grace, on_grace_timeout, (uint64_t)(s->cfg->graceful_timeout * 1000), 0);
     /* A worker being replaced may have just accepted a connection whose request is
@@ -196,6 +263,8 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->grace.data = s;
     uv_timer_init(&s->loop, &s->settle);
     s->settle.data = s;
+    uv_timer_init(&s->loop, &s->unpause);
+    s->unpause.data = s;
 
     for (int i = 0; i < set->n && s->nlisteners < BL_MAX_LISTENERS; i++) {
         if (set->socks[i].fd >= 0 && (err = adopt(s, &set->socks[i])) != 0)
@@ -230,6 +299,8 @@ static void *io_main(void *arg)
             BL_INFO("Listening on %s", s->listeners[i].name);
     }
     /* Lifespan startup is over and the loop accepts from here on. */
+    bl_balance_publish(s->nconns);
+    bl_balance_set_accepting(true);
     if (s->ready_fd >= 0) {
         ssize_t n = write(s->ready_fd, "R", 1);
         (void)n;
@@ -264,6 +335,11 @@ void bl_server_close(bl_server_t *s)
     uv_walk(&s->loop, close_all_handles, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i].fd >= 0)
+            close(s->listeners[i].fd);
+        s->listeners[i].fd = -1;
+    }
     if (s->ready_fd >= 0)
         close(s->ready_fd);
     s->ready_fd = -1;

@@ -3,6 +3,7 @@
  * connection. Signals arrive on a signalfd; each worker has a pipe it writes one
  * byte to once it accepts (lifespan startup is over). */
 #include "bayleaf/supervisor.h"
+#include "bayleaf/balance.h"
 #include "bayleaf/log.h"
 #include "bayleaf/sd_notify.h"
 
@@ -53,8 +54,9 @@ typedef struct {
     int nslots, cap;
     slot_t *slots;
     worker_t *w;
-    struct pollfd *pfd; /* cap + 1: the signalfd and the ready pipes */
-    worker_t **owner;   /* the worker of each pfd entry */
+    struct pollfd *pfd;    /* cap + 1: the signalfd and the ready pipes */
+    worker_t **owner;      /* the worker of each pfd entry */
+    bl_balance_t *balance; /* one entry per element of w */
     unsigned gen;
     phase_t phase;
     bool reloading;
@@ -93,7 +95,7 @@ static void describe_status(int st, char *buf, size_t cap)
 
 /* ---- the child side -------------------------------------------------- */
 
-static void become_worker(sup_t *s, int ready_fd)
+static void become_worker(sup_t *s, int index, int ready_fd)
 {
     bl_listen_set_t *set = s->set;
     bl_worker_fn fn = s->fn;
@@ -110,6 +112,7 @@ static void become_worker(sup_t *s, int ready_fd)
     }
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
     bl_sd_notify_disable(); /* the supervisor speaks to systemd */
+    bl_balance_attach(s->balance, s->cap, index);
     for (int i = 0; i < set->n; i++)
         set->socks[i].owns_path = false; /* the supervisor unlinks them */
     free(s->w);
@@ -163,10 +166,11 @@ static pid_t spawn(sup_t *s, int slot)
     }
     fflush(stdout);
     fflush(stderr);
+    bl_balance_clear(s->balance, (int)(w - s->w));
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        become_worker(s, fds[1]);
+        become_worker(s, (int)(w - s->w), fds[1]);
     }
     close(fds[1]);
     if (pid < 0) {
@@ -275,6 +279,7 @@ static void on_exit_status(sup_t *s, pid_t pid, int st)
     if (w->ready_fd >= 0)
         close(w->ready_fd);
     worker_t gone = *w;
+    bl_balance_clear(s->balance, (int)(w - s->w));
     w->pid = 0;
     w->ready_fd = -1;
     if (pid == s->old)
@@ -443,6 +448,9 @@ int bl_supervisor_run(const bl_config_t *cfg, bl_listen_set_t *set, bl_worker_fn
     s.w = calloc((size_t)s.cap, sizeof(*s.w));
     s.pfd = calloc((size_t)s.cap + 1, sizeof(*s.pfd));
     s.owner = calloc((size_t)s.cap + 1, sizeof(*s.owner));
+    s.balance = bl_balance_new(s.cap);
+    if (s.balance == NULL)
+        BL_WARN("cannot share connection counts between workers: accepting unbalanced");
     if (s.sigfd < 0 || s.slots == NULL || s.w == NULL || s.pfd == NULL || s.owner == NULL) {
         fprintf(stderr, "bayleaf: error: cannot start the supervisor: %s\n", strerror(errno));
         s.status = 1;
@@ -464,6 +472,7 @@ done:
     if (s.sigfd >= 0)
         close(s.sigfd);
     sigprocmask(SIG_SETMASK, &s.oldmask, NULL);
+    bl_balance_free(s.balance, s.cap);
     free(s.owner);
     free(s.pfd);
     free(s.w);

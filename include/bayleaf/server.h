@@ -25,6 +25,9 @@ typedef struct {
         uv_handle_t handle;
     } h;
     bl_server_t *server;
+    int fd; /* the listening socket, kept: the handle owns a dup of it */
+    int backlog;
+    bool closed; /* the handle's close callback ran (paused or stopped) */
     bool is_unix;
     char name[128]; /* for messages: "127.0.0.1:8000" or the socket path */
     char path[108]; /* unix socket path */
@@ -36,7 +39,9 @@ struct bl_server_s {
     uv_prepare_t flush_up; /* wakes Python once per loop iteration */
     uv_signal_t sigint, sigterm;
     uv_timer_t grace;
-    uv_timer_t settle; /* workers: lets just-accepted connections show a request */
+    uv_timer_t settle;  /* workers: lets just-accepted connections show a request */
+    uv_timer_t unpause; /* workers: while not accepting to let the others catch up */
+    uint64_t paused_at; /* loop time of the pause; 0: accepting */
     const bl_config_t *cfg;
     bl_http_limits_t limits;
     bl_listener_t listeners[BL_MAX_LISTENERS];
