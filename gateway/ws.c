@@ -22,6 +22,10 @@ struct bl_ws_s {
     /* bytes being fed, up to what the guard let through */
     const uint8_t *in;
     size_t in_len;
+    size_t in_cut; /* a read ends after this many of them (0: none) */
+    /* the start of a close frame that has yet to arrive whole */
+    uint8_t *held;
+    uint8_t held_len;
     bool in_recv;    /* inside wslay_event_recv: don't call wslay_event_send */
     bool ctrl_frame; /* the frame being received is a control frame */
     bool out_failed; /* the output buffer couldn't grow */
@@ -66,6 +70,11 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     }
     if (len > ws->in_len)
         len = ws->in_len;
+    if (ws->in_cut > 0) {
+        if (len > ws->in_cut)
+            len = ws->in_cut;
+        ws->in_cut -= len;
+    }
     memcpy(buf, ws->in, len);
     ws->in += len;
     ws->in_len -= len;
@@ -223,6 +232,7 @@ void bl_ws_free(bl_ws_t *ws)
         return;
     wslay_event_context_free(ws->ctx);
     bl_ws_deflate_free(ws->pmd);
+    free(ws->held);
     free(ws->msg);
     free(ws->out);
     free(ws);
@@ -262,19 +272,107 @@ static int flush(bl_ws_t *ws)
     return 0;
 }
 
+/* wslay 1.1.1 checks a close reason's UTF-8 from byte 2 of every chunk it
+ * reads rather than of the payload, so a valid reason cut inside a character
+ * by TCP, or by wslay's own 4 KiB reads, fails with 1007. So each close frame
+ * reaches wslay in one read; the guard has checked its code and reason. */
+
+/* The largest close frame the guard lets through: no extended length, masked. */
+#define CLOSE_FRAME_MAX (2 + 4 + 125)
+
+/* bl_ws_guard_scan, stepping a frame header or payload at a time until the
+ * first close frame is over, to find it: *close_at is its offset in p (0 when
+ * it began in held bytes, SIZE_MAX if none) and *close_end where it ends
+ * (SIZE_MAX if not in the bytes let through). */
+static size_t scan(bl_ws_t *ws, const uint8_t *p, size_t len, uint16_t *code, size_t *close_at,
+                   size_t *close_end)
+{
+    bl_ws_guard_t *g = &ws->guard;
+    size_t i = 0;
+
+    *code = 0;
+    *close_at = ws->held_len > 0 ? 0 : SIZE_MAX;
+    *close_end = SIZE_MAX;
+    while (i < len) {
+        if (!g->in_payload && g->hdr_len == 0) { /* a frame starts at p[i] */
+            if (*close_at != SIZE_MAX)
+                break;
+            if ((p[i] & 0x0f) == WSLAY_CONNECTION_CLOSE)
+                *close_at = i;
+        }
+        uint64_t step = g->in_payload ? g->remaining : (uint64_t)(g->hdr_need - g->hdr_len);
+        if (step > len - i)
+            step = len - i;
+        i += bl_ws_guard_scan(g, p + i, (size_t)step, code);
+        if (*code != 0)
+            return i;
+    }
+    if (*close_at != SIZE_MAX && !g->in_payload && g->hdr_len == 0)
+        *close_end = i;
+    if (i < len)
+        i += bl_ws_guard_scan(g, p + i, len - i, code);
+    return i;
+}
+
+/* Keeps the start of a close frame until the rest comes (once per connection:
+ * nothing is read after a close). */
+static int hold(bl_ws_t *ws, const uint8_t *p, size_t len)
+{
+    if (len > (size_t)(CLOSE_FRAME_MAX - ws->held_len))
+        return -EIO; /* the guard stops longer ones */
+    if (ws->held == NULL && (ws->held = malloc(CLOSE_FRAME_MAX)) == NULL)
+        return -ENOMEM;
+    memcpy(ws->held + ws->held_len, p, len);
+    ws->held_len = (uint8_t)(ws->held_len + len);
+    return 0;
+}
+
+static void drop_held(bl_ws_t *ws)
+{
+    free(ws->held);
+    ws->held = NULL;
+    ws->held_len = 0;
+}
+
 int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
 {
     uint16_t code;
+    size_t close_at, close_end;
     int r;
 
     if (!wslay_event_get_read_enabled(ws->ctx))
         return 0;
     ws->in = data;
-    ws->in_len = bl_ws_guard_scan(&ws->guard, data, len, &code);
+    ws->in_len = scan(ws, data, len, &code, &close_at, &close_end);
+    ws->in_cut = 0;
+    bool from_held = false;
+    if (close_at != SIZE_MAX && close_end == SIZE_MAX) {
+        /* Not all here: wslay gets what precedes it and the rest waits for
+         * the next read, unless the guard failed it: then wslay never sees it. */
+        if (code != 0)
+            drop_held(ws);
+        else if ((r = hold(ws, ws->in + close_at, ws->in_len - close_at)) != 0)
+            return r;
+        ws->in_len = close_at;
+    } else if (close_at != SIZE_MAX && ws->held_len > 0) {
+        /* Whole now: wslay's buffer is empty (it stopped before the frame),
+         * so it reads the frame in one go; nothing after a close is read. */
+        if ((r = hold(ws, ws->in, close_end)) != 0)
+            return r;
+        ws->in = ws->held;
+        ws->in_len = ws->held_len;
+        from_held = true;
+    } else if (close_at != SIZE_MAX) {
+        /* Here whole: the read before it ends where it starts, so wslay's
+         * next read, into an empty buffer, takes it in one go. */
+        ws->in_cut = close_at;
+    }
     ws->in_recv = true;
     r = wslay_event_recv(ws->ctx);
     ws->in_recv = false;
     ws->in_len = 0;
+    if (from_held)
+        drop_held(ws);
     if (r != 0) {
         flush(ws); /* best effort: wslay may have queued a close */
         return r == WSLAY_ERR_NOMEM ? -ENOMEM : -EIO;

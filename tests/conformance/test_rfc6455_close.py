@@ -113,14 +113,9 @@ def test_close_in_one_byte_writes(server):
 
 @pytest.mark.parametrize("reason", [b"ascii reason", "\u20acuro".encode()], ids=["ascii", "utf8"])
 @pytest.mark.parametrize("cut", [1, 2, 3], ids=["in-code", "after-code", "in-reason"])
-def test_close_payload_split_across_tcp_writes(server, request, reason, cut):
-    """A close frame arriving in two reads is the same close frame."""
-    if reason != b"ascii reason":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "wslay 1.1.1 validates a close reason's UTF-8 from byte 2 of every chunk it reads, "
-            "not of the payload: a valid non-ASCII reason split across reads fails with 1007 "
-            "(gateway/ws.c should hand wslay close frames whole; fuzz finding "
-            "tests/fuzz/pending/ws/close_reason_split)")))
+def test_close_payload_split_across_tcp_writes(server, reason, cut):
+    """A close frame arriving in two reads is the same close frame (a non-ASCII
+    reason cut inside a character too: wslay must get it whole, gateway/ws.c)."""
     data = frame(OP_CLOSE, close_payload(1000, reason))
     split = 6 + cut  # 2 header bytes + 4 mask bytes, then `cut` payload bytes
     with connect(server) as ws:
