@@ -173,8 +173,8 @@ static bool value_has_token(const char *v, size_t len, const char *token)
     return false;
 }
 
-/* RFC 9112 3.2: a request has at most one Host (a missing one is still let
- * through: a known gap, see tests/conformance); with an
+/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host (HTTP/1.0 may omit
+ * it; an empty value is allowed, for targets without an authority); with an
  * absolute-form target, Host must name the same authority (we refuse a
  * mismatch rather than let the app see a Host the proxy did not route on). */
 static int check_host(bl_http_parser_t *p, const bl_head_t *h)
@@ -190,12 +190,11 @@ static int check_host(bl_http_parser_t *p, const bl_head_t *h)
             count++;
         }
     }
-    if (count > 1)
+    if (count > 1 || (count == 0 && h->http_minor >= 1))
         return fail(p, 400, "Bad Request");
     const char *u = h->buf;
-    const char *scheme_end = h->url_len > 0 && u[0] != '/' && u[0] != '*'
-                                 ? memchr(u, ':', h->url_len)
-                                 : NULL;
+    const char *scheme_end =
+        h->url_len > 0 && u[0] != '/' && u[0] != '*' ? memchr(u, ':', h->url_len) : NULL;
     if (scheme_end != NULL && host != NULL) {
         const char *a = scheme_end + 3, *end = u + h->url_len;
         const char *e = a;

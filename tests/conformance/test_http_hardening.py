@@ -218,12 +218,7 @@ def test_smuggled_request_in_a_body_is_not_answered(http_server):
     assert exchange(http_server, data) == [400]
 
 
-KNOWN_GAPS = {
-    "no-host": (
-        b"GET /scope HTTP/1.1\r\n\r\n",
-        "RFC 9112 3.2: an HTTP/1.1 request without Host MUST get 400 (http_parser.c "
-        "on_headers_complete)"),
-}
+KNOWN_GAPS = {}  # id: (request bytes, reason); none left
 
 
 FIXED_GAPS = {
@@ -243,6 +238,67 @@ def test_known_gaps(http_server, request, data, reason):
     request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     got = collect(http_server, data + NEXT)
     assert got == [400], f"responses {got}"
+
+
+# --------------------------------------------------------------------------
+# Host (RFC 9112 3.2): HTTP/1.1 needs exactly one; HTTP/1.0 may omit it; an
+# empty value is allowed (the target has no authority)
+# --------------------------------------------------------------------------
+
+NO_HOST = {
+    "get": b"GET /scope HTTP/1.1\r\n\r\n",
+    "keep-alive": b"GET /scope HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+    "post-body": b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+    "options-star": b"OPTIONS * HTTP/1.1\r\n\r\n",
+    "absolute-form": b"GET http://example.com/scope HTTP/1.1\r\n\r\n",
+    "look-alike-names": b"GET /scope HTTP/1.1\r\nX-Host: x\r\nHosts: x\r\n\r\n",
+    "websocket": (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+}
+
+
+@pytest.mark.parametrize("data", NO_HOST.values(), ids=NO_HOST.keys())
+def test_http11_without_host_is_400_and_closed(http_server, data):
+    """400, then the server closes: the valid request after it is never
+    answered (exchange() reads to EOF and fails if the connection stays)."""
+    assert exchange(http_server, data + NEXT) == [400]
+    assert exchange(http_server, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == [200]
+
+
+def _scope(server, data):
+    with raw(server) as s:
+        s.sendall(data)
+        out = read_all(s)
+    assert statuses(out) == [200], out[:300]
+    return json.loads(out.split(b"\r\n\r\n", 1)[1])
+
+
+def test_http10_without_host_is_served(http_server):
+    scope = _scope(http_server, b"GET /scope?a=1 HTTP/1.0\r\n\r\n")
+    assert scope["http_version"] == "1.0" and scope["path"] == "/scope" and scope["query_string"] == "a=1"
+    assert [k for k, _ in scope["headers"]] == []
+    # and kept alive on request: two answers, the second without Host either
+    data = b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello HTTP/1.0\r\n\r\n"
+    assert exchange(http_server, data) == [200, 200]
+
+
+@pytest.mark.parametrize("value", [b"", b" ", b" \t "], ids=["empty", "space", "ows"])
+def test_http11_empty_host_is_served(http_server, value):
+    scope = _scope(http_server, b"GET /scope HTTP/1.1\r\nHost:" + value + b"\r\nConnection: close\r\n\r\n")
+    assert scope["http_version"] == "1.1" and scope["path"] == "/scope"
+    assert ["host", ""] in scope["headers"], scope["headers"]
+
+
+def test_http11_empty_host_keeps_the_connection(http_server):
+    data = b"GET /hello HTTP/1.1\r\nHost:\r\n\r\nGET /hello HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n"
+    assert exchange(http_server, data) == [200, 200]
+
+
+def test_http11_without_host_after_a_good_request(http_server):
+    """On a kept-alive connection: the first request is answered, the one
+    without Host gets 400 and the connection closes."""
+    data = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" + NO_HOST["get"] + NEXT
+    assert exchange(http_server, data) == [200, 400]
 
 
 def test_transfer_encoding_in_http10_closes(http_server):

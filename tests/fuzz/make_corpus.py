@@ -56,7 +56,8 @@ HTTP = {
                                ("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13")))
     + b"\x81\x85\x00\x00\x00\x00hello",
     "upgrade_other": req(headers=(("Host", "x"), ("Upgrade", "h2c"), ("Connection", "Upgrade"))),
-    "many_headers": req(headers=tuple((f"X-H{i}", "v" * i) for i in range(40))),
+    "many_headers": req(headers=(("Host", "x"),) + tuple((f"X-H{i}", "v" * i) for i in range(40))),
+    "empty_host": req(headers=(("Host", ""),)),  # allowed: the target has no authority
     "ows_values": req(headers=(("Host", " x \t"), ("X-A", "\t a b \t"), ("X-Empty", ""))),
     "obs_text": req(headers=(("Host", "x"), ("X-Latin", "caf\xe9"))),
     # hostile shapes: all must fail cleanly (or parse the same when split)
@@ -74,6 +75,7 @@ HTTP = {
     "nul_header": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     "ctl_header": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
     "space_before_colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    "no_host": b"GET / HTTP/1.1\r\nX-A: a\r\n\r\n",  # RFC 9112 3.2: 400 in HTTP/1.1
     "http09": b"GET /\r\n",
     "http2_preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "http11_bad_version": b"GET / HTTP/1.2\r\nHost: x\r\n\r\n",

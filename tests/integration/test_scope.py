@@ -35,6 +35,24 @@ def test_basic_scope_fields(echo_server):
     assert list(scope["server"]) == ["127.0.0.1", echo_server.port]
 
 
+@pytest.mark.parametrize("version, host", [("HTTP/1.1", ""), ("HTTP/1.0", None)],
+                         ids=["http11-empty-host", "http10-no-host"])
+def test_server_and_client_without_a_host_value(echo_server, version, host):
+    """RFC 9112 3.2 lets these through (empty Host: a target without an
+    authority; HTTP/1.0: no Host at all): the scope's server and client are
+    still the socket's addresses, and the headers are as sent."""
+    s = echo_server.socket()
+    client_port = s.getsockname()[1]
+    scope, conn = scope_via(s, build_request("GET", "/nohost?x=1", version=version, host=host))
+    conn.close()
+    assert scope["http_version"] == version[5:]
+    assert scope["path"] == "/nohost" and scope["query_string"] == b"x=1"
+    assert list(scope["server"]) == ["127.0.0.1", echo_server.port]
+    assert list(scope["client"]) == ["127.0.0.1", client_port]
+    hosts = [v for k, v in scope["headers"] if k == b"host"]
+    assert hosts == ([] if host is None else [b""])
+
+
 def test_http10_version(echo_server):
     scope, conn = scope_via(echo_server.socket(), build_request("GET", "/v10", version="HTTP/1.0"))
     conn.close()

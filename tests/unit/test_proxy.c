@@ -2,6 +2,7 @@
 #include "bayleaf/proxy.h"
 
 #include <errno.h>
+#include <strings.h>
 
 #include "check.h"
 
@@ -32,14 +33,14 @@ static int on_complete(bl_http_parser_t *p)
 
 static const bl_http_handler_t handler = {on_head, on_body, on_complete};
 
-/* Parses "GET / HTTP/1.1" plus the given header lines ("Name: value\r\n"...). */
-static bl_head_t *head_of(const char *header_lines)
+/* Parses request_line plus the given header lines ("Name: value\r\n"...). */
+static bl_head_t *head_of_line(const char *request_line, const char *header_lines)
 {
     char req[8192];
     bl_http_parser_t p;
     bl_http_limits_t limits = {.max_head = 65536, .max_url = 8192, .max_headers = 200};
     size_t used;
-    snprintf(req, sizeof(req), "GET /x?y=1 HTTP/1.1\r\n%s\r\n", header_lines);
+    snprintf(req, sizeof(req), "%s\r\n%s\r\n", request_line, header_lines);
     got_head = NULL;
     bl_http_parser_init(&p, &handler, &limits, NULL);
     int rc = bl_http_parser_feed(&p, req, strlen(req), &used);
@@ -47,6 +48,21 @@ static bl_head_t *head_of(const char *header_lines)
     if (!CHECK(rc != BL_HTTP_ERROR && got_head != NULL))
         fprintf(stderr, "    could not parse: %s\n", req);
     return got_head;
+}
+
+/* "GET /x?y=1 HTTP/1.1" plus the header lines, with a Host (HTTP/1.1 requires
+ * one, RFC 9112 3.2) unless they have their own. */
+static bl_head_t *head_of(const char *header_lines)
+{
+    char lines[8192];
+    bool has_host = false;
+    for (const char *l = header_lines; l != NULL && *l != '\0';) {
+        has_host = has_host || strncasecmp(l, "host:", 5) == 0;
+        l = strchr(l, '\n');
+        l = l != NULL ? l + 1 : NULL;
+    }
+    snprintf(lines, sizeof(lines), "%s%s", has_host ? "" : "Host: internal:8000\r\n", header_lines);
+    return head_of_line("GET /x?y=1 HTTP/1.1", lines);
 }
 
 typedef struct {
@@ -569,9 +585,11 @@ static void test_set_host(void)
     CHECK_MEM_STR(h->buf + h->path_off, h->path_len, "/x");
     bl_head_free(h);
 
-    h = head_of("X-A: b\r\n");
+    /* No Host at all (only HTTP/1.0 may omit it). */
+    h = head_of_line("GET /x?y=1 HTTP/1.0", "X-A: b\r\n");
     if (h == NULL)
         return;
+    CHECK(bl_head_find(h, "host", &len) == NULL);
     for (int i = 0; i < 3; i++) /* repeated, and past the buffer's capacity */
         CHECK_EQ_INT(bl_proxy_set_host(h, "example.org:8443", 16), 0);
     v = bl_head_find(h, "host", &len);

@@ -204,12 +204,22 @@ static void test_method_version_host(void)
     bl_ws_handshake_free(&hs);
     CHECK(check("GET /chat HTTP/1.0", BASE GOOD_KEY, &hs) == 400);
     bl_ws_handshake_free(&hs);
-    CHECK(
-        check("GET /chat HTTP/1.1",
-              "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" GOOD_KEY,
-              &hs) == 400 &&
-        strstr(hs.reason, "Host") != NULL);
-    bl_ws_handshake_free(&hs);
+    /* No Host: the HTTP parser already refuses an HTTP/1.1 request without one
+     * (RFC 9112 3.2), so the handshake never sees it... */
+    static const char no_host[] = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n" GOOD_KEY;
+    CHECK(head_of("GET /chat HTTP/1.1", no_host) == NULL);
+    /* ...but its own check stands: a head whose Host is gone (renamed in place). */
+    bl_head_t *h = head_of("GET /chat HTTP/1.1", BASE GOOD_KEY);
+    if (CHECK(h != NULL)) {
+        for (uint32_t i = 0; i < h->nheaders; i++)
+            if (h->headers[i].name_len == 4 &&
+                memcmp(h->buf + h->headers[i].name_off, "host", 4) == 0)
+                h->buf[h->headers[i].name_off + 3] = 'x';
+        CHECK(bl_ws_handshake_check(h, &hs) == 400 && strstr(hs.reason, "Host") != NULL);
+        bl_ws_handshake_free(&hs);
+        bl_head_free(h);
+    }
 }
 
 static void test_subprotocols_and_extensions(void)
