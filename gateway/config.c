@@ -19,6 +19,7 @@ enum {
     OPT_GRACEFUL_TIMEOUT,
     OPT_KEEPALIVE_TIMEOUT,
     OPT_HEADER_TIMEOUT,
+    OPT_SEND_TIMEOUT,
     OPT_WS_TIMEOUT,
     OPT_WS_CONNECT_TIMEOUT,
     OPT_PING_INTERVAL,
@@ -60,6 +61,7 @@ static const struct option long_options[] = {
     {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
     {"websocket_timeout", required_argument, NULL, OPT_WS_TIMEOUT},
     {"websocket-timeout", required_argument, NULL, OPT_WS_TIMEOUT},
     {"websocket_connect_timeout", required_argument, NULL, OPT_WS_CONNECT_TIMEOUT},
@@ -116,6 +118,8 @@ static const char usage[] =
     "  --graceful-timeout SECS    on SIGTERM, time to finish in-flight work (default 30)\n"
     "  --keepalive-timeout SECS   close idle keep-alive connections (default 75)\n"
     "  --header-timeout SECS      deadline for a request head (default 30)\n"
+    "  --send-timeout SECS        drop a client that reads none of our pending output\n"
+    "                             for this long, 0 to turn off (default 60)\n"
     "  --websocket_timeout SECS   maximum WebSocket age, -1 for never (default 86400)\n"
     "  --websocket_connect_timeout SECS\n"
     "                             time for the app to accept a WebSocket (default 5)\n"
@@ -193,6 +197,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->graceful_timeout = 30;
     cfg->keepalive_timeout = 75;
     cfg->header_timeout = 30;
+    cfg->send_timeout = 60;
     cfg->max_head = 64 * 1024;
     cfg->max_url = 16 * 1024;
     cfg->max_headers = 128;
@@ -286,6 +291,7 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
         case OPT_GRACEFUL_TIMEOUT:
         case OPT_KEEPALIVE_TIMEOUT:
         case OPT_HEADER_TIMEOUT:
+        case OPT_SEND_TIMEOUT:
         case OPT_PING_INTERVAL:
         case OPT_PING_TIMEOUT:
         case OPT_APP_CLOSE_TIMEOUT:
@@ -297,6 +303,8 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
                 cfg->keepalive_timeout = secs;
             else if (c == OPT_HEADER_TIMEOUT)
                 cfg->header_timeout = secs;
+            else if (c == OPT_SEND_TIMEOUT)
+                cfg->send_timeout = secs;
             else if (c == OPT_PING_INTERVAL)
                 cfg->ping_interval = secs;
             else if (c == OPT_PING_TIMEOUT)

@@ -10,7 +10,11 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 
 static void conn_process(bl_conn_t *c, const char *data, size_t len);
 static void access_log_write(bl_conn_t *c);
@@ -19,17 +23,127 @@ static void conn_next(bl_conn_t *c);
 
 /* ---- timers ---------------------------------------------------------- */
 
+/* One uv_timer_t per connection serves two clocks: the deadline of
+ * timer_kind (one at a time), and --send-timeout's watch over a write
+ * backlog. It is armed for whichever falls due first. */
+
 static void on_timer(uv_timer_t *t);
+
+static uint64_t loop_now(bl_conn_t *c)
+{
+    return uv_now(&c->server->loop);
+}
+
+static void timer_arm(bl_conn_t *c)
+{
+    if (c->closing)
+        return;
+    uint64_t due = UINT64_MAX;
+    if (c->timer_kind != TIMER_NONE)
+        due = c->timer_due;
+    if (c->send_watched && c->send_due < due)
+        due = c->send_due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = loop_now(c);
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
 
 void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
 {
     c->timer_kind = kind;
-    if (kind == TIMER_NONE || seconds <= 0) {
+    if (kind == TIMER_NONE || seconds <= 0)
         c->timer_kind = TIMER_NONE;
-        uv_timer_stop(&c->timer);
+    else
+        c->timer_due = loop_now(c) + (uint64_t)(seconds * 1000);
+    timer_arm(c);
+}
+
+/* Bytes of what was handed to uv_write that reached the socket. */
+static uint64_t send_written(bl_conn_t *c)
+{
+    return c->send_queued - c->h.stream.write_queue_size;
+}
+
+/* What the kernel still holds for the client: for TCP, bytes not yet
+ * acknowledged; for a unix socket, what the peer has not read. It only
+ * shrinks while nothing is written if the client takes data. */
+static uint32_t send_outq(bl_conn_t *c)
+{
+#ifdef SIOCOUTQ
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno(&c->h.handle, &fd) == 0 && ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0)
+        return (uint32_t)n;
+#else
+    (void)c;
+#endif
+    return 0;
+}
+
+static uint64_t send_timeout_ms(bl_conn_t *c)
+{
+    return (uint64_t)(c->server->cfg->send_timeout * 1000);
+}
+
+/* The next look at a watched backlog: a quarter of the timeout after this
+ * one, so a stall is noticed within 1.25 timeouts of the last progress. */
+static void send_plan(bl_conn_t *c, uint64_t now)
+{
+    uint64_t limit = send_timeout_ms(c);
+    uint64_t step = limit / 4 > 0 ? limit / 4 : 1;
+    c->send_due = now + step;
+    if (c->send_since + limit < c->send_due)
+        c->send_due = c->send_since + limit;
+}
+
+/* A write left a backlog behind: watch it (once; progress is read lazily). */
+static void send_watch(bl_conn_t *c)
+{
+    if (c->send_watched || c->h.stream.write_queue_size == 0 || send_timeout_ms(c) == 0)
         return;
+    uint64_t now = loop_now(c);
+    c->send_watched = true;
+    c->send_since = now;
+    c->send_mark = send_written(c);
+    c->send_outq = send_outq(c);
+    send_plan(c, now);
+    timer_arm(c);
+}
+
+static void conn_reset(bl_conn_t *c);
+
+/* The watched backlog's turn: returns true when the connection was dropped. */
+static bool send_check(bl_conn_t *c, uint64_t now)
+{
+    size_t backlog = c->h.stream.write_queue_size;
+    if (backlog == 0) {
+        c->send_watched = false; /* drained: a new backlog starts a new watch */
+        return false;
     }
-    uv_timer_start(&c->timer, on_timer, (uint64_t)(seconds * 1000), 0);
+    /* Progress: bytes reached the socket, or the client took some from it
+     * (a kernel buffer of megabytes, as on loopback, can take many seconds
+     * to empty far enough for the next write). */
+    uint64_t written = send_written(c);
+    uint32_t outq = send_outq(c);
+    bool moved = written != c->send_mark || outq < c->send_outq;
+    c->send_mark = written;
+    c->send_outq = outq;
+    if (moved) {
+        c->send_since = now;
+    } else if (now - c->send_since >= send_timeout_ms(c)) {
+        const char *who = c->log_host[0] ? c->log_host : c->client_host;
+        BL_INFO("client %s read none of %zu pending bytes in %gs (--send-timeout): "
+                "connection reset",
+                who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"), backlog,
+                c->server->cfg->send_timeout);
+        conn_reset(c);
+        return true;
+    }
+    send_plan(c, now);
+    return false;
 }
 
 /* ---- closing --------------------------------------------------------- */
@@ -86,7 +200,9 @@ static void conn_inactive(bl_conn_t *c)
     }
 }
 
-void bl_conn_close(bl_conn_t *c)
+/* reset: end a TCP connection with a RST, dropping what the kernel still
+ * holds for the client, rather than a FIN behind it. */
+static void conn_close(bl_conn_t *c, bool reset)
 {
     if (c->closing)
         return;
@@ -95,8 +211,19 @@ void bl_conn_close(bl_conn_t *c)
     if (c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING))
         bl_conn_access_log(c, "WSDISCONNECT"); /* the TCP connection dropped */
     conn_detach(c, !c->resp_done);
-    uv_close(&c->h.handle, on_handle_closed);
+    if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
+        uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void bl_conn_close(bl_conn_t *c)
+{
+    conn_close(c, false);
+}
+
+static void conn_reset(bl_conn_t *c)
+{
+    conn_close(c, true);
 }
 
 /* Read and drop input until the client closes too, so that our last response
@@ -247,6 +374,9 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         on_write(&w->req, err);
         return -1;
     }
+    for (unsigned i = 0; i < nbufs; i++)
+        c->send_queued += bufs[i].len;
+    send_watch(c);
     return 0;
 }
 
@@ -656,6 +786,13 @@ void bl_conn_update_reading(bl_conn_t *c)
 static void on_timer(uv_timer_t *t)
 {
     bl_conn_t *c = t->data;
+    uint64_t now = loop_now(c);
+    if (c->send_watched && now >= c->send_due && send_check(c, now))
+        return;
+    if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
+        timer_arm(c); /* only the send watch was due */
+        return;
+    }
     timer_kind_t kind = c->timer_kind;
     c->timer_kind = TIMER_NONE;
     switch (kind) {
@@ -683,6 +820,7 @@ static void on_timer(uv_timer_t *t)
     case TIMER_NONE:
         break;
     }
+    timer_arm(c); /* the send watch may still need it */
 }
 
 /* ---- accept ----------------------------------------------------------- */

@@ -51,6 +51,12 @@ struct bl_conn_s {
     size_t body_len, body_cap;
     int handles_open;
     timer_kind_t timer_kind;
+    uint64_t timer_due; /* loop time (ms) timer_kind falls due */
+    /* --send-timeout: the same timer watches a write backlog for progress */
+    uint64_t send_since;  /* loop time its output last moved */
+    uint64_t send_due;    /* loop time of the next look */
+    uint64_t send_queued; /* bytes ever handed to uv_write */
+    uint64_t send_mark;   /* of those, bytes written at the last look */
     /* the current request/response */
     bl_framing_t framing;
     int status;
@@ -77,6 +83,7 @@ struct bl_conn_s {
     bool reading;
     bool closing;
     bool lingering;
+    bool send_watched; /* a write backlog is watched (send_*) */
     size_t writes_pending;
     bool close_after_write;
     char client_host[64];
@@ -84,6 +91,7 @@ struct bl_conn_s {
     char log_host[72]; /* the access log's client: "host:port" after proxy headers, "" none */
     char server_host[108];
     int server_port;
+    uint32_t send_outq; /* the socket's unsent/unread bytes at the last look */
     /* WebSocket (conn_ws.c) */
     ws_phase_t ws_phase;
     struct bl_ws_s *ws;    /* the session, from the 101 on */

@@ -24,6 +24,7 @@ typedef struct {
     double graceful_timeout;  /* seconds to finish in-flight work on SIGTERM */
     double keepalive_timeout; /* idle keep-alive connections close after this */
     double header_timeout;    /* a request head must arrive within this */
+    double send_timeout;      /* pending output unwritten this long: drop the client; 0: off */
     size_t max_head;          /* request line + headers */
     size_t max_url;
     unsigned max_headers;

@@ -4,6 +4,7 @@ connecting and dropping. The server survives, tells the app, keeps memory
 bounded and returns every file descriptor."""
 
 import os
+import re
 import socket
 import struct
 import time
@@ -147,21 +148,139 @@ def test_http_client_that_never_reads_is_bounded(fault_server):
         assert grown < 64 * 1024, f"RSS grew {grown // 1024} MiB for a client that never reads"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "no send-progress deadline for HTTP: a client that never reads holds its connection and the "
-    "app's task forever (slow-read). Proposal: conn.c closes a connection whose write backlog "
-    "made no progress for a --send-timeout (e.g. 60 s default; the WebSocket side has ping timeouts)"))
+def read_all(sock, timeout):
+    """Whatever the socket still yields until EOF or a reset: (bytes, how it ended)."""
+    sock.settimeout(timeout)
+    got = []
+    try:
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                return b"".join(got), "eof"
+            got.append(d)
+    except ConnectionResetError:
+        return b"".join(got), "reset"
+
+
 def test_http_client_that_never_reads_is_dropped(fault_server):
-    srv = fault_server("-t", "1", "--keepalive-timeout", "1")
-    warm(srv)
+    """A 1 GiB response to a client that reads nothing: once no byte has moved
+    for --send-timeout the connection is reset and logged; the app's send()
+    raises and its next receive() is http.disconnect. Memory stays bounded and
+    other clients are served meanwhile."""
+    srv = fault_server("--send-timeout", "2")
+    base = warm(srv)
+    rss0 = srv.rss_kb()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     s.connect((srv.host, srv.port))
+    me = "%s:%d" % s.getsockname()[:2]
     try:
         s.sendall(b"GET /stream?mb=1024 HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: get_json(srv, "/stats")["stream_failed"] >= 1, 8, what="the stalled response to be dropped")
+        t0 = time.monotonic()
+        time.sleep(1.0)
+        # stalled, not dropped yet; others are served meanwhile
+        t1 = time.monotonic()
+        assert get_json(srv, "/stats")["stream_failed"] == 0
+        assert time.monotonic() - t1 < 1.0, "another client waited behind the stalled one"
+        wait_for(lambda: get_json(srv, "/stats")["stream_failed"] >= 1, 10, what="the stalled response to be dropped")
+        took = time.monotonic() - t0
+        peak = srv.rss_kb()
+        # 2 s without progress (+ a quarter between looks, + the time to fill the buffers)
+        assert 1.9 <= took < 6, f"dropped after {took:.1f}s with --send-timeout 2"
+        _, how = read_all(s, 5)
+        assert how == "reset", "the connection was not reset"
     finally:
-        rst(s)
+        s.close()
+    wait_for(lambda: get_json(srv, "/stats")["stream_after_fail"] == "http.disconnect", 5,
+             what="the app's receive() to say http.disconnect")
+    srv.wait_for_text(r"client %s .*--send-timeout" % re.escape(me))
+    if not SANITIZED:
+        assert peak - rss0 < 64 * 1024, f"RSS grew {(peak - rss0) // 1024} MiB for a client that never reads"
+    settle_fds(srv, base)
+
+
+def dechunk(data):
+    """The body of a chunked response (head included in data)."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in head.lower(), head
+    body = []
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            assert rest == b"\r\n", rest[:100]
+            return b"".join(body)
+        assert rest[size:size + 2] == b"\r\n", "bad chunk framing"
+        body.append(rest[:size])
+        rest = rest[size + 2:]
+
+
+def test_http_slow_reader_is_not_dropped(fault_server):
+    """A client that reads a little at a time, for longer than --send-timeout in
+    all, keeps its connection and gets the whole body intact."""
+    mb = 8
+    srv = fault_server("--send-timeout", "2")
+    warm(srv)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect((srv.host, srv.port))
+    got = []
+    try:
+        s.sendall(b"GET /stream?mb=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % mb)
+        time.sleep(1.0)  # the buffers fill up
+        s.settimeout(5)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 6:  # 3x the send timeout, 32 KiB every 0.25 s
+            want = 32768
+            while want > 0:
+                d = s.recv(want)
+                assert d, "the server closed on a client that was reading"
+                got.append(d)
+                want -= len(d)
+            time.sleep(0.25)
+        assert get_json(srv, "/stats")["stream_failed"] == 0
+        rest, how = read_all(s, 10)
+        assert how == "eof", "the connection was reset"
+        got.append(rest)
+    finally:
+        s.close()
+    body = dechunk(b"".join(got))
+    assert len(body) == mb * MIB and body.count(b"s") == len(body), len(body)
+    stats = get_json(srv, "/stats")
+    assert stats["streamed"] == 1 and stats["stream_failed"] == 0, stats
+    assert "--send-timeout" not in srv.stderr
+
+
+def test_ws_client_that_sends_but_never_reads_is_dropped(fault_server):
+    """An echo client that sends and never reads: the server stops reading it
+    (so pings stop too) and the app's send() waits. --send-timeout resets it;
+    the app gets websocket.disconnect."""
+    srv = fault_server("--send-timeout", "2", "--ping-interval", "1", "--ping-timeout", "1")
+    base = warm(srv)
+    before = get_json(srv, "/stats")["disconnects"]
+    ws = connect(srv, "/echo", rcvbuf=16384)
+    data = frame(0x2, b"f" * 65536, key=ZERO_KEY)
+    ws.sock.settimeout(0.2)
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 10:
+            try:
+                ws.sock.send(data)
+            except socket.timeout:
+                if get_json(srv, "/stats")["disconnects"] > before:
+                    break
+            except OSError:
+                break
+        wait_for(lambda: get_json(srv, "/stats")["disconnects"] > before, 5, what="the app's websocket.disconnect")
+        took = time.monotonic() - t0
+        assert took < 8, f"dropped after {took:.1f}s with --send-timeout 2"
+    finally:
+        ws.sock.close()
+    srv.wait_for_text(r"--send-timeout")
+    settle_fds(srv, base)
+    with connect(srv, "/echo") as ws2:
+        ws2.send_text("after")
+        assert ws2.recv_message() == (OP_TEXT, b"after")
 
 
 N_DROPS = int(os.environ.get("BAYLEAF_DROP_CLIENTS", "10000"))

@@ -48,7 +48,8 @@ def test_help(tmp_path):
     assert "--port" in text
     if IS_BAYLEAF:
         for opt in ["--bind", "--unix-socket", "--fd", "--root-path", "--http-timeout", "--verbosity",
-                    "--access-log", "--server-name", "--no-server-name", "--lifespan", "--loop", "--version"]:
+                    "--access-log", "--server-name", "--no-server-name", "--lifespan", "--loop", "--version",
+                    "--send-timeout"]:
             assert opt in text, f"{opt} missing from --help"
 
 
@@ -76,6 +77,8 @@ def test_unknown_flag():
     ["--loop", "nosuchloop"],
     ["-t", "soon"],
     ["-v", "loud"],
+    ["--send-timeout", "-1"],
+    ["--send-timeout", "soon"],
 ], ids=lambda a: " ".join(a))
 def test_bad_option_values(args):
     port = None if "-p" in args else free_port()

@@ -88,6 +88,7 @@ static void test_defaults(void)
     CHECK_EQ_DBL(p.cfg.graceful_timeout, 30);
     CHECK_EQ_DBL(p.cfg.keepalive_timeout, 75);
     CHECK_EQ_DBL(p.cfg.header_timeout, 30);
+    CHECK_EQ_DBL(p.cfg.send_timeout, 60);
     CHECK_EQ_INT(p.cfg.max_head, 64 * 1024);
     CHECK_EQ_INT(p.cfg.max_url, 16 * 1024);
     CHECK_EQ_INT(p.cfg.max_headers, 128);
@@ -207,7 +208,7 @@ static void test_other_options(void)
     parsed_t p;
     PARSE(&p, "--root-path", "/prefix", "-t", "2.5", "-v", "3", "--access-log", "-", "-s", "srv/1",
           "--lifespan", "off", "--loop", "asyncio", "--graceful-timeout", "1",
-          "--keepalive-timeout", "2", "--header-timeout", "0", "a:b");
+          "--keepalive-timeout", "2", "--header-timeout", "0", "--send-timeout", "2.5", "a:b");
     CHECK_EQ_INT(p.rc, BL_CONFIG_OK);
     CHECK_EQ_STR(p.cfg.root_path, "/prefix");
     CHECK_EQ_DBL(p.cfg.http_timeout, 2.5);
@@ -219,6 +220,12 @@ static void test_other_options(void)
     CHECK_EQ_DBL(p.cfg.graceful_timeout, 1);
     CHECK_EQ_DBL(p.cfg.keepalive_timeout, 2);
     CHECK_EQ_DBL(p.cfg.header_timeout, 0);
+    CHECK_EQ_DBL(p.cfg.send_timeout, 2.5);
+    parsed_free(&p);
+
+    PARSE(&p, "--send-timeout", "0", "a:b"); /* off */
+    CHECK_EQ_INT(p.rc, BL_CONFIG_OK);
+    CHECK_EQ_DBL(p.cfg.send_timeout, 0);
     parsed_free(&p);
 
     PARSE(&p, "--no-server-name", "a:b");
@@ -263,6 +270,15 @@ static void test_invalid_values(void)
     PARSE(&p, "--keepalive-timeout", "1s", "a:b");
     CHECK_REJECTED(&p, "'1s'");
     parsed_free(&p);
+    PARSE(&p, "--send-timeout", "-1", "a:b");
+    CHECK_REJECTED(&p, "'-1'");
+    parsed_free(&p);
+    PARSE(&p, "--send-timeout", "soon", "a:b");
+    CHECK_REJECTED(&p, "'soon'");
+    parsed_free(&p);
+    PARSE(&p, "a:b", "--send-timeout");
+    CHECK_REJECTED(&p, "'--send-timeout'");
+    parsed_free(&p);
     PARSE(&p, "--websocket-max-message-size", "-5", "a:b");
     CHECK_REJECTED(&p, "'-5'");
     parsed_free(&p);
@@ -277,6 +293,9 @@ static void test_invalid_values(void)
         CHECK(p.rc < 0);
         parsed_free(&p);
         PARSE(&p, "--websocket-timeout", (char *)nonfinite[i], "a:b");
+        CHECK(p.rc < 0);
+        parsed_free(&p);
+        PARSE(&p, "--send-timeout", (char *)nonfinite[i], "a:b");
         CHECK(p.rc < 0);
         parsed_free(&p);
     }

@@ -17,7 +17,8 @@ HTTP routes:
   /raise-mid          start a streamed response, send a part, then raise
   /never              never respond (until cancelled)
   /block?s=S          time.sleep(S) on the event loop, then 200
-  /stream?mb=N        N MiB as a streamed (chunked) body
+  /stream?mb=N        N MiB as a streamed (chunked) body; when send() fails, the
+                      next receive()'s type goes in "stream_after_fail"
   /gc                 JSON {"objects": ...} after gc.collect() (?types=N: the N
                       most common types too)
   /stats              JSON of the counters below
@@ -30,7 +31,7 @@ import time
 from urllib.parse import parse_qs
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
-         "stream_failed": 0}
+         "stream_failed": 0, "stream_after_fail": None}
 
 
 def params(scope):
@@ -80,6 +81,9 @@ async def http(scope, receive, send):
             STATS["streamed"] += 1
         except OSError:
             STATS["stream_failed"] += 1
+            # what receive() says now that the client is gone (http.disconnect)
+            msg = await asyncio.wait_for(receive(), 5)
+            STATS["stream_after_fail"] = msg["type"]
     elif path == "/gc":
         gc.collect()
         info = {"objects": len(gc.get_objects())}
