@@ -429,3 +429,14 @@ void bl_conn_ws_free(bl_conn_t *c)
         bl_ws_free(c->ws);
     c->ws = NULL;
 }
+
+size_t bl_conn_ws_sweep(bl_server_t *s)
+{
+    size_t slept = 0;
+    for (bl_conn_t *c = s->conns; c != NULL; c = c->next) {
+        if (c->ws != NULL && c->ws_phase == WS_OPEN && !c->closing && !c->lingering &&
+            !bl_ws_sleeping(c->ws) && bl_ws_sleep_if_idle(c->ws))
+            slept++;
+    }
+    return slept;
+}

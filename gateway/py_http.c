@@ -561,6 +561,12 @@ void bl_http_on_request(bl_event_t *ev)
     ev = NULL;
     if ((scope = build_scope(ex)) == NULL)
         goto error;
+    if (ex->kind == BL_KIND_WEBSOCKET) {
+        /* The scope has everything from the head, and the I/O thread let go of
+         * it when it posted the request: a long-lived socket need not keep it. */
+        bl_head_free(ex->head);
+        ex->head = NULL;
+    }
     self->running = true;
     ex->py = Py_NewRef(self); /* dropped by finish() */
     receive = bl_channel_new(self, false);

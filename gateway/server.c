@@ -6,6 +6,7 @@
 #include "bayleaf/sd_notify.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -265,6 +266,9 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->settle.data = s;
     uv_timer_init(&s->loop, &s->unpause);
     s->unpause.data = s;
+    uv_timer_init(&s->loop, &s->sweep);
+    s->sweep.data = s;
+    uv_unref((uv_handle_t *)&s->sweep);
 
     for (int i = 0; i < set->n && s->nlisteners < BL_MAX_LISTENERS; i++) {
         if (set->socks[i].fd >= 0 && (err = adopt(s, &set->socks[i])) != 0)
@@ -286,6 +290,19 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     return 0;
 }
 
+/* A WebSocket unused for one to two sweeps sleeps (ws.h). */
+#define BL_SWEEP_MS 1000
+
+/* Sessions sleeping at once that make it worth giving their memory back: the
+ * freed contexts sit between live allocations, where free() keeps the pages. */
+#define BL_SWEEP_TRIM_AT 64
+
+static void on_sweep(uv_timer_t *t)
+{
+    if (bl_conn_ws_sweep(t->data) >= BL_SWEEP_TRIM_AT)
+        malloc_trim(0);
+}
+
 static void *io_main(void *arg)
 {
     bl_server_t *s = arg;
@@ -298,6 +315,7 @@ static void *io_main(void *arg)
         else
             BL_INFO("Listening on %s", s->listeners[i].name);
     }
+    uv_timer_start(&s->sweep, on_sweep, BL_SWEEP_MS, BL_SWEEP_MS);
     /* Lifespan startup is over and the loop accepts from here on. */
     bl_balance_publish(s->nconns);
     bl_balance_set_accepting(true);

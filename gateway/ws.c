@@ -15,7 +15,7 @@
 #include <wslay/wslay.h>
 
 struct bl_ws_s {
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx; /* NULL while asleep (bl_ws_sleep_if_idle) */
     bl_ws_callbacks_t cb;
     void *data;
     bl_ws_guard_t guard;
@@ -40,6 +40,8 @@ struct bl_ws_s {
     uint8_t *out;
     size_t out_len, out_cap;
     uint64_t pongs;
+    bool rsv1; /* RSV1 allowed (permessage-deflate) */
+    bool used; /* since the last bl_ws_sleep_if_idle */
 };
 
 /* A reassembly buffer this large is not kept between messages. */
@@ -199,7 +201,11 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
 }
 
-int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *cfg, void *data)
+/* wslay's context is about 9 KiB (two 4 KiB buffers), most of what an idle
+ * connection costs: it exists only while frames move (see bl_ws_sleep_if_idle).
+ * Between frames the only state that matters is ours (the guard, the
+ * callbacks, RSV1), so a fresh context takes over where the last left off. */
+static int wake(bl_ws_t *ws)
 {
     static const struct wslay_event_callbacks wcb = {
         .recv_callback = recv_cb,
@@ -208,29 +214,69 @@ int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *
         .on_frame_recv_chunk_callback = frame_chunk_cb,
         .on_msg_recv_callback = msg_cb,
     };
+    ws->used = true;
+    if (ws->ctx != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&ws->ctx, &wcb, ws) != 0) {
+        ws->ctx = NULL;
+        return -ENOMEM;
+    }
+    /* We reassemble; the size limit is the guard's, from frame headers. */
+    wslay_event_config_set_no_buffering(ws->ctx, 1);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, UINT64_MAX);
+    if (ws->rsv1)
+        wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
+    return 0;
+}
+
+int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *cfg, void *data)
+{
     bl_ws_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL)
         return -ENOMEM;
-    if (wslay_event_context_server_init(&ws->ctx, &wcb, ws) != 0) {
-        free(ws);
-        return -ENOMEM;
-    }
     ws->cb = *cb;
     ws->data = data;
     ws->max_message = cfg ? cfg->max_message_size : 0;
     bl_ws_guard_init(&ws->guard, ws->max_message);
-    /* We reassemble; the size limit is the guard's, from frame headers. */
-    wslay_event_config_set_no_buffering(ws->ctx, 1);
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, UINT64_MAX);
     *out = ws;
     return 0;
+}
+
+bool bl_ws_sleeping(const bl_ws_t *ws)
+{
+    return ws->ctx == NULL;
+}
+
+bool bl_ws_sleep_if_idle(bl_ws_t *ws)
+{
+    const bl_ws_guard_t *g = &ws->guard;
+    if (ws->used) {
+        ws->used = false;
+        return ws->ctx == NULL;
+    }
+    if (ws->ctx == NULL)
+        return true;
+    /* Only between messages, with nothing queued, before any close: then
+     * wslay holds no state a fresh context would lack. */
+    if (ws->in_recv || g->in_payload || g->hdr_len != 0 || g->fragmented || ws->held_len != 0 ||
+        ws->msg_len != 0 || !wslay_event_get_read_enabled(ws->ctx) ||
+        !wslay_event_get_write_enabled(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
+        wslay_event_get_close_received(ws->ctx) || wslay_event_want_write(ws->ctx))
+        return false;
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_cap = 0;
+    return true;
 }
 
 void bl_ws_free(bl_ws_t *ws)
 {
     if (ws == NULL)
         return;
-    wslay_event_context_free(ws->ctx);
+    if (ws->ctx != NULL)
+        wslay_event_context_free(ws->ctx);
     bl_ws_deflate_free(ws->pmd);
     free(ws->held);
     free(ws->msg);
@@ -245,7 +291,9 @@ void *bl_ws_data(const bl_ws_t *ws)
 
 void bl_ws_allow_rsv1(bl_ws_t *ws)
 {
-    wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
+    ws->rsv1 = true;
+    if (ws->ctx != NULL)
+        wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     ws->guard.allowed_rsv = 0x40;
     /* Incompressible data grows by 5 bytes a block, blocks as short as 128
      * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more. */
@@ -265,7 +313,7 @@ int bl_ws_use_deflate(bl_ws_t *ws, const bl_ws_deflate_params_t *params, size_t 
 /* Writes queued frames to the output buffer (not from inside wslay_event_recv). */
 static int flush(bl_ws_t *ws)
 {
-    if (ws->in_recv)
+    if (ws->in_recv || ws->ctx == NULL)
         return 0;
     if (wslay_event_send(ws->ctx) != 0)
         return ws->out_failed ? -ENOMEM : -EIO;
@@ -340,6 +388,8 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
     size_t close_at, close_end;
     int r;
 
+    if ((r = wake(ws)) != 0)
+        return r;
     if (!wslay_event_get_read_enabled(ws->ctx))
         return 0;
     ws->in = data;
@@ -389,6 +439,8 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
 static int queue(bl_ws_t *ws, uint8_t opcode, const void *data, size_t len)
 {
     uint8_t rsv = WSLAY_RSV_NONE;
+    if (wake(ws) != 0)
+        return -ENOMEM;
     if (ws->pmd != NULL && !wslay_is_ctrl_frame(opcode)) {
         const uint8_t *z;
         size_t zlen;
@@ -456,6 +508,8 @@ int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len)
         len = 0;
     }
     len = utf8_cut(reason, len, 123);
+    if ((r = wake(ws)) != 0)
+        return r;
     r = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, len);
     if (r == WSLAY_ERR_NO_MORE_MSG)
         return -EPIPE;
@@ -482,39 +536,43 @@ size_t bl_ws_output_len(const bl_ws_t *ws)
     return ws->out_len;
 }
 
+/* Asleep, a session is open both ways with nothing queued (it only sleeps so). */
+
 bool bl_ws_close_sent(const bl_ws_t *ws)
 {
-    return wslay_event_get_close_sent(ws->ctx);
+    return ws->ctx != NULL && wslay_event_get_close_sent(ws->ctx);
 }
 
 bool bl_ws_close_received(const bl_ws_t *ws)
 {
-    return wslay_event_get_close_received(ws->ctx);
+    return ws->ctx != NULL && wslay_event_get_close_received(ws->ctx);
 }
 
 uint16_t bl_ws_close_code_sent(const bl_ws_t *ws)
 {
-    return wslay_event_get_status_code_sent(ws->ctx);
+    return ws->ctx != NULL ? wslay_event_get_status_code_sent(ws->ctx)
+                           : WSLAY_CODE_ABNORMAL_CLOSURE;
 }
 
 uint16_t bl_ws_close_code_received(const bl_ws_t *ws)
 {
-    return wslay_event_get_status_code_received(ws->ctx);
+    return ws->ctx != NULL ? wslay_event_get_status_code_received(ws->ctx)
+                           : WSLAY_CODE_ABNORMAL_CLOSURE;
 }
 
 bool bl_ws_want_read(const bl_ws_t *ws)
 {
-    return wslay_event_want_read(ws->ctx);
+    return ws->ctx == NULL || wslay_event_want_read(ws->ctx);
 }
 
 bool bl_ws_want_write(const bl_ws_t *ws)
 {
-    return wslay_event_want_write(ws->ctx) || ws->out_len > 0;
+    return (ws->ctx != NULL && wslay_event_want_write(ws->ctx)) || ws->out_len > 0;
 }
 
 bool bl_ws_done(const bl_ws_t *ws)
 {
-    return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+    return ws->ctx != NULL && !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
 }
 
 uint64_t bl_ws_pongs(const bl_ws_t *ws)

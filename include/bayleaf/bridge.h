@@ -84,8 +84,8 @@ struct bl_exchange_s {
     bl_event_t *pending; /* body events not yet delivered to receive() */
     bl_event_t *pending_tail;
     /* set once by the I/O thread before the REQUEST event is queued */
-    int kind; /* BL_KIND_* */
-    bl_head_t *head;
+    int kind;        /* BL_KIND_* */
+    bl_head_t *head; /* a WebSocket's is freed (Python thread) once its scope is built */
     char client_host[64];
     int client_port; /* -1: no client address (unix socket) */
     char server_host[108];

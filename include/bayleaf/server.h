@@ -41,6 +41,7 @@ struct bl_server_s {
     uv_timer_t grace;
     uv_timer_t settle;  /* workers: lets just-accepted connections show a request */
     uv_timer_t unpause; /* workers: while not accepting to let the others catch up */
+    uv_timer_t sweep;   /* idle WebSocket sessions give back memory */
     uint64_t paused_at; /* loop time of the pause; 0: accepting */
     const bl_config_t *cfg;
     bl_http_limits_t limits;
@@ -77,5 +78,8 @@ void bl_conn_close(bl_conn_t *c);
 /* Shutdown: closes idle connections; active ones close after their response. */
 void bl_conn_drain_all(bl_server_t *s, bool force);
 void bl_server_conn_gone(bl_server_t *s);
+/* Lets idle WebSocket sessions free their framing state (ws.h); returns how
+ * many went to sleep. */
+size_t bl_conn_ws_sweep(bl_server_t *s);
 
 #endif

@@ -53,6 +53,13 @@ void bl_ws_allow_rsv1(bl_ws_t *ws);
  * 0 or -ENOMEM. */
 int bl_ws_use_deflate(bl_ws_t *ws, const bl_ws_deflate_params_t *params, size_t threshold);
 
+/* Called about once a second: frees wslay's context (about 9 KiB) if the
+ * session was not used since the previous call and sits between messages with
+ * nothing queued and no close begun; the next feed or send makes a new one.
+ * Returns whether the session is asleep now. */
+bool bl_ws_sleep_if_idle(bl_ws_t *ws);
+bool bl_ws_sleeping(const bl_ws_t *ws);
+
 /* Hands received bytes to the session: callbacks run, replies are queued and
  * written to the output buffer. Bytes after the session stopped reading are
  * ignored. 0, or -ENOMEM / -EIO: the connection must be dropped. */

@@ -767,6 +767,84 @@ static void test_garbage(void)
     }
 }
 
+/* ---- sleeping between messages ---- */
+
+/* Two sweeps in a row without use: the first only clears the "used" mark. */
+static bool sweep_twice(bl_ws_t *ws)
+{
+    bl_ws_sleep_if_idle(ws);
+    return bl_ws_sleep_if_idle(ws);
+}
+
+static void test_sleep_between_messages(void)
+{
+    rec_t r;
+    bytes_t b = {0};
+    bl_ws_t *ws = session(&r, 0);
+    CHECK(bl_ws_sleeping(ws)); /* no framing state until the first frame */
+    CHECK(bl_ws_want_read(ws) && !bl_ws_want_write(ws) && !bl_ws_done(ws));
+    CHECK(!bl_ws_close_sent(ws) && bl_ws_close_code_sent(ws) == 1006);
+
+    frame(&b, FIN | OP_TEXT, "hi", 2);
+    CHECK(feed(ws, &b) == 0 && r.messages == 1 && !bl_ws_sleeping(ws));
+    CHECK(!bl_ws_sleep_if_idle(ws)); /* used since the last sweep */
+    CHECK(bl_ws_sleep_if_idle(ws) && bl_ws_sleeping(ws));
+
+    /* Asleep, it still answers pings, takes messages, sends. */
+    b.len = 0;
+    frame(&b, FIN | OP_PING, "p", 1);
+    frame(&b, FIN | OP_TEXT, "again", 5);
+    CHECK(feed(ws, &b) == 0 && r.messages == 2 && r.len == 5 && memcmp(r.data, "again", 5) == 0);
+    CHECK(OUT_IS(ws, "\x8a\x01p"));
+    CHECK(sweep_twice(ws));
+    CHECK(bl_ws_send_text(ws, "out", 3) == 0 && OUT_IS(ws, "\x81\x03out"));
+    CHECK(sweep_twice(ws));
+
+    /* Never inside a fragmented message or a frame. */
+    b.len = 0;
+    frame(&b, OP_TEXT, "Hel", 3);
+    CHECK(feed(ws, &b) == 0 && !sweep_twice(ws));
+    b.len = 0;
+    frame(&b, FIN | OP_CONT, "lo", 2);
+    CHECK(bl_ws_feed(ws, b.p, 3) == 0 && !sweep_twice(ws));
+    CHECK(bl_ws_feed(ws, b.p + 3, b.len - 3) == 0 && r.messages == 3 && r.len == 5);
+    CHECK(memcmp(r.data, "Hello", 5) == 0);
+    CHECK(sweep_twice(ws));
+
+    /* UTF-8 is still checked across fragments after a sleep. */
+    b.len = 0;
+    frame(&b, OP_TEXT, "\xc3", 1);
+    frame(&b, FIN | OP_CONT, "\xa9", 1);
+    CHECK(feed(ws, &b) == 0 && r.messages == 4 && r.len == 2);
+    CHECK(sweep_twice(ws));
+
+    /* Not once a close has begun: its state lives in wslay. */
+    b.len = 0;
+    close_frame(&b, 1000, "", 0);
+    CHECK(feed(ws, &b) == 0 && r.closes == 1 && OUT_IS(ws, CLOSE_1000));
+    CHECK(!sweep_twice(ws) && bl_ws_close_code_received(ws) == 1000 && bl_ws_close_sent(ws));
+    finish(ws, &r, &b);
+
+    /* RSV1 stays allowed across a sleep (permessage-deflate). */
+    ws = session(&r, 0);
+    bl_ws_allow_rsv1(ws);
+    frame(&b, FIN | OP_TEXT, "a", 1);
+    CHECK(feed(ws, &b) == 0 && sweep_twice(ws));
+    b.len = 0;
+    frame(&b, FIN | RSV1 | OP_TEXT, "\xff", 1);
+    CHECK(feed(ws, &b) == 0 && r.messages == 2 && OUT_IS(ws, ""));
+    finish(ws, &r, &b);
+
+    /* A protocol error after a sleep still fails the connection. */
+    ws = session(&r, 0);
+    frame(&b, FIN | OP_TEXT, "a", 1);
+    CHECK(feed(ws, &b) == 0 && sweep_twice(ws));
+    b.len = 0;
+    frame(&b, FIN | RSV2 | OP_TEXT, "a", 1);
+    CHECK(feed(ws, &b) == 0 && OUT_IS(ws, CLOSE_1002) && r.messages == 1);
+    finish(ws, &r, &b);
+}
+
 int main(void)
 {
     RUN(test_text_and_binary);
@@ -787,5 +865,6 @@ int main(void)
     RUN(test_ping_pong);
     RUN(test_random_splits);
     RUN(test_garbage);
+    RUN(test_sleep_between_messages);
     return check_report();
 }

@@ -2,8 +2,10 @@
 protocol errors (each must fail the connection with the right close code and
 leave the server serving)."""
 
+import asyncio
 import os
 import struct
+import time
 
 import pytest
 import websockets
@@ -302,3 +304,58 @@ def test_data_after_failure_is_ignored(ws_server, tmp_path):
 def test_garbage_after_handshake(ws_server, tmp_path):
     """An HTTP request where frames are expected: an unmasked frame with opcode 7 ('G')."""
     expect_failure(ws_server, tmp_path, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1002)
+
+
+# --------------------------------------------------------------------------
+# idle sessions give their framing state back (ws.c bl_ws_sleep_if_idle) and
+# pick up where they left off; the sweep runs every second
+# --------------------------------------------------------------------------
+
+IDLE = 2.5  # two sweeps and then some
+
+
+def test_idle_connection_carries_on(ws_server):
+    with open_ws(ws_server, "/echo") as ws:
+        ws.send_text("before")
+        assert ws.recv_text() == "before"
+        time.sleep(IDLE)
+        ws.send_frame(OP_PING, b"still there?")
+        f = ws.recv_frame()
+        assert (f.opcode, f.payload) == (OP_PONG, b"still there?")
+        ws.send_text("héllo after a nap")
+        assert ws.recv_text() == "héllo after a nap"
+
+
+def test_message_split_across_an_idle_spell(ws_server):
+    """A fragmented message, and a frame cut mid-header and mid-payload, each
+    waiting longer than the sweep: nothing is lost, UTF-8 is still checked
+    across the pause."""
+    with open_ws(ws_server, "/echo") as ws:
+        ws.send_frame(OP_TEXT, "caf\u00e9 ".encode()[:4], fin=False)  # ends inside "é"
+        time.sleep(IDLE)
+        ws.send_frame(OP_CONT, "caf\u00e9 ".encode()[4:] + b"au lait", fin=True)
+        assert ws.recv_text() == "caf\u00e9 au lait"
+        whole = frame(OP_TEXT, b"in pieces")
+        ws.send(whole[:1])
+        time.sleep(IDLE)
+        ws.send(whole[1:8])
+        time.sleep(IDLE)
+        ws.send(whole[8:])
+        assert ws.recv_text() == "in pieces"
+        ws.send_frame(OP_TEXT, b"\xc3", fin=False)
+        time.sleep(IDLE)
+        ws.send_frame(OP_CONT, b"\x28", fin=True)  # invalid continuation byte
+        assert ws.expect_close().close_code == 1007
+
+
+def test_idle_compressed_connection_carries_on(ws_server):
+    async def go():
+        async with websockets.connect(url(ws_server, "/echo"), ping_interval=None,
+                                      compression="deflate") as ws:
+            assert ws.extensions, "permessage-deflate was not agreed"
+            for i in range(3):
+                msg = '{"price": %d, "pad": "%s"}' % (i, "x" * 500)
+                await ws.send(msg)
+                assert await ws.recv() == msg
+                await asyncio.sleep(IDLE)
+    run(go())
