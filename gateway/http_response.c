@@ -103,6 +103,26 @@ size_t bl_chunk_prefix(char *buf, size_t len)
     return (size_t)snprintf(buf, 20, "%zx\r\n", len);
 }
 
+/* Head building without printf: it runs for every response. */
+static size_t put(char *buf, size_t n, const char *s, size_t len)
+{
+    memcpy(buf + n, s, len);
+    return n + len;
+}
+
+#define PUT_LIT(lit) (n = put(buf, n, lit, sizeof(lit) - 1))
+
+static size_t put_uint(char *buf, size_t n, size_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return put(buf, n, tmp + i, sizeof(tmp) - i);
+}
+
 static bool status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
@@ -120,13 +140,25 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
 
     if (buf == NULL)
         return -ENOMEM;
-    n = (size_t)snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", r->status, bl_status_reason(r->status));
-    memcpy(buf + n, r->headers, r->headers_len);
-    n += r->headers_len;
-    if (r->server_name != NULL && !(r->flags & BL_EVF_HAS_SERVER))
-        n += (size_t)snprintf(buf + n, cap - n, "server: %s\r\n", r->server_name);
-    if (!(r->flags & BL_EVF_HAS_DATE))
-        n += (size_t)snprintf(buf + n, cap - n, "date: %s\r\n", bl_http_date());
+    /* The status is 100..999 (checked where the app's message is read). */
+    const char *reason = bl_status_reason(r->status);
+    n = 0;
+    PUT_LIT("HTTP/1.1 ");
+    n = put_uint(buf, n, (size_t)r->status);
+    PUT_LIT(" ");
+    n = put(buf, n, reason, strlen(reason));
+    PUT_LIT("\r\n");
+    n = put(buf, n, r->headers, r->headers_len);
+    if (r->server_name != NULL && !(r->flags & BL_EVF_HAS_SERVER)) {
+        PUT_LIT("server: ");
+        n = put(buf, n, r->server_name, server_len);
+        PUT_LIT("\r\n");
+    }
+    if (!(r->flags & BL_EVF_HAS_DATE)) {
+        PUT_LIT("date: ");
+        n = put(buf, n, bl_http_date(), BL_HTTP_DATE_LEN);
+        PUT_LIT("\r\n");
+    }
 
     if (!status_has_body(r->status)) {
         fr = BL_FRAME_NONE;
@@ -134,8 +166,11 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
         fr = r->head_request ? BL_FRAME_NONE : BL_FRAME_LENGTH;
     } else if (r->body_known && !(r->flags & BL_EVF_CHUNKED)) {
         /* The whole body is at hand: frame it with a length we computed. */
-        if (!r->head_request || r->body_len > 0)
-            n += (size_t)snprintf(buf + n, cap - n, "content-length: %zu\r\n", r->body_len);
+        if (!r->head_request || r->body_len > 0) {
+            PUT_LIT("content-length: ");
+            n = put_uint(buf, n, r->body_len);
+            PUT_LIT("\r\n");
+        }
         fr = r->head_request ? BL_FRAME_NONE : BL_FRAME_LENGTH;
     } else if (r->http10) {
         fr = r->head_request ? BL_FRAME_NONE : BL_FRAME_CLOSE;
@@ -146,15 +181,14 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
         ka = ka && r->head_request;
     } else {
         if (!r->head_request)
-            n += (size_t)snprintf(buf + n, cap - n, "transfer-encoding: chunked\r\n");
+            PUT_LIT("transfer-encoding: chunked\r\n");
         fr = r->head_request ? BL_FRAME_NONE : BL_FRAME_CHUNKED;
     }
     if (!ka && !(r->flags & BL_EVF_CLOSE))
-        n += (size_t)snprintf(buf + n, cap - n, "connection: close\r\n");
+        PUT_LIT("connection: close\r\n");
     else if (ka && r->http10)
-        n += (size_t)snprintf(buf + n, cap - n, "connection: keep-alive\r\n");
-    memcpy(buf + n, "\r\n", 2);
-    n += 2;
+        PUT_LIT("connection: keep-alive\r\n");
+    PUT_LIT("\r\n");
     *out = buf;
     *out_len = n;
     *framing = fr;

@@ -37,6 +37,8 @@ int bl_response_simple(int status, const char *server_name, bool keep_alive, cha
                        size_t *out_len);
 const char *bl_status_reason(int status);
 /* "Tue, 24 Nov 2026 01:02:03 GMT", cached per second. I/O thread only. */
+/* Always BL_HTTP_DATE_LEN characters (IMF-fixdate). */
+#define BL_HTTP_DATE_LEN 29
 const char *bl_http_date(void);
 /* "%zx\r\n" into buf (>= 20 bytes); returns the length. */
 size_t bl_chunk_prefix(char *buf, size_t len);

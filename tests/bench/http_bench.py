@@ -1,6 +1,12 @@
 #!/usr/bin/python3
 """HTTP benchmark: bayleaf vs uvicorn (and optionally daphne), one process each.
 
+`--servers ...,nginx` adds a floor for the hello workload: one nginx process (no
+master) answering the same 13 bytes from its config, no application at all. What
+it spends per request is what the loopback TCP stack and an event loop cost, a
+bound no server running a Python app can go under; the targets are judged
+against it too.
+
 For every workload and server: start the server (logging off), wait until it
 answers, check the response, warm up with wrk, then run
 `wrk -t1 -c64 -d10s --latency` while sampling the server's CPU time
@@ -16,11 +22,14 @@ missed or could not be evaluated. See tests/bench/README.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -43,6 +52,42 @@ def check_hello(status, headers, body):
     if headers.get("content-length") != str(len(HELLO)):
         return f"content-length {headers.get('content-length')!r}"
     return None
+
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server_tokens off;
+    default_type text/plain;
+    client_body_temp_path %(dir)s; proxy_temp_path %(dir)s; fastcgi_temp_path %(dir)s;
+    uwsgi_temp_path %(dir)s; scgi_temp_path %(dir)s;
+    server { listen %(host)s:%(port)d; location / { return 200 "%(body)s"; } }
+}
+"""
+
+
+def nginx_spec() -> benchlib.ServerSpec:
+    """nginx serving the hello body itself: the floor (hello workload only)."""
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    def build(app, host, port):
+        d = tempfile.mkdtemp(prefix="bayleaf-bench-nginx-")
+        atexit.register(shutil.rmtree, d, True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"dir": d, "host": host, "port": port, "body": HELLO.decode()})
+        return [exe, "-p", d, "-c", conf]
+
+    missing = None if os.access(exe, os.X_OK) else "nginx not installed"
+    return benchlib.ServerSpec("nginx", build, missing)
+
+
+FLOOR_WORKLOADS = {"hello"}  # where the nginx floor means something
 
 
 def check_django(status, headers, body):
@@ -169,8 +214,8 @@ def bench_one(spec: benchlib.ServerSpec, wl: Workload, args) -> Result:
     return res
 
 
-def ratio(res: dict, wl: str, metric: str) -> Optional[float]:
-    b, u = res.get((wl, "bayleaf")), res.get((wl, "uvicorn"))
+def ratio(res: dict, wl: str, metric: str, server: str = "bayleaf") -> Optional[float]:
+    b, u = res.get((wl, server)), res.get((wl, "uvicorn"))
     if not b or not u or b.status != "ok" or u.status != "ok":
         return None
     if metric == "rps":
@@ -190,7 +235,13 @@ def verdict(t: Target, res: dict) -> tuple:
     b = res[(t.workload, "bayleaf")]
     if ok and not b.clean:
         return "MISS", r, "bayleaf had errors (" + ", ".join(b.notes) + ")"
-    return ("PASS" if ok else "MISS"), r, ""
+    floor = ratio(res, t.workload, t.metric, "nginx")
+    why = ""
+    if floor is not None:
+        beyond = floor < t.value if t.op == ">=" else floor > t.value
+        why = (f"nginx with no app: {floor:.2f}×" +
+               ("; the target is beyond it" if beyond else ""))
+    return ("PASS" if ok else "MISS"), r, why
 
 
 def environment(args, specs) -> str:
@@ -228,9 +279,9 @@ def render(results: list, res: dict, args, env_line: str) -> str:
                          f"{r.status.upper()}: {r.reason}"])
             continue
         rr, cr = "", ""
-        if r.server == "bayleaf":
-            x = ratio(res, r.workload, "rps")
-            y = ratio(res, r.workload, "cpu")
+        if r.server in ("bayleaf", "nginx"):
+            x = ratio(res, r.workload, "rps", r.server)
+            y = ratio(res, r.workload, "cpu", r.server)
             rr = f"{x:.2f}×" if x is not None else "-"
             cr = f"{y:.2f}×" if y is not None else "-"
         rows.append([r.workload, r.server, f"{r.rps:,.0f}", benchlib.fmt_latency(r.p50),
@@ -257,8 +308,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="warm-up wrk run, seconds (2; 0 = none)")
     p.add_argument("--connections", type=int, default=64, help="wrk -c (64)")
     p.add_argument("--threads", type=int, default=1, help="wrk -t (1)")
-    p.add_argument("--servers", default="bayleaf,uvicorn",
-                   help="comma list of bayleaf, uvicorn, daphne (bayleaf,uvicorn)")
+    p.add_argument("--servers", default="bayleaf,uvicorn,nginx",
+                   help="comma list of bayleaf, uvicorn, daphne, nginx (bayleaf,uvicorn,nginx; "
+                        "nginx: the floor, hello only)")
     p.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS),
                    help="comma list of " + ", ".join(w.name for w in WORKLOADS) + " (all)")
     p.add_argument("--bayleaf-bin", default=benchlib.DEFAULT_BAYLEAF_BIN,
@@ -279,6 +331,7 @@ def main(argv=None) -> int:
         p.error("wrk needs --connections ≥ --threads")
 
     specs = benchlib.server_specs(args.bayleaf_bin, args.python, shlex.split(args.bayleaf_args))
+    specs["nginx"] = nginx_spec()
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in servers if s not in specs]
     if unknown or not servers:
@@ -298,6 +351,8 @@ def main(argv=None) -> int:
         wl = by_name[wl_name]
         for name in servers:
             spec = specs[name]
+            if name == "nginx" and wl.name not in FLOOR_WORKLOADS:
+                continue
             if spec.missing:
                 r = Result(wl.name, name, status="skipped", reason=spec.missing)
                 log(f"[{wl.name}/{name}] skipped: {spec.missing}")

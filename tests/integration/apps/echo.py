@@ -9,10 +9,12 @@ Routes (first path segment); every other path echoes the scope:
                      (?mode=body: report each message while the body arrives)
   /after-complete    ?out=FILE  respond, then report receive() and a late send()
   /sleep             ?s=S  sleep, then echo the scope
+  /gc                JSON: {"frozen": gc.get_freeze_count()}
   anything else      JSON: {"scope": ..., "body_len", "body_sha256", "chunks"}
 """
 
 import asyncio
+import gc
 import hashlib
 import time
 
@@ -153,6 +155,10 @@ async def sleep_then_echo(scope, receive, send):
     await echo_scope(scope, receive, send)
 
 
+async def gc_state(scope, receive, send):
+    await send_json(send, {"frozen": gc.get_freeze_count()})
+
+
 ROUTES = {
     "hello": hello,
     "body": body,
@@ -160,6 +166,7 @@ ROUTES = {
     "wait-disconnect": wait_disconnect,
     "after-complete": after_complete,
     "sleep": sleep_then_echo,
+    "gc": gc_state,
 }
 
 
