@@ -14,6 +14,9 @@
 
 #include <wslay/wslay.h>
 
+/* More message starts than wslay can hold unread in its 4 KiB buffer. */
+#define KINDS_BITS 1024
+
 struct bl_ws_s {
     wslay_event_context_ptr ctx; /* NULL while asleep (bl_ws_sleep_if_idle) */
     bl_ws_callbacks_t cb;
@@ -34,6 +37,16 @@ struct bl_ws_s {
     size_t msg_len, msg_cap;
     bool msg_failed;     /* it couldn't grow: the connection is being failed */
     bool msg_compressed; /* its first frame had RSV1 */
+    bool msg_text;       /* uncompressed text, shown to wslay as binary: UTF-8 checked here */
+    bl_utf8_t msg_utf8;
+    /* frame boundaries in the bytes handed to wslay (see relabel) */
+    uint8_t wire_hdr[10]; /* a header's first bytes, up to the extended length */
+    uint8_t wire_have, wire_need;
+    uint64_t wire_payload; /* payload bytes still to pass */
+    /* for each message wslay has been given the start of but not yet begun:
+     * was it relabelled (uncompressed text)? A ring of bits */
+    uint64_t kinds[KINDS_BITS / 64];
+    uint16_t kinds_head, kinds_len;
     uint64_t max_message;
     bl_ws_deflate_t *pmd; /* permessage-deflate, once negotiated */
     /* frames to write */
@@ -62,6 +75,75 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
+/* wslay checks text UTF-8 a byte at a time through a table, storing its state
+ * after every byte: most of the CPU a 64 KiB text message costs. So each
+ * uncompressed text frame reaches it relabelled binary, and we check UTF-8
+ * ourselves, eight ASCII bytes at a time (frame_chunk_cb); wslay never checks
+ * compressed ones. Which messages were text goes through a FIFO of bits, in
+ * the order wslay reads them and then starts them (frame_start_cb). relabel
+ * follows the frames in wslay's copy of the bytes, which the guard checked. */
+static void kinds_push(bl_ws_t *ws, bool text)
+{
+    unsigned i = (unsigned)(ws->kinds_head + ws->kinds_len++) % KINDS_BITS;
+    uint64_t bit = 1ull << (i % 64);
+    ws->kinds[i / 64] = text ? ws->kinds[i / 64] | bit : ws->kinds[i / 64] & ~bit;
+}
+
+static bool kinds_pop(bl_ws_t *ws)
+{
+    unsigned i = ws->kinds_head;
+    if (ws->kinds_len == 0)
+        return false; /* cannot happen: every start was read first */
+    ws->kinds_head = (uint16_t)((i + 1) % KINDS_BITS);
+    ws->kinds_len--;
+    return (ws->kinds[i / 64] >> (i % 64)) & 1;
+}
+
+static void relabel(bl_ws_t *ws, uint8_t *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (ws->wire_payload > 0) {
+            size_t step = ws->wire_payload < len - i ? (size_t)ws->wire_payload : len - i;
+            ws->wire_payload -= step;
+            i += step;
+            continue;
+        }
+        uint8_t b = buf[i++];
+        if (ws->wire_have == 0) {
+            uint8_t op = b & 0x0f;
+            bool plain_text = op == WSLAY_TEXT_FRAME && !(b & 0x40); /* 0x40: RSV1 */
+            if (op == WSLAY_TEXT_FRAME || op == WSLAY_BINARY_FRAME)
+                kinds_push(ws, plain_text);
+            if (plain_text)
+                buf[i - 1] = (uint8_t)((b & 0xf0) | WSLAY_BINARY_FRAME);
+            ws->wire_need = 2;
+        }
+        if (ws->wire_have < sizeof(ws->wire_hdr))
+            ws->wire_hdr[ws->wire_have] = b;
+        ws->wire_have++;
+        if (ws->wire_have == 2) {
+            uint8_t len7 = ws->wire_hdr[1] & 0x7f;
+            ws->wire_need = (uint8_t)(2 +
+                                      (len7 == 126   ? 2
+                                       : len7 == 127 ? 8
+                                                     : 0) +
+                                      ((ws->wire_hdr[1] & 0x80) ? 4 : 0));
+        }
+        if (ws->wire_have == ws->wire_need) {
+            uint8_t len7 = ws->wire_hdr[1] & 0x7f;
+            uint64_t n = len7;
+            if (len7 >= 126) {
+                n = 0;
+                for (int k = 0; k < (len7 == 126 ? 2 : 8); k++)
+                    n = n << 8 | ws->wire_hdr[2 + k];
+            }
+            ws->wire_payload = n;
+            ws->wire_have = 0;
+        }
+    }
+}
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     bl_ws_t *ws = user;
@@ -80,6 +162,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     memcpy(buf, ws->in, len);
     ws->in += len;
     ws->in_len -= len;
+    relabel(ws, buf, len);
     return (ssize_t)len;
 }
 
@@ -106,9 +189,14 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     ws->ctrl_frame = wslay_is_ctrl_frame(arg->opcode);
     /* RFC 7692 6: RSV1 on a message's first frame marks it compressed (the
      * guard refuses it elsewhere). */
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         ws->msg_compressed = ws->pmd != NULL && (arg->rsv & WSLAY_RSV1_BIT) != 0;
+        ws->msg_text = kinds_pop(ws);
+        bl_utf8_init(&ws->msg_utf8);
+    }
 }
+
+static void fail_read(bl_ws_t *ws, uint16_t code);
 
 static void frame_chunk_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
@@ -126,6 +214,12 @@ static void frame_chunk_cb(wslay_event_context_ptr ctx,
     }
     memcpy(ws->msg + ws->msg_len, arg->data, arg->data_length);
     ws->msg_len += arg->data_length;
+    /* Compressed text is checked once inflated (deliver). */
+    if (ws->msg_text &&
+        bl_utf8_feed(&ws->msg_utf8, arg->data, arg->data_length) != arg->data_length) {
+        ws->msg_failed = true;
+        fail_read(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA);
+    }
 }
 
 static void message_done(bl_ws_t *ws)
@@ -179,8 +273,13 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
-        if (!ws->msg_failed)
-            deliver(ws, arg->opcode);
+        if (ws->msg_failed) {
+            /* already answered */
+        } else if (ws->msg_text && !bl_utf8_complete(&ws->msg_utf8)) {
+            fail_read(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA); /* ends inside a character */
+        } else {
+            deliver(ws, ws->msg_text ? WSLAY_TEXT_FRAME : arg->opcode);
+        }
         message_done(ws);
         break;
     case WSLAY_CONNECTION_CLOSE:
@@ -259,7 +358,7 @@ bool bl_ws_sleep_if_idle(bl_ws_t *ws)
     /* Only between messages, with nothing queued, before any close: then
      * wslay holds no state a fresh context would lack. */
     if (ws->in_recv || g->in_payload || g->hdr_len != 0 || g->fragmented || ws->held_len != 0 ||
-        ws->msg_len != 0 || !wslay_event_get_read_enabled(ws->ctx) ||
+        ws->msg_len != 0 || ws->kinds_len != 0 || !wslay_event_get_read_enabled(ws->ctx) ||
         !wslay_event_get_write_enabled(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
         wslay_event_get_close_received(ws->ctx) || wslay_event_want_write(ws->ctx))
         return false;

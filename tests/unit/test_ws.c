@@ -845,6 +845,71 @@ static void test_sleep_between_messages(void)
     finish(ws, &r, &b);
 }
 
+/* Text frames reach wslay relabelled binary (ws.c relabel): thousands of
+ * messages of both kinds in one read, whole or a byte at a time, keep their
+ * kinds and order; text is still UTF-8 checked, compressed text is not. */
+static void test_text_relabel_keeps_kinds(void)
+{
+    rec_t r;
+    bytes_t b = {0}, log = {0}, want = {0};
+    bl_ws_t *ws = session(&r, 0);
+    r.log = &log;
+    for (int i = 0; i < 3000; i++) {
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "m%d", i);
+        bool text = i % 3 != 1;
+        if (i % 7 == 0) { /* fragmented, with a ping inside */
+            frame(&b, text ? OP_TEXT : OP_BIN, msg, 1);
+            frame(&b, FIN | OP_PING, "", 0);
+            frame(&b, FIN | OP_CONT, msg + 1, (size_t)n - 1);
+        } else {
+            frame(&b, FIN | (text ? OP_TEXT : OP_BIN), msg, (size_t)n);
+        }
+        put_byte(&want, text ? BL_WS_TEXT : BL_WS_BINARY);
+        put(&want, msg, (size_t)n);
+    }
+    CHECK(feed(ws, &b) == 0 && r.messages == 3000);
+    CHECK(log.len == want.len && memcmp(log.p, want.p, want.len) == 0);
+    bl_ws_free(ws);
+    free(r.data);
+
+    ws = session(&r, 0);
+    log.len = 0;
+    r.log = &log;
+    for (size_t i = 0; i < b.len; i++)
+        bl_ws_feed(ws, b.p + i, 1);
+    CHECK(r.messages == 3000 && log.len == want.len && memcmp(log.p, want.p, want.len) == 0);
+    bl_ws_free(ws);
+    free(r.data);
+
+    /* invalid UTF-8 inside a long text message split over many reads: 1007,
+     * with nothing after it delivered */
+    ws = session(&r, 0);
+    b.len = 0;
+    uint8_t big[70000];
+    memset(big, 'a', sizeof(big));
+    big[40000] = 0xc0; /* never valid */
+    frame(&b, FIN | OP_TEXT, big, sizeof(big));
+    frame(&b, FIN | OP_TEXT, "after", 5);
+    for (size_t off = 0; off < b.len; off += 1000)
+        bl_ws_feed(ws, b.p + off, b.len - off < 1000 ? b.len - off : 1000);
+    CHECK(r.messages == 0 && OUT_IS(ws, CLOSE_1007));
+    bl_ws_free(ws);
+    free(r.data);
+
+    /* a text message that ends inside a character: 1007 */
+    ws = session(&r, 0);
+    b.len = 0;
+    frame(&b, OP_TEXT, "ok \xe2\x82", 5);
+    frame(&b, FIN | OP_CONT, "", 0);
+    CHECK(feed(ws, &b) == 0 && r.messages == 0 && OUT_IS(ws, CLOSE_1007));
+    bl_ws_free(ws);
+    free(r.data);
+    free(log.p);
+    free(want.p);
+    free(b.p);
+}
+
 int main(void)
 {
     RUN(test_text_and_binary);
@@ -866,5 +931,6 @@ int main(void)
     RUN(test_random_splits);
     RUN(test_garbage);
     RUN(test_sleep_between_messages);
+    RUN(test_text_relabel_keeps_kinds);
     return check_report();
 }
