@@ -1,6 +1,7 @@
 /* Command-line parsing. Both underscore and hyphen spellings of Daphne's
  * multi-word flags are accepted. */
 #include "bayleaf/config.h"
+#include "bayleaf/proxy.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -414,6 +415,14 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
     if (optind + 1 < argc)
         return bad(err, "unexpected argument", argv[optind + 1]);
     cfg->app = argv[optind];
+    /* A bad trusted-proxy list is refused now, not found at the first request. */
+    bl_proxy_t proxy;
+    char why[256] = "out of memory";
+    if (bl_proxy_init(&proxy, cfg, why, sizeof(why)) != 0) {
+        fprintf(err, "bayleaf: error: %s\n", why);
+        return -EINVAL;
+    }
+    bl_proxy_free(&proxy);
     return BL_CONFIG_OK;
 }
 

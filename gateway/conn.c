@@ -541,8 +541,8 @@ static void flush_body(bl_conn_t *c)
     bl_bridge_post_up(ev);
 }
 
-/* The proxy rules, built on first use (the I/O thread is the only user). A bad
- * --forwarded-allow-ips trusts no TCP peer. */
+/* The proxy rules, built on first use (the I/O thread is the only user); the
+ * list was checked when the options were read. */
 static const bl_proxy_t *conn_proxy(const bl_config_t *cfg)
 {
     static bl_proxy_t proxy;

@@ -279,6 +279,13 @@ static void test_invalid_values(void)
     PARSE(&p, "a:b", "--send-timeout");
     CHECK_REJECTED(&p, "'--send-timeout'");
     parsed_free(&p);
+    /* the trusted-proxy list is checked with the options, not at the first request */
+    PARSE(&p, "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8, 10.0.0.0/99", "a:b");
+    CHECK_REJECTED(&p, "'10.0.0.0/99'");
+    parsed_free(&p);
+    PARSE(&p, "--forwarded-allow-ips", "10.0.0.0/8, ::1, *", "a:b");
+    CHECK(p.rc == BL_CONFIG_OK);
+    parsed_free(&p);
     PARSE(&p, "--websocket-max-message-size", "-5", "a:b");
     CHECK_REJECTED(&p, "'-5'");
     parsed_free(&p);

@@ -4,10 +4,11 @@ themselves are unit-tested (tests/unit/test_proxy.c)."""
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from harness import bayleaf_only, wait_until
+from harness import APPS_DIR, BAYLEAF, bayleaf_only, wait_until
 
 from .support import APP, DEPLOY_APPS, OUTSIDER, get_scope, header, run, ws_scope
 
@@ -147,12 +148,16 @@ def test_access_log_shows_the_forwarded_client(start_server, tmp_path):
     assert re.match(rf'^{re.escape(OUTSIDER)}:\d+ - - \[[^\]]+\] "GET /scope" 200 \d+$', lines[2]), lines
 
 
-def test_bad_allow_list_trusts_nobody(start_server):
-    server = serve(start_server, "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/99")
-    scope = get_scope(server.port, headers=FORWARDED)
-    assert scope["client"][0] == "127.0.0.1"
-    assert scope["scheme"] == "http"
-    server.wait_for_text(r"invalid --forwarded-allow-ips entry '10\.0\.0\.0/99'")
+@pytest.mark.parametrize("value", ["10.0.0.0/99", "10.0.0.0/8, nonsense", "300.1.1.1", "::1/129"])
+def test_bad_allow_list_refuses_to_start(value):
+    """A typo in the trusted proxies is a startup error (one line, exit 2),
+    not a server that quietly trusts nobody."""
+    proc = subprocess.run([BAYLEAF, "-p", "0", "--proxy-headers", "--forwarded-allow-ips", value,
+                           "echo:app"], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, cwd=APPS_DIR)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "invalid --forwarded-allow-ips entry" in lines[0], proc.stderr
 
 
 @pytest.mark.parametrize("value", ["unknown", "not-an-ip", "1.2.3.4.5", "_obf"])
