@@ -1,4 +1,5 @@
-/* Private to the I/O thread: one client connection (conn.c, conn_ws.c). */
+/* Private to the I/O thread: one client connection (conn.c, conn_write.c,
+ * conn_http.c, conn_ws.c). */
 #ifndef BAYLEAF_CONN_H
 #define BAYLEAF_CONN_H
 
@@ -126,17 +127,33 @@ void bl_conn_ws_free(bl_conn_t *c);
 /* Shutdown: close with 1001 (going away). */
 void bl_conn_ws_going_away(bl_conn_t *c);
 
-/* conn.c, for conn_ws.c */
-void bl_conn_access_log(bl_conn_t *c, const char *what);
-void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
-void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
+/* conn.c */
+void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
+/* A write left a backlog in libuv: --send-timeout starts watching it. */
+void bl_conn_send_watch(bl_conn_t *c);
+/* Drops c's reference to its exchange; tell_app: post a disconnect to it. */
+void bl_conn_detach(bl_conn_t *c, bool tell_app);
+void bl_conn_finish(bl_conn_t *c);
+void bl_conn_update_reading(bl_conn_t *c);
+
+/* conn_write.c */
 /* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
 void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted);
 void bl_conn_fail(bl_conn_t *c, int status);
-void bl_conn_finish(bl_conn_t *c);
-void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
-void bl_conn_update_reading(bl_conn_t *c);
+void bl_conn_access_log(bl_conn_t *c, const char *what);
+/* The access log line of an HTTP response (WebSockets write their own). */
+void bl_conn_access_log_write(bl_conn_t *c);
+
+/* conn_http.c */
+/* The parser callbacks of an HTTP connection. */
+extern const bl_http_handler_t bl_conn_http_handler;
+/* Parses input until the parser pauses for a response; keeps the rest in rbuf. */
+void bl_conn_process(bl_conn_t *c, const char *data, size_t len);
+/* A response and its request both ended: serve the next request, or end. */
+void bl_conn_next(bl_conn_t *c);
+void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
+void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
 
 #endif
