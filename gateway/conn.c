@@ -242,8 +242,11 @@ static void conn_close(bl_conn_t *c, bool reset)
         return;
     c->closing = true;
     conn_inactive(c);
-    if (c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING))
-        bl_conn_access_log(c, "WSDISCONNECT"); /* the TCP connection dropped */
+    /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
+     * socket closed after its WSREJECT. */
+    if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
+        c->ws_phase == WS_REFUSED)
+        bl_conn_access_log(c, "WSDISCONNECT");
     bl_conn_detach(c, !c->resp_done);
     if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
         uv_close(&c->h.handle, on_handle_closed);

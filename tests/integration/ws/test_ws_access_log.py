@@ -45,12 +45,14 @@ def test_ws_access_log_lines(start_server, tmp_path):
     # refused by the app
     with WSConn(server.connect()) as ws:
         assert ws.handshake("/reject/logged").status == 403
-    wait_until(lambda: "WSREJECT" in actions(ws_lines(log), "/reject/logged"), 3, message="WSREJECT")
+    # as Daphne: the socket closing after a refusal is logged too
+    wait_until(lambda: "WSDISCONNECT" in actions(ws_lines(log), "/reject/logged"), 3,
+               message="WSREJECT, then WSDISCONNECT")
 
     time.sleep(0.2)
     lines = ws_lines(log)
     assert actions(lines, "/echo/logged") == ["WSCONNECTING", "WSCONNECT", "WSDISCONNECT"], lines
-    assert actions(lines, "/reject/logged") == ["WSCONNECTING", "WSREJECT"], lines
+    assert actions(lines, "/reject/logged") == ["WSCONNECTING", "WSREJECT", "WSDISCONNECT"], lines
     for l in lines:
         # Daphne 4 writes "127.0.0.1:PORT"
         assert re.fullmatch(r"127\.0\.0\.1(:\d+)?", l["client"]), l
@@ -66,11 +68,13 @@ def test_ws_access_log_connect_timeout_and_denial(start_server, tmp_path):
         assert ws.handshake("/never/logged").status == 403
     with WSConn(server.connect()) as ws:
         assert ws.handshake("/deny/logged").status == 401
-    wait_until(lambda: "WSREJECT" in actions(ws_lines(log), "/never/logged")
-               and "WSREJECT" in actions(ws_lines(log), "/deny/logged"), 3, message="WSREJECT lines")
+    wait_until(lambda: "WSDISCONNECT" in actions(ws_lines(log), "/never/logged")
+               and "WSDISCONNECT" in actions(ws_lines(log), "/deny/logged"), 3,
+               message="WSREJECT and WSDISCONNECT lines")
+    time.sleep(0.2)
     lines = ws_lines(log)
-    assert actions(lines, "/never/logged") == ["WSCONNECTING", "WSREJECT"], lines
-    assert actions(lines, "/deny/logged") == ["WSCONNECTING", "WSREJECT"], lines
+    assert actions(lines, "/never/logged") == ["WSCONNECTING", "WSREJECT", "WSDISCONNECT"], lines
+    assert actions(lines, "/deny/logged") == ["WSCONNECTING", "WSREJECT", "WSDISCONNECT"], lines
 
 
 def test_ws_access_log_tcp_drop(start_server, tmp_path):
