@@ -4,51 +4,9 @@
  * still fails, with the guard's 1002 as when it arrives whole. */
 #include "bayleaf/ws.h"
 #include "check.h"
+#include "ws_frames.h"
 
 #define RUN(fn) check_isolated(#fn, fn, NULL)
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} bytes_t;
-
-static void put(bytes_t *b, const void *data, size_t len)
-{
-    if (b->len + len > b->cap) {
-        b->cap = (b->len + len) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-}
-
-enum { FIN = 0x80, OP_TEXT = 1, OP_BIN = 2, OP_CLOSE = 8, OP_PING = 9 };
-
-/* A masked client frame. */
-static void frame(bytes_t *b, uint8_t b0, const void *payload, size_t len)
-{
-    static const uint8_t key[4] = {0x9c, 0x41, 0xe7, 0x08};
-    uint8_t h[4] = {b0, 0x80 | 126, (uint8_t)(len >> 8), (uint8_t)len};
-    if (len < 126) {
-        h[1] = (uint8_t)(0x80 | len);
-        put(b, h, 2);
-    } else {
-        put(b, h, 4);
-    }
-    put(b, key, 4);
-    const uint8_t *src = payload;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = src[i] ^ key[i % 4];
-        put(b, &c, 1);
-    }
-}
-
-static void close_frame(bytes_t *b, uint16_t code, const char *reason, size_t len)
-{
-    uint8_t p[125] = {(uint8_t)(code >> 8), (uint8_t)code};
-    memcpy(p + 2, reason, len);
-    frame(b, FIN | OP_CLOSE, p, len + 2);
-}
 
 typedef struct {
     int messages, closes;

@@ -5,6 +5,7 @@
 #include "bayleaf/ws.h"
 #include "bayleaf/ws_deflate.h"
 #include "check.h"
+#include "ws_frames.h"
 
 #include <errno.h>
 #include <zlib.h>
@@ -566,51 +567,6 @@ static void test_memory(void)
 }
 
 /* ---- a session with the extension ---- */
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} bytes_t;
-
-static void put(bytes_t *b, const void *data, size_t len)
-{
-    if (b->len + len > b->cap) {
-        b->cap = (b->len + len) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-}
-
-enum { FIN = 0x80, RSV1 = 0x40 };
-enum { OP_CONT = 0, OP_TEXT = 1, OP_BIN = 2, OP_CLOSE = 8, OP_PING = 9 };
-
-/* A masked client frame. */
-static void frame(bytes_t *b, uint8_t b0, const void *payload, size_t len)
-{
-    static const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
-    uint8_t h[14] = {b0};
-    size_t hl = 2;
-    if (len < 126) {
-        h[1] = (uint8_t)(0x80 | len);
-    } else if (len <= 0xffff) {
-        h[1] = 0x80 | 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-        hl = 4;
-    } else {
-        h[1] = 0x80 | 127;
-        for (int i = 0; i < 8; i++)
-            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-        hl = 10;
-    }
-    memcpy(h + hl, key, 4);
-    put(b, h, hl + 4);
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = ((const uint8_t *)payload)[i] ^ key[i % 4];
-        put(b, &c, 1);
-    }
-}
 
 typedef struct {
     int messages, opcode;
