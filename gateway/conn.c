@@ -360,6 +360,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* Reads only when the parser can use more input and the app keeps up. */
+void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len))
+{
+    if (c->rlen == 0)
+        return;
+    char *data = c->rbuf;
+    size_t len = c->rlen;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    fn(c, data, len);
+    free(data);
+}
+
 void bl_conn_update_reading(bl_conn_t *c)
 {
     if (c->closing || c->lingering || c->close_after_write)

@@ -135,6 +135,8 @@ void bl_conn_send_watch(bl_conn_t *c);
 void bl_conn_detach(bl_conn_t *c, bool tell_app);
 void bl_conn_finish(bl_conn_t *c);
 void bl_conn_update_reading(bl_conn_t *c);
+/* Hands the input kept in rbuf to fn, rbuf emptied first (fn may keep more). */
+void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len));
 
 /* conn_write.c */
 /* n bytes the app sent left (or never will): may wake a send() waiting on ex. */

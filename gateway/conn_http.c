@@ -44,15 +44,7 @@ void bl_conn_next(bl_conn_t *c)
     c->paused = false;
     bl_http_parser_resume(&c->parser);
     bl_conn_timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
-    if (c->rlen > 0) {
-        /* Pipelined input waits in rbuf: parse it now. */
-        char *data = c->rbuf;
-        size_t len = c->rlen;
-        c->rbuf = NULL;
-        c->rlen = 0;
-        bl_conn_process(c, data, len);
-        free(data);
-    }
+    bl_conn_replay_kept(c, bl_conn_process); /* pipelined input: parse it now */
     bl_conn_update_reading(c);
 }
 

@@ -261,14 +261,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     bl_conn_write(c, &b, 1, NULL, head, 0);
     bl_conn_access_log(c, "WSCONNECT");
     /* Frames the client sent right after its request wait in rbuf. */
-    if (c->rlen > 0) {
-        char *data = c->rbuf;
-        size_t len = c->rlen;
-        c->rbuf = NULL;
-        c->rlen = 0;
-        bl_conn_ws_read(c, data, len);
-        free(data);
-    }
+    bl_conn_replay_kept(c, bl_conn_ws_read);
     ws_schedule(c);
     bl_conn_update_reading(c);
 }
