@@ -106,8 +106,12 @@ static void on_unpause_check(uv_timer_t *t)
     if (s->draining || (!expired && bl_balance_over(s->nconns)))
         return;
     for (int i = 0; i < s->nlisteners; i++) {
+        if (!s->listeners[i].closed)
+            return; /* its close callback has yet to run: next tick */
+    }
+    for (int i = 0; i < s->nlisteners; i++) {
         bl_listener_t *l = &s->listeners[i];
-        int err = l->closed ? listener_open(l) : 0;
+        int err = listener_open(l);
         if (err != 0)
             BL_ERROR("cannot accept on %s again: %s", l->name, uv_strerror(err));
     }
