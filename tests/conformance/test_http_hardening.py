@@ -4,8 +4,8 @@ after the error is read as another request); size limits answer 414/431;
 deadlines cut off idle and slow clients (keep-alive, slowloris, WebSocket
 handshake); --limit-concurrency answers 503 beyond N.
 
-Known gaps are xfail(strict=True) with the reason: they turn into failures
-the day they are fixed, so the marker gets removed."""
+A gap found later is recorded here as an xfail(strict=True) test with its
+reason, so it turns into a failure the day it is fixed; none is open."""
 
 import json
 import os
@@ -218,9 +218,6 @@ def test_smuggled_request_in_a_body_is_not_answered(http_server):
     assert exchange(http_server, data) == [400]
 
 
-KNOWN_GAPS = {}  # id: (request bytes, reason); none left
-
-
 FIXED_GAPS = {
     "bare-lf-ends-request-line": b"GET / HTTP/1.1\nHost: x\r\n\r\n",
     "empty-header-name": b"GET / HTTP/1.1\r\nHost: x\r\n: value\r\n\r\n",
@@ -231,13 +228,6 @@ FIXED_GAPS = {
 @pytest.mark.parametrize("data", FIXED_GAPS.values(), ids=FIXED_GAPS.keys())
 def test_refused_head_shapes(http_server, data):
     assert collect(http_server, data + NEXT) == [400]
-
-
-@pytest.mark.parametrize("data,reason", KNOWN_GAPS.values(), ids=KNOWN_GAPS.keys())
-def test_known_gaps(http_server, request, data, reason):
-    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-    got = collect(http_server, data + NEXT)
-    assert got == [400], f"responses {got}"
 
 
 # --------------------------------------------------------------------------
