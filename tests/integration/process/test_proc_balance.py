@@ -42,25 +42,27 @@ def test_sequential_websockets_reach_every_worker(procs):
 
 def test_a_restarted_worker_takes_the_new_connections(procs):
     """After a crash, the replacement starts empty while the survivor still holds
-    its WebSockets: new connections go to the replacement until they are even."""
+    its WebSockets: new connections go to the replacement until the two are
+    within the margin (2 + 1/8), whichever worker the kernel prefers."""
     port = free_port()
     p = procs.start(["-p", port, "--workers", "2"], app=DJANGO_APP, port=port)
     first, second = p.wait_workers(2)
     conns = []
     try:
-        served = _open(port, 12, conns)
+        served = _open(port, 30, conns)
         os.kill(first, signal.SIGKILL)
         p.wait_for_text(rf"Worker {first} was killed by signal 9")
         replacement = wait_until(lambda: [w for w in p.workers() if w not in (first, second)], 20,
                                  message="a replacement worker")[0]
         p.wait_for_text(rf"Worker {replacement} ready")
-        survivor_held = served[second]
-        assert survivor_held >= 4, served
+        held = served[second]
+        assert held >= 13, served  # balanced while both ran
         new = _open(port, 12, conns)
         assert set(new) <= {second, replacement}, new
-        # without balancing the split would be about even; with it the survivor
-        # takes a new one only while within the margin of the replacement
-        assert new[replacement] >= 9, (served, new)
+        # The survivor pauses while it holds more than 2 + 1/8 above the fresh
+        # worker: with 13 or more held, that is the first 10 new ones at least
+        # (an even split would give the fresh worker 6).
+        assert new[replacement] >= 10, (served, new)
     finally:
         for c in conns:
             c.close()
