@@ -39,10 +39,9 @@ struct bl_ws_s {
     bool msg_compressed; /* its first frame had RSV1 */
     bool msg_text;       /* uncompressed text, shown to wslay as binary: UTF-8 checked here */
     bl_utf8_t msg_utf8;
-    /* frame boundaries in the bytes handed to wslay (see relabel) */
-    uint8_t wire_hdr[10]; /* a header's first bytes, up to the extended length */
-    uint8_t wire_have, wire_need;
-    uint64_t wire_payload; /* payload bytes still to pass */
+    /* follows the frames in the bytes handed to wslay, already checked by
+     * guard (see relabel) */
+    bl_ws_guard_t wire;
     /* for each message wslay has been given the start of but not yet begun:
      * was it relabelled (uncompressed text)? A ring of bits */
     uint64_t kinds[KINDS_BITS / 64];
@@ -99,48 +98,33 @@ static bool kinds_pop(bl_ws_t *ws)
     return (ws->kinds[i / 64] >> (i % 64)) & 1;
 }
 
+/* bl_ws_guard_scan up to the end of the frame header or payload under way, so
+ * the caller sees each frame start. */
+static size_t guard_step(bl_ws_guard_t *g, const uint8_t *p, size_t len, uint16_t *code)
+{
+    uint64_t step = g->in_payload ? g->remaining : (uint64_t)(g->hdr_need - g->hdr_len);
+    return bl_ws_guard_scan(g, p, step < len ? (size_t)step : len, code);
+}
+
+static bool at_frame_start(const bl_ws_guard_t *g)
+{
+    return !g->in_payload && g->hdr_len == 0;
+}
+
 static void relabel(bl_ws_t *ws, uint8_t *buf, size_t len)
 {
     size_t i = 0;
-    while (i < len) {
-        if (ws->wire_payload > 0) {
-            size_t step = ws->wire_payload < len - i ? (size_t)ws->wire_payload : len - i;
-            ws->wire_payload -= step;
-            i += step;
-            continue;
-        }
-        uint8_t b = buf[i++];
-        if (ws->wire_have == 0) {
-            uint8_t op = b & 0x0f;
-            bool plain_text = op == WSLAY_TEXT_FRAME && !(b & 0x40); /* 0x40: RSV1 */
+    uint16_t code = 0;
+    while (i < len && code == 0) {
+        if (at_frame_start(&ws->wire)) {
+            uint8_t op = buf[i] & 0x0f;
+            bool plain_text = op == WSLAY_TEXT_FRAME && !(buf[i] & 0x40); /* 0x40: RSV1 */
             if (op == WSLAY_TEXT_FRAME || op == WSLAY_BINARY_FRAME)
                 kinds_push(ws, plain_text);
             if (plain_text)
-                buf[i - 1] = (uint8_t)((b & 0xf0) | WSLAY_BINARY_FRAME);
-            ws->wire_need = 2;
+                buf[i] = (uint8_t)((buf[i] & 0xf0) | WSLAY_BINARY_FRAME);
         }
-        if (ws->wire_have < sizeof(ws->wire_hdr))
-            ws->wire_hdr[ws->wire_have] = b;
-        ws->wire_have++;
-        if (ws->wire_have == 2) {
-            uint8_t len7 = ws->wire_hdr[1] & 0x7f;
-            ws->wire_need = (uint8_t)(2 +
-                                      (len7 == 126   ? 2
-                                       : len7 == 127 ? 8
-                                                     : 0) +
-                                      ((ws->wire_hdr[1] & 0x80) ? 4 : 0));
-        }
-        if (ws->wire_have == ws->wire_need) {
-            uint8_t len7 = ws->wire_hdr[1] & 0x7f;
-            uint64_t n = len7;
-            if (len7 >= 126) {
-                n = 0;
-                for (int k = 0; k < (len7 == 126 ? 2 : 8); k++)
-                    n = n << 8 | ws->wire_hdr[2 + k];
-            }
-            ws->wire_payload = n;
-            ws->wire_have = 0;
-        }
+        i += guard_step(&ws->wire, buf + i, len - i, &code);
     }
 }
 
@@ -337,6 +321,8 @@ int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *
     ws->data = data;
     ws->max_message = cfg ? cfg->max_message_size : 0;
     bl_ws_guard_init(&ws->guard, ws->max_message);
+    bl_ws_guard_init(&ws->wire, 0);
+    ws->wire.allowed_rsv = 0x40; /* guard has refused RSV1 where it is not allowed */
     *out = ws;
     return 0;
 }
@@ -357,7 +343,7 @@ bool bl_ws_sleep_if_idle(bl_ws_t *ws)
         return true;
     /* Only between messages, with nothing queued, before any close: then
      * wslay holds no state a fresh context would lack. */
-    if (ws->in_recv || g->in_payload || g->hdr_len != 0 || g->fragmented || ws->held_len != 0 ||
+    if (ws->in_recv || !at_frame_start(g) || g->fragmented || ws->held_len != 0 ||
         ws->msg_len != 0 || ws->kinds_len != 0 || !wslay_event_get_read_enabled(ws->ctx) ||
         !wslay_event_get_write_enabled(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
         wslay_event_get_close_received(ws->ctx) || wslay_event_want_write(ws->ctx))
@@ -441,20 +427,17 @@ static size_t scan(bl_ws_t *ws, const uint8_t *p, size_t len, uint16_t *code, si
     *close_at = ws->held_len > 0 ? 0 : SIZE_MAX;
     *close_end = SIZE_MAX;
     while (i < len) {
-        if (!g->in_payload && g->hdr_len == 0) { /* a frame starts at p[i] */
+        if (at_frame_start(g)) {
             if (*close_at != SIZE_MAX)
                 break;
             if ((p[i] & 0x0f) == WSLAY_CONNECTION_CLOSE)
                 *close_at = i;
         }
-        uint64_t step = g->in_payload ? g->remaining : (uint64_t)(g->hdr_need - g->hdr_len);
-        if (step > len - i)
-            step = len - i;
-        i += bl_ws_guard_scan(g, p + i, (size_t)step, code);
+        i += guard_step(g, p + i, len - i, code);
         if (*code != 0)
             return i;
     }
-    if (*close_at != SIZE_MAX && !g->in_payload && g->hdr_len == 0)
+    if (*close_at != SIZE_MAX && at_frame_start(g))
         *close_end = i;
     if (i < len)
         i += bl_ws_guard_scan(g, p + i, len - i, code);
