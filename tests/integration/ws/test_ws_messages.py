@@ -231,7 +231,7 @@ def test_invalid_utf8_in_binary_is_fine(ws_server):
 
 
 PROTOCOL_ERRORS = {
-    "unmasked": frame(OP_TEXT, "hi", mask=False),
+    "unmasked": frame(OP_TEXT, "hi", masked=False),
     "rsv1": frame(OP_TEXT, "hi", rsv=4),
     "rsv2": frame(OP_TEXT, "hi", rsv=2),
     "rsv3": frame(OP_BINARY, "hi", rsv=1),

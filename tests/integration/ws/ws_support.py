@@ -1,4 +1,4 @@
-"""Helpers for the WebSocket integration tests: a raw frame builder, a raw
+"""Helpers for the WebSocket integration tests (frames come from wsframe): a raw
 WebSocket client over harness.RawConn, and small utilities around the
 python3-websockets (10.4, legacy API) client."""
 
@@ -14,11 +14,10 @@ import urllib.parse
 from pathlib import Path
 
 from harness import IO_TIMEOUT, RawConn, read_json_lines, wait_until
+from wsframe import (GUID, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: F401
+                     close_payload, frame)
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 APP = "ws_app:app"
-
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
 
 def make_key():
@@ -27,45 +26,6 @@ def make_key():
 
 def accept_for(key):
     return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-
-
-def mask_bytes(payload, key):
-    if key == b"\0\0\0\0" or not payload:
-        return bytes(payload)
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, key=None, length_form=None):
-    """One client frame. rsv: the three RSV bits as a number 0..7 (4 = RSV1).
-    length_form: None (minimal), 7, 16 or 64 to force an encoding of the length.
-    key: the 4-byte masking key (random by default; b"\\0\\0\\0\\0" is cheap for bulk)."""
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
-    m = 0x80 if mask else 0
-    if length_form is None:
-        length_form = 7 if n < 126 else 16 if n < 65536 else 64
-    if length_form == 7:
-        head = struct.pack("!BB", b0, m | n)
-    elif length_form == 16:
-        head = struct.pack("!BBH", b0, m | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, m | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4) if key is None else key
-    return head + key + mask_bytes(payload, key)
-
-
-def close_payload(code=None, reason=b""):
-    if code is None:
-        return b""
-    if isinstance(reason, str):
-        reason = reason.encode()
-    return struct.pack("!H", code) + reason
 
 
 def parse_close(payload):
