@@ -303,7 +303,11 @@ static int on_message_complete(llhttp_t *llh)
     p->scan_prev = p->scan_prev2 = 0;
     if (p->handler->on_complete(p) != 0)
         return -1;
-    return HPE_PAUSED;
+    /* After an upgrade request llhttp pauses with HPE_PAUSED_UPGRADE itself.
+     * Pausing here too would report a plain pause, and the upgrade only at
+     * the next feed: a feed that scans the bytes after the head as HTTP first,
+     * so the outcome would depend on where the read ended. */
+    return llh->upgrade ? 0 : HPE_PAUSED;
 }
 
 /* One table for every parser: llhttp only keeps a pointer to it. */
@@ -364,6 +368,10 @@ static ssize_t find_bare_lf(bl_http_parser_t *p, const char *data, size_t len)
 
 int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
+    if (p->upgraded) {
+        *consumed = 0;
+        return BL_HTTP_UPGRADE;
+    }
     ssize_t bare = find_bare_lf(p, data, len);
     if (bare < 0) {
         *consumed = (size_t)(-bare - 1);
@@ -381,7 +389,8 @@ int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE:
         *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
-        return err == HPE_PAUSED_UPGRADE ? BL_HTTP_UPGRADE : BL_HTTP_PAUSED;
+        p->upgraded = err == HPE_PAUSED_UPGRADE;
+        return p->upgraded ? BL_HTTP_UPGRADE : BL_HTTP_PAUSED;
     default:
         *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
         if (p->error_status == 0) {
@@ -396,8 +405,6 @@ void bl_http_parser_resume(bl_http_parser_t *p)
 {
     if (llhttp_get_errno(&p->llh) == HPE_PAUSED)
         llhttp_resume(&p->llh);
-    else if (llhttp_get_errno(&p->llh) == HPE_PAUSED_UPGRADE)
-        llhttp_resume_after_upgrade(&p->llh);
 }
 
 int bl_http_parser_finish(bl_http_parser_t *p)

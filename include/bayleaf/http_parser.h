@@ -59,6 +59,7 @@ struct bl_http_parser_s {
     int last;        /* 1: last data was a header field, 2: a value */
     bool in_message; /* bytes of a request have been seen */
     bool head_done;  /* the current request's head was delivered */
+    bool upgraded;   /* an upgrade request ended: what follows is not HTTP */
     /* the input being parsed, to tell a split value from an obs-fold */
     const char *feed_start, *feed_end;
     bool span_at_end; /* the last value span ended where its input did */
@@ -73,7 +74,8 @@ struct bl_http_parser_s {
 enum {
     BL_HTTP_OK = 0,      /* everything consumed */
     BL_HTTP_PAUSED = 1,  /* a message ended; resume to parse the rest */
-    BL_HTTP_UPGRADE = 2, /* an upgrade request ended; the rest is not HTTP */
+    BL_HTTP_UPGRADE = 2, /* an upgrade request ended; the rest is not HTTP,
+                          * and every later feed consumes nothing */
     BL_HTTP_ERROR = -1,  /* error_status / error_reason say why */
 };
 
@@ -82,6 +84,7 @@ void bl_http_parser_init(bl_http_parser_t *p, const bl_http_handler_t *handler,
 void bl_http_parser_free(bl_http_parser_t *p);
 /* Parses up to len bytes; *consumed says how many were used. */
 int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed);
+/* Goes on after BL_HTTP_PAUSED; an upgraded parser stays stopped. */
 void bl_http_parser_resume(bl_http_parser_t *p);
 /* The connection ended: returns BL_HTTP_ERROR when a message was cut short. */
 int bl_http_parser_finish(bl_http_parser_t *p);

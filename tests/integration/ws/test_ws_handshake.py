@@ -47,17 +47,27 @@ def test_connection_forms_accepted(ws_server, headers):
         assert ws.recv_text(5) == "ok"
 
 
-def test_frames_sent_with_the_handshake_are_not_lost(ws_server):
-    """A client may pipeline its first frame right behind the request."""
+# Frames whose bytes would be broken HTTP if the parser read on past the head:
+# a zero masking key leaves a bare LF and a request line on the wire.
+EARLY_FRAMES = {
+    "text": ["early bird"],
+    "bare-lf": ["one\ntwo", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "three\n\n"],
+}
+
+
+@pytest.mark.parametrize("texts", EARLY_FRAMES.values(), ids=EARLY_FRAMES.keys())
+def test_frames_sent_with_the_handshake_are_not_lost(ws_server, texts):
+    """A client may pipeline its first frames right behind the request."""
     from .ws_support import frame
     key = make_key()
     req = ("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    frames = b"".join(frame(OP_TEXT, t, key=b"\0\0\0\0") for t in texts)
     with WSConn(ws_server.connect()) as ws:
-        ws.send(req + frame(OP_TEXT, "early bird"))
+        ws.send(req + frames)
         resp = ws.raw.read_head()
         assert resp.status == 101
-        assert ws.recv_text(5) == "early bird"
+        assert [ws.recv_text(5) for _ in texts] == texts
 
 
 # --------------------------------------------------------------------------
