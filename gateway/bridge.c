@@ -147,12 +147,19 @@ void bl_bridge_flush_up(void)
 
 void bl_bridge_post_down(bl_event_t *ev)
 {
-    if (!bl_queue_push(&bl_bridge.down, ev))
-        return;
+    bool was_empty = bl_queue_push(&bl_bridge.down, ev);
     if (bl_bridge.schedule_down_wake == NULL) {
+        if (was_empty && bl_bridge.wake_down != NULL)
+            bl_bridge.wake_down();
+        return;
+    }
+    if (++bl_bridge.down_unwoken >= BL_DOWN_WAKE_BATCH) {
+        /* Events posted before the I/O thread takes the queue ride along;
+         * later ones find it empty and schedule the usual wake. */
+        bl_bridge.down_unwoken = 0;
         if (bl_bridge.wake_down != NULL)
             bl_bridge.wake_down();
-    } else if (!bl_bridge.down_wake_due) {
+    } else if (was_empty && !bl_bridge.down_wake_due) {
         bl_bridge.down_wake_due = true;
         bl_bridge.schedule_down_wake();
     }
@@ -161,6 +168,7 @@ void bl_bridge_post_down(bl_event_t *ev)
 void bl_bridge_flush_down(void)
 {
     bl_bridge.down_wake_due = false;
+    bl_bridge.down_unwoken = 0;
     if (bl_bridge.wake_down != NULL)
         bl_bridge.wake_down();
 }

@@ -131,7 +131,13 @@ typedef struct {
     bool up_wake_due;                 /* I/O thread only */
     void (*schedule_down_wake)(void); /* Python thread: flush at the end of this iteration */
     bool down_wake_due;               /* Python thread only */
+    unsigned down_unwoken;            /* Python thread: posted since the last wake */
 } bl_bridge_t;
+
+/* A loop iteration that posts this many events down wakes the I/O thread
+ * without waiting for its end: a group_send to 1,000 members is written while
+ * Python is still producing it, instead of all at once afterwards. */
+#define BL_DOWN_WAKE_BATCH 32
 
 extern bl_bridge_t bl_bridge;
 

@@ -317,6 +317,21 @@ static void test_bridge_posts(void)
     CHECK_EQ_INT(down_schedules, 2);
     bl_bridge_flush_down();
     CHECK_EQ_INT(down_wakes, 3);
+    free_list(bl_queue_take(&bl_bridge.down));
+
+    /* A long batch (a group_send) wakes every BL_DOWN_WAKE_BATCH events, not
+     * only at the end: the I/O thread writes while Python still produces.
+     * The queue is never taken here, so only the count wakes. */
+    for (int i = 0; i < 3 * BL_DOWN_WAKE_BATCH + 5; i++)
+        bl_bridge_post_down(bl_event_new(BL_EV_SEND_BODY, NULL, 1));
+    CHECK_EQ_INT(down_schedules, 3);
+    CHECK_EQ_INT(down_wakes, 3 + 3);
+    bl_bridge_flush_down(); /* the end of the iteration: the last 5 */
+    CHECK_EQ_INT(down_wakes, 3 + 4);
+    /* The flush restarts the count. */
+    for (int i = 0; i < BL_DOWN_WAKE_BATCH - 1; i++)
+        bl_bridge_post_down(bl_event_new(BL_EV_SEND_BODY, NULL, 1));
+    CHECK_EQ_INT(down_wakes, 3 + 4);
 
     /* Left in the queues: freed by destroy (LeakSanitizer checks). */
     bl_bridge.wake_down = NULL;
