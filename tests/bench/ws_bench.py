@@ -491,7 +491,23 @@ def verdict(t: Target, res: dict) -> tuple:
     if ok and not b.clean:
         return "MISS", r, "bayleaf had errors (" + ", ".join(f"{n} {k}" for k, n in
                                                           b.errors.items()) + ")"
-    return ("PASS" if ok else "MISS"), r, ""
+    return ("PASS" if ok else "MISS"), r, "" if ok else machine_ceiling(t, res)
+
+
+def machine_ceiling(t: Target, res: dict) -> str:
+    """For a missed rate target: the ratio bayleaf would reach if its CPU cost
+    per message and the load client's stayed as measured and every CPU of this
+    machine were busy (server and client share them). A target above it cannot
+    be met here by overlapping work better, only by costing less."""
+    if t.metric != "rate":
+        return ""
+    b, u = res.get((t.workload, "bayleaf")), res.get((t.workload, "uvicorn"))
+    if not b or not u or not u.rate or not b.count or b.cpu_s is None or b.client_cpu_s is None:
+        return ""
+    us_per_msg = (b.cpu_s + b.client_cpu_s) * 1e6 / b.count
+    ceiling = (os.cpu_count() or 1) * 1e6 / us_per_msg
+    return (f"all {os.cpu_count()} CPUs busy at the measured costs (server + client "
+            f"{us_per_msg:.1f} µs/msg): {ceiling / u.rate:.2f}×")
 
 
 def environment(args) -> str:
