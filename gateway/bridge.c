@@ -81,8 +81,6 @@ bl_exchange_t *bl_exchange_new(void)
     atomic_init(&ex->refs, 1);
     atomic_init(&ex->unsent, 0);
     atomic_init(&ex->want_writable, false);
-    atomic_init(&ex->inflight, 0);
-    atomic_init(&ex->want_consumed, false);
     ex->client_port = -1;
     ex->server_port = -1;
     return ex;
@@ -106,36 +104,6 @@ void bl_exchange_unref(bl_exchange_t *ex)
     }
     bl_head_free(ex->head);
     free(ex);
-}
-
-void bl_exchange_posted(bl_exchange_t *ex, size_t n)
-{
-    atomic_fetch_add(&ex->inflight, n);
-}
-
-bool bl_exchange_backlogged(bl_exchange_t *ex)
-{
-    if (atomic_load(&ex->inflight) <= BL_BODY_HIGH_WATER)
-        return false;
-    /* Ask, then look again: a consume that ran in between either sees the
-     * request or left a count we see here (both sides are seq_cst). */
-    atomic_store(&ex->want_consumed, true);
-    if (atomic_load(&ex->inflight) > BL_BODY_HIGH_WATER)
-        return true;
-    atomic_store(&ex->want_consumed, false);
-    return false;
-}
-
-void bl_exchange_consumed(bl_exchange_t *ex, size_t n)
-{
-    size_t before = atomic_fetch_sub(&ex->inflight, n);
-    if (before - n > BL_BODY_HIGH_WATER || !atomic_load(&ex->want_consumed))
-        return;
-    if (!atomic_exchange(&ex->want_consumed, false))
-        return; /* another consume posted it */
-    bl_event_t *ev = bl_event_new(BL_EV_CONSUMED, ex, 0);
-    if (ev != NULL)
-        bl_bridge_post_down(ev);
 }
 
 int bl_bridge_init(void)

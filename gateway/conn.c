@@ -376,7 +376,7 @@ void bl_conn_update_reading(bl_conn_t *c)
 {
     if (c->closing || c->lingering || c->close_after_write)
         return;
-    c->body_blocked = c->ex != NULL && bl_exchange_backlogged(c->ex);
+    c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
     /* While paused for a response, input is still read (into rbuf, bounded):
      * stopping and restarting per request would cost two epoll_ctl calls.
      * A client that does not read what we write (answers to its pings, say)

@@ -86,7 +86,7 @@ static void flush_body(bl_conn_t *c)
     if (c->body_len > 0)
         memcpy(ev->data, c->body, c->body_len);
     ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
-    bl_exchange_posted(ex, c->body_len);
+    ex->body_inflight += c->body_len;
     c->body_len = 0;
     c->request_posted = true;
     c->body_final_posted = c->message_complete;
@@ -466,6 +466,7 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
         }
         break;
     case BL_EV_CONSUMED:
+        ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
         bl_conn_update_reading(c);
         break;
     case BL_EV_FINISH:

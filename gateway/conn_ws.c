@@ -127,7 +127,7 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
         memcpy(ev->data, data, len);
     ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
     /* +1: an empty message still counts against the backlog. */
-    bl_exchange_posted(ex, len + 1);
+    ex->body_inflight += len + 1;
     bl_bridge_post_up(ev);
 }
 

@@ -173,7 +173,15 @@ static PyObject *message_next_body(ExchangeObject *self)
         ex->pending_tail = NULL;
     if (!(ev->flags & BL_EVF_MORE))
         self->body_done = true;
-    bl_exchange_consumed(ex, ev->len); /* the I/O thread may read more */
+    if (ev->len > 0 && !self->disconnected) {
+        /* Reuse the event: tell the I/O thread these bytes were taken. */
+        size_t len = ev->len;
+        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
+        if (consumed != NULL) {
+            consumed->aux = len;
+            bl_bridge_post_down(consumed);
+        }
+    }
     bl_event_free(ev);
     return d;
 }

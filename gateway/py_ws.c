@@ -101,7 +101,14 @@ static PyObject *message_receive(ExchangeObject *self)
     ex->pending = ev->next;
     if (ex->pending == NULL)
         ex->pending_tail = NULL;
-    bl_exchange_consumed(ex, ev->len + 1); /* the I/O thread may read more */
+    if (!self->disconnected) {
+        /* Let the I/O thread read more once the app keeps up. */
+        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
+        if (consumed != NULL) {
+            consumed->aux = ev->len + 1;
+            bl_bridge_post_down(consumed);
+        }
+    }
     bl_event_free(ev);
     return d;
 }

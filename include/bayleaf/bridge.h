@@ -26,7 +26,7 @@ typedef enum {
     BL_EV_RESPONSE,  /* status + header lines in data[0..len), body after it (len2) */
     BL_EV_SEND_BODY, /* response body bytes; BL_EVF_MORE when more follow */
     BL_EV_CONTINUE,  /* the app awaits the body: send "100 Continue" if expected */
-    BL_EV_CONSUMED,  /* the app caught up (bl_exchange_consumed): reading may resume */
+    BL_EV_CONSUMED,  /* the app took `aux` body bytes: reading may resume */
     BL_EV_FINISH,    /* the app returned (BL_EVF_ERROR: it raised) */
     BL_EV_STOP,      /* Python is done: the I/O loop may exit */
     /* WebSocket. up: */
@@ -77,7 +77,8 @@ typedef struct {
 struct bl_exchange_s {
     atomic_int refs;
     /* I/O-thread-owned */
-    void *conn; /* the connection, NULL once detached */
+    void *conn;             /* the connection, NULL once detached */
+    uint64_t body_inflight; /* request body bytes posted but not yet consumed */
     /* Python-thread-owned */
     void *py;            /* the Exchange object (a strong reference while the app runs) */
     bl_event_t *pending; /* body events not yet delivered to receive() */
@@ -95,9 +96,6 @@ struct bl_exchange_s {
     /* both threads: send-side flow control */
     atomic_size_t unsent;      /* response bytes queued but not yet written */
     atomic_bool want_writable; /* Python waits for BL_EV_WRITABLE */
-    /* both threads: receive-side flow control */
-    atomic_size_t inflight;    /* body / message bytes posted but not yet received */
-    atomic_bool want_consumed; /* the I/O thread stopped reading: BL_EV_CONSUMED wakes it */
 };
 
 /* Flow-control marks (bytes). */
@@ -119,14 +117,6 @@ bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size);
 void bl_event_free(bl_event_t *ev);
 
 bl_exchange_t *bl_exchange_new(void);
-/* I/O thread: n more bytes posted up for the app. */
-void bl_exchange_posted(bl_exchange_t *ex, size_t n);
-/* I/O thread: true while more than BL_BODY_HIGH_WATER is posted and not taken;
- * then the next bl_exchange_consumed that goes below it posts BL_EV_CONSUMED. */
-bool bl_exchange_backlogged(bl_exchange_t *ex);
-/* Python thread: the app took n posted bytes. Posts BL_EV_CONSUMED only when
- * the I/O thread is waiting for it, not once per message. */
-void bl_exchange_consumed(bl_exchange_t *ex, size_t n);
 void bl_exchange_ref(bl_exchange_t *ex);
 void bl_exchange_unref(bl_exchange_t *ex);
 

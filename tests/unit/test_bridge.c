@@ -340,44 +340,6 @@ static void test_bridge_posts(void)
     CHECK_EQ_INT(bl_bridge.up_fd, -1);
 }
 
-/* Receive-side flow control: the I/O thread hears from Python only when it
- * stopped reading, once, when the backlog drops to the mark. */
-static void test_exchange_consumed(void)
-{
-    CHECK_EQ_INT(bl_bridge_init(), 0);
-    bl_exchange_t *ex = bl_exchange_new();
-    size_t half = BL_BODY_HIGH_WATER / 2;
-
-    /* Under the mark: never backlogged, consuming posts nothing. */
-    bl_exchange_posted(ex, half);
-    CHECK(!bl_exchange_backlogged(ex));
-    bl_exchange_consumed(ex, half);
-    CHECK(bl_queue_take(&bl_bridge.down) == NULL);
-
-    /* Over it: backlogged; consuming while still over posts nothing, the
-     * consume that crosses the mark posts one CONSUMED, later ones none. */
-    bl_exchange_posted(ex, 3 * half);
-    CHECK(bl_exchange_backlogged(ex));
-    bl_exchange_consumed(ex, 1);
-    CHECK(bl_queue_take(&bl_bridge.down) == NULL);
-    bl_exchange_consumed(ex, half);
-    bl_exchange_consumed(ex, 10);
-    bl_event_t *list = bl_queue_take(&bl_bridge.down);
-    CHECK_EQ_INT(list_len(list), 1);
-    if (list != NULL)
-        CHECK_EQ_INT(list->type, BL_EV_CONSUMED);
-    free_list(list);
-    CHECK(!bl_exchange_backlogged(ex));
-
-    /* Consumed but never backlogged since: no wake either. */
-    bl_exchange_posted(ex, 1);
-    bl_exchange_consumed(ex, 1);
-    CHECK(bl_queue_take(&bl_bridge.down) == NULL);
-
-    bl_exchange_unref(ex);
-    bl_bridge_destroy();
-}
-
 int main(void)
 {
     test_queue_order();
@@ -386,6 +348,5 @@ int main(void)
     test_exchange_frees_pending();
     test_stress();
     test_bridge_posts();
-    test_exchange_consumed();
     return check_report();
 }
