@@ -11,11 +11,14 @@ key so the fuzzer sees (and mutates) plain payload bytes; a few use a real key.
 
 import hashlib
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
+sys.path.insert(0, str(HERE.parent / "integration"))
+import wsframe  # noqa: E402  (the one client-frame builder of the test suites)
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example key
 
@@ -98,31 +101,16 @@ def write_http():
 # config: bits 0-2 size limit {0, 1, 125, 126, 65535, 65536, 1 MiB, 16}, 0x08 RSV1
 # allowed, 0x10 echo, 0x20 close after the second message, 0x40 send after feeds
 LIMIT_NONE, LIMIT_125, LIMIT_1M, LIMIT_16 = 0, 2, 6, 7
-ZERO = b"\0\0\0\0"
+ZERO = wsframe.ZERO_KEY
 
 
-def mask(payload, key):
-    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def frame(op, payload=b"", fin=True, rsv=0, key=ZERO, masked=True, length_form=None):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    m = 0x80 if masked else 0
-    form = length_form or (7 if n < 126 else 16 if n < 65536 else 64)
-    if form == 7:
-        head = struct.pack("!BB", b0, m | n)
-    elif form == 16:
-        head = struct.pack("!BBH", b0, m | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, m | 127, n)
-    return head + (key + mask(payload, key) if masked else payload)
+def frame(op, payload=b"", key=ZERO, **kw):
+    """wsframe.frame with the all-zero key unless told: the corpus stays the same run to run."""
+    return wsframe.frame(op, payload, key=key, **kw)
 
 
 def close(code=None, reason=b""):
-    return frame(8, b"" if code is None else struct.pack("!H", code) + reason)
+    return frame(8, wsframe.close_payload(code, reason))
 
 
 WS = {
