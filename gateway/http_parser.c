@@ -368,7 +368,8 @@ static ssize_t find_bare_lf(bl_http_parser_t *p, const char *data, size_t len)
 
 int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
-    if (p->upgraded) {
+    if (llhttp_get_errno(&p->llh) == HPE_PAUSED_UPGRADE) {
+        /* Never resumed: what follows an upgrade request is not HTTP. */
         *consumed = 0;
         return BL_HTTP_UPGRADE;
     }
@@ -389,8 +390,7 @@ int bl_http_parser_feed(bl_http_parser_t *p, const char *data, size_t len, size_
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE:
         *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
-        p->upgraded = err == HPE_PAUSED_UPGRADE;
-        return p->upgraded ? BL_HTTP_UPGRADE : BL_HTTP_PAUSED;
+        return err == HPE_PAUSED_UPGRADE ? BL_HTTP_UPGRADE : BL_HTTP_PAUSED;
     default:
         *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
         if (p->error_status == 0) {

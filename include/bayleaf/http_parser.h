@@ -59,7 +59,6 @@ struct bl_http_parser_s {
     int last;        /* 1: last data was a header field, 2: a value */
     bool in_message; /* bytes of a request have been seen */
     bool head_done;  /* the current request's head was delivered */
-    bool upgraded;   /* an upgrade request ended: what follows is not HTTP */
     /* the input being parsed, to tell a split value from an obs-fold */
     const char *feed_start, *feed_end;
     bool span_at_end; /* the last value span ended where its input did */

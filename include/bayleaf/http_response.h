@@ -36,9 +36,10 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
 int bl_response_simple(int status, const char *server_name, bool keep_alive, char **out,
                        size_t *out_len);
 const char *bl_status_reason(int status);
-/* "Tue, 24 Nov 2026 01:02:03 GMT", cached per second. I/O thread only. */
-/* Always BL_HTTP_DATE_LEN characters (IMF-fixdate). */
+/* IMF-fixdate is always this long. */
 #define BL_HTTP_DATE_LEN 29
+/* "Tue, 24 Nov 2026 01:02:03 GMT" (BL_HTTP_DATE_LEN characters), cached per
+ * second. I/O thread only. */
 const char *bl_http_date(void);
 /* "%zx\r\n" into buf (>= 20 bytes); returns the length. */
 size_t bl_chunk_prefix(char *buf, size_t len);

@@ -8,8 +8,6 @@
  * offsets and for what strict parsing promises (no CR, LF or NUL in values,
  * lower-case names, trimmed values, limits held). */
 #include "bayleaf/http_parser.h"
-
-#include <stdlib.h>
 #include "fuzz_common.h"
 
 #include <stdbool.h>
