@@ -42,6 +42,7 @@ enum {
     OPT_WS_WINDOW_BITS,
     OPT_WS_COMPRESSION_THRESHOLD,
     OPT_LOOP_WATCHDOG,
+    OPT_GC_THRESHOLD,
 };
 
 static const struct option long_options[] = {
@@ -92,6 +93,7 @@ static const struct option long_options[] = {
     {"ws-compression-window-bits", required_argument, NULL, OPT_WS_WINDOW_BITS},
     {"ws-compression-threshold", required_argument, NULL, OPT_WS_COMPRESSION_THRESHOLD},
     {"loop-watchdog", required_argument, NULL, OPT_LOOP_WATCHDOG},
+    {"gc-threshold", required_argument, NULL, OPT_GC_THRESHOLD},
     {NULL, 0, NULL, 0},
 };
 
@@ -153,7 +155,9 @@ static const char usage[] =
     "  --ws-compression-threshold BYTES\n"
     "                             send smaller messages uncompressed (default 128)\n"
     "  --loop-watchdog SECS       log the app's stack when it blocks the event loop this\n"
-    "                             long (default 5, 0 to turn off)\n";
+    "                             long (default 5, 0 to turn off)\n"
+    "  --gc-threshold N           after startup, run the cyclic GC's young pass every N\n"
+    "                             new container objects (default 20000; 0: as Python has it)\n";
 
 static int bad(FILE *err, const char *what, const char *value)
 {
@@ -214,6 +218,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ws_compression_window_bits = 15;
     cfg->ws_compression_threshold = 128;
     cfg->loop_watchdog = 5;
+    cfg->gc_threshold = 20000;
 }
 
 static bool one_of(const char *v, const char *a, const char *b, const char *c)
@@ -288,6 +293,11 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
         case OPT_LOOP_WATCHDOG:
             if (parse_seconds(optarg, &cfg->loop_watchdog, false) != 0)
                 return bad(err, "invalid number of seconds", optarg);
+            break;
+        case OPT_GC_THRESHOLD:
+            if (parse_long(optarg, 0, 1000000000, &n) != 0)
+                return bad(err, "invalid --gc-threshold (0 to 1000000000)", optarg);
+            cfg->gc_threshold = n;
             break;
         case OPT_GRACEFUL_TIMEOUT:
         case OPT_KEEPALIVE_TIMEOUT:

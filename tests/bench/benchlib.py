@@ -240,11 +240,14 @@ class Server:
                 soft = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
                 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         with os.fdopen(fd, "wb") as log:
-            # New session: a Ctrl-C on the benchmark reaches us, not the server;
-            # our finally/atexit blocks then stop it in an orderly way.
+            # Own process group: a Ctrl-C on the benchmark reaches us, not the
+            # server; our finally/atexit blocks then stop it in an orderly way.
+            # Not a new session: that is also a new scheduler autogroup, in which
+            # all of a server's threads together would weigh as much as the one
+            # thread of the load client (a cap on multi-threaded servers alone).
             self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         stderr=subprocess.STDOUT, process_group=0,
                                          preexec_fn=preexec)
         _live.append(self)
         try:

@@ -49,7 +49,7 @@ def test_help(tmp_path):
     if IS_BAYLEAF:
         for opt in ["--bind", "--unix-socket", "--fd", "--root-path", "--http-timeout", "--verbosity",
                     "--access-log", "--server-name", "--no-server-name", "--lifespan", "--loop", "--version",
-                    "--send-timeout"]:
+                    "--send-timeout", "--gc-threshold"]:
             assert opt in text, f"{opt} missing from --help"
 
 
@@ -79,6 +79,8 @@ def test_unknown_flag():
     ["-v", "loud"],
     ["--send-timeout", "-1"],
     ["--send-timeout", "soon"],
+    ["--gc-threshold", "-5"],
+    ["--gc-threshold", "many"],
 ], ids=lambda a: " ".join(a))
 def test_bad_option_values(args):
     port = None if "-p" in args else free_port()

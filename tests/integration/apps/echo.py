@@ -9,7 +9,7 @@ Routes (first path segment); every other path echoes the scope:
                      (?mode=body: report each message while the body arrives)
   /after-complete    ?out=FILE  respond, then report receive() and a late send()
   /sleep             ?s=S  sleep, then echo the scope
-  /gc                JSON: {"frozen": gc.get_freeze_count()}
+  /gc                JSON: {"frozen": gc.get_freeze_count(), "threshold": gc.get_threshold()}
   anything else      JSON: {"scope": ..., "body_len", "body_sha256", "chunks"}
 """
 
@@ -156,7 +156,7 @@ async def sleep_then_echo(scope, receive, send):
 
 
 async def gc_state(scope, receive, send):
-    await send_json(send, {"frozen": gc.get_freeze_count()})
+    await send_json(send, {"frozen": gc.get_freeze_count(), "threshold": gc.get_threshold()})
 
 
 ROUTES = {
