@@ -51,7 +51,7 @@ typedef struct {
     bool body_done;                  /* the last request body chunk was delivered */
     bool disconnected;
     bool continue_asked;
-    bool running;   /* ex->py holds a reference to this object */
+    bool running;          /* ex->py holds a reference to this object */
     PyObject *task;        /* the app's task (set by spawn), for the close timeout */
     PyObject *close_timer; /* the close-timeout TimerHandle, after a disconnect */
     /* WebSocket */

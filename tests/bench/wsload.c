@@ -76,9 +76,9 @@ static int opt_window = 4;
 static size_t opt_size = 32;
 static double opt_warmup = 1.0;
 static double opt_duration = 5.0;
-static double opt_timeout = 5.0;       /* a message/broadcast older than this is lost */
+static double opt_timeout = 5.0; /* a message/broadcast older than this is lost */
 static double opt_connect_timeout = 60.0;
-static int opt_concurrency = 64;       /* handshakes in flight */
+static int opt_concurrency = 64; /* handshakes in flight */
 static int opt_prewarm = 50;
 static int opt_binary = 0;
 static int opt_deflate = 0;
@@ -224,10 +224,10 @@ typedef struct conn {
     uint8_t *mb; /* fragmented message being assembled */
     size_t mlen, mcap;
     int mop, in_frag, mrsv;
-    int pmd;       /* permessage-deflate agreed */
-    int srv_nct;   /* the server keeps no context: its messages inflate alone */
-    int cbits;     /* the window we may compress with */
-    z_stream *inf; /* the server's context, when it keeps one */
+    int pmd;          /* permessage-deflate agreed */
+    int srv_nct;      /* the server keeps no context: its messages inflate alone */
+    int cbits;        /* the window we may compress with */
+    z_stream *inf;    /* the server's context, when it keeps one */
     uint64_t sent_ns; /* echo: when the outstanding message was sent */
     uint64_t seq;
     int waiting; /* echo: a message is outstanding */
@@ -247,8 +247,8 @@ static struct {
     uint64_t wire_in, plain_in, deflated_conns;
 } st;
 
-static int measuring;       /* in the measured window */
-static uint64_t win_count;  /* messages (echo) or deliveries (fanout) in the window */
+static int measuring;      /* in the measured window */
+static uint64_t win_count; /* messages (echo) or deliveries (fanout) in the window */
 static samples_t lat;
 
 static void ep_mod(conn_t *c)
@@ -292,9 +292,15 @@ static void conn_fail(conn_t *c, const char *why)
         st.clean_closes++;
         conn_close(c);
         return;
-    case ST_CONNECTING: st.connect_fail++; break;
-    case ST_HANDSHAKE: st.handshake_fail++; break;
-    default: st.io_errors++; break;
+    case ST_CONNECTING:
+        st.connect_fail++;
+        break;
+    case ST_HANDSHAKE:
+        st.handshake_fail++;
+        break;
+    default:
+        st.io_errors++;
+        break;
     }
     diag("connection %d (%s): %s", (int)(c - conns), c->path, why);
     c->failed = 1;
@@ -362,8 +368,8 @@ static void mask_bytes(uint8_t *p, size_t n, uint32_t key)
 
 /* Appends one masked frame (b0: FIN, RSV, opcode); payload (may be NULL) is
  * copied, then prefix (the first plen bytes) overwritten, then masked. */
-static void send_frame_b0(conn_t *c, int b0, const uint8_t *payload, size_t len,
-                          const char *prefix, size_t plen)
+static void send_frame_b0(conn_t *c, int b0, const uint8_t *payload, size_t len, const char *prefix,
+                          size_t plen)
 {
     uint8_t *h = wbuf_reserve(c, len + 14);
     size_t hl = 2;
@@ -600,20 +606,23 @@ static size_t n_json_digits;
 /* --json: a market ticker; the last digits of every number change per message. */
 static void make_json(uint8_t *t, size_t size)
 {
-    static const char *syms[] = {"BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOT-USD",
-                                 "LTC-USD", "BCH-USD", "LINK-USD", "XLM-USD", "UNI-USD", "AVAX-USD",
-                                 "ATOM-USD", "ALGO-USD", "FIL-USD", "TRX-USD"};
+    static const char *syms[] = {
+        "BTC-USD",  "ETH-USD", "SOL-USD", "ADA-USD",  "XRP-USD",  "DOT-USD",  "LTC-USD", "BCH-USD",
+        "LINK-USD", "XLM-USD", "UNI-USD", "AVAX-USD", "ATOM-USD", "ALGO-USD", "FIL-USD", "TRX-USD"};
     char *b = malloc(size + 512);
-    size_t n = (size_t)sprintf(b, "%-40s{\"type\":\"ticker\",\"channel\":\"market.tickers\","
-                                  "\"data\":[", "");
+    size_t n = (size_t)sprintf(b,
+                               "%-40s{\"type\":\"ticker\",\"channel\":\"market.tickers\","
+                               "\"data\":[",
+                               "");
     for (unsigned i = 0; n + 200 < size; i++) {
         unsigned p = 1000 + (rng32() % 50000);
-        n += (size_t)sprintf(b + n,
-                             "%s{\"symbol\":\"%s\",\"bid\":%u.%04u,\"ask\":%u.%04u,\"last\":%u.%04u,"
-                             "\"volume_24h\":%u.%02u,\"change_pct\":-%u.%03u,\"ts\":17000000%05u}",
-                             i ? "," : "", syms[i % 16], p, rng32() % 10000, p + 1, rng32() % 10000,
-                             p, rng32() % 10000, rng32() % 10000000, rng32() % 100, rng32() % 10,
-                             rng32() % 1000, rng32() % 100000);
+        n +=
+            (size_t)sprintf(b + n,
+                            "%s{\"symbol\":\"%s\",\"bid\":%u.%04u,\"ask\":%u.%04u,\"last\":%u.%04u,"
+                            "\"volume_24h\":%u.%02u,\"change_pct\":-%u.%03u,\"ts\":17000000%05u}",
+                            i ? "," : "", syms[i % 16], p, rng32() % 10000, p + 1, rng32() % 10000,
+                            p, rng32() % 10000, rng32() % 10000000, rng32() % 100, rng32() % 10,
+                            rng32() % 1000, rng32() % 100000);
     }
     n += (size_t)sprintf(b + n, "]}");
     while (n < size)
@@ -1270,13 +1279,27 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static struct option lo[] = {
-        {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},     {"path", 1, 0, 'P'},
-        {"conns", 1, 0, 'c'},       {"size", 1, 0, 's'},     {"warmup", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'},    {"pid", 1, 0, 'i'},      {"timeout", 1, 0, 't'},
-        {"subs", 1, 0, 'S'},        {"sub-path", 1, 0, 'u'}, {"pub-path", 1, 0, 'b'},
-        {"window", 1, 0, 'W'},      {"concurrency", 1, 0, 'C'}, {"prewarm", 1, 0, 'r'},
-        {"connect-timeout", 1, 0, 'T'}, {"binary", 0, 0, 'B'}, {"deflate", 0, 0, 'Z'},
-        {"json", 0, 0, 'J'},        {"echo-first", 0, 0, 'E'}, {0, 0, 0, 0},
+        {"host", 1, 0, 'H'},
+        {"port", 1, 0, 'p'},
+        {"path", 1, 0, 'P'},
+        {"conns", 1, 0, 'c'},
+        {"size", 1, 0, 's'},
+        {"warmup", 1, 0, 'w'},
+        {"duration", 1, 0, 'd'},
+        {"pid", 1, 0, 'i'},
+        {"timeout", 1, 0, 't'},
+        {"subs", 1, 0, 'S'},
+        {"sub-path", 1, 0, 'u'},
+        {"pub-path", 1, 0, 'b'},
+        {"window", 1, 0, 'W'},
+        {"concurrency", 1, 0, 'C'},
+        {"prewarm", 1, 0, 'r'},
+        {"connect-timeout", 1, 0, 'T'},
+        {"binary", 0, 0, 'B'},
+        {"deflate", 0, 0, 'Z'},
+        {"json", 0, 0, 'J'},
+        {"echo-first", 0, 0, 'E'},
+        {0, 0, 0, 0},
     };
     if (argc < 2)
         usage();
@@ -1285,27 +1308,68 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
-        case 'H': opt_host = optarg; break;
-        case 'p': opt_port = atoi(optarg); break;
-        case 'P': opt_path = optarg; break;
-        case 'c': opt_conns = atoi(optarg); break;
-        case 's': opt_size = (size_t)strtoull(optarg, NULL, 10); break;
-        case 'w': opt_warmup = atof(optarg); break;
-        case 'd': opt_duration = atof(optarg); break;
-        case 'i': opt_pid = atol(optarg); break;
-        case 't': opt_timeout = atof(optarg); break;
-        case 'S': opt_subs = atoi(optarg); break;
-        case 'u': opt_sub_path = optarg; break;
-        case 'b': opt_pub_path = optarg; break;
-        case 'W': opt_window = atoi(optarg); break;
-        case 'C': opt_concurrency = atoi(optarg); break;
-        case 'r': opt_prewarm = atoi(optarg); break;
-        case 'T': opt_connect_timeout = atof(optarg); break;
-        case 'B': opt_binary = 1; break;
-        case 'Z': opt_deflate = 1; break;
-        case 'J': opt_json = 1; break;
-        case 'E': opt_echo_first = 1; break;
-        default: usage();
+        case 'H':
+            opt_host = optarg;
+            break;
+        case 'p':
+            opt_port = atoi(optarg);
+            break;
+        case 'P':
+            opt_path = optarg;
+            break;
+        case 'c':
+            opt_conns = atoi(optarg);
+            break;
+        case 's':
+            opt_size = (size_t)strtoull(optarg, NULL, 10);
+            break;
+        case 'w':
+            opt_warmup = atof(optarg);
+            break;
+        case 'd':
+            opt_duration = atof(optarg);
+            break;
+        case 'i':
+            opt_pid = atol(optarg);
+            break;
+        case 't':
+            opt_timeout = atof(optarg);
+            break;
+        case 'S':
+            opt_subs = atoi(optarg);
+            break;
+        case 'u':
+            opt_sub_path = optarg;
+            break;
+        case 'b':
+            opt_pub_path = optarg;
+            break;
+        case 'W':
+            opt_window = atoi(optarg);
+            break;
+        case 'C':
+            opt_concurrency = atoi(optarg);
+            break;
+        case 'r':
+            opt_prewarm = atoi(optarg);
+            break;
+        case 'T':
+            opt_connect_timeout = atof(optarg);
+            break;
+        case 'B':
+            opt_binary = 1;
+            break;
+        case 'Z':
+            opt_deflate = 1;
+            break;
+        case 'J':
+            opt_json = 1;
+            break;
+        case 'E':
+            opt_echo_first = 1;
+            break;
+        default:
+            usage();
         }
     }
     if (opt_port <= 0 || opt_conns < 1 || opt_subs < 1 || opt_window < 1 || opt_concurrency < 1 ||
