@@ -154,6 +154,7 @@ class Result:
     ratio: Optional[float] = None  # permessage-deflate: received plain / wire bytes
     notes: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)  # the non-zero ERROR_KEYS
+    busy_threads: list = field(default_factory=list)  # (name, CPU seconds), busiest first
 
     @property
     def cpu_us_per_msg(self) -> Optional[float]:
@@ -188,6 +189,29 @@ def build_wsload(cc: str, outdir: str) -> str:
     if r.returncode != 0:
         raise BenchError(f"cannot build wsload ({shlex.join(argv)}):\n{r.stderr}")
     return exe
+
+
+def parse_threads(value) -> list:
+    """wsload's threads=name:seconds,... as [(name, seconds)], busiest first."""
+    out = []
+    for item in str(value or "").split(","):
+        name, _, secs = item.rpartition(":")
+        try:
+            out.append((name, float(secs)))
+        except ValueError:
+            pass
+    return out
+
+
+def threads_note(n: int, busy: list, seconds: float) -> str:
+    """The thread count and, for a server with more than one, the share of a core
+    that each busy one took (which of them is the limit)."""
+    note = f"{n} thread{'s' if n != 1 else ''}"
+    shown = [f"{name} {100 * secs / seconds:.0f}%" for name, secs in busy[:3]
+             if seconds and secs / seconds >= 0.05]
+    if n > 1 and shown:
+        note += " (" + ", ".join(shown) + ")"
+    return note
 
 
 def parse_kv(line: str) -> dict:
@@ -324,6 +348,7 @@ def run_echo(wl: Workload, srv: benchlib.Server, args, res: Result, kind: str) -
     res.p99_us = kv.get("p99_us") if kv.get("samples") else None
     res.cpu_s = kv.get("server_cpu_s")
     res.client_cpu_s = kv.get("client_cpu_s")
+    res.busy_threads = parse_threads(kv.get("threads"))
     record_errors(res, kv)
     record_deflate(wl, res, kv)
     if kv.get("open", 0) < kv.get("conns", 0):
@@ -414,8 +439,8 @@ def bench_one(spec: benchlib.ServerSpec, wl: Workload, args) -> Result:
             run_echo(wl, srv, args, res, "fanout" if wl.kind == "fanout" else "echo")
         if not srv.alive():
             raise BenchError(f"server exited during the run (status {srv.proc.returncode})")
-        n = benchlib.thread_count(srv.pid)
-        res.notes.append(f"{n} thread{'s' if n != 1 else ''}")
+        res.notes.append(threads_note(benchlib.thread_count(srv.pid), res.busy_threads,
+                                      res.seconds))
         if wl.kind == "idle":
             log(f"[{wl.name}/{spec.name}] {res.kib_per_conn:.1f} KiB per connection")
         else:

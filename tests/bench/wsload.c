@@ -9,7 +9,8 @@
  *           one text message, waits for the echo, checks it and repeats. After
  *           --warmup seconds a --duration window is measured: messages whose
  *           echo arrived in the window, their round-trip latency, the server's
- *           CPU time (--pid, /proc/PID/stat) and our own.
+ *           CPU time (--pid, /proc/PID/stat), that of each of its threads busy
+ *           in the window (threads=name:seconds,..., busiest first) and our own.
  *
  *   fanout  --subs N --sub-path P --pub-path P --window W --size BYTES: N
  *           subscriber connections and one publisher. The publisher sends a
@@ -43,6 +44,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -128,22 +130,29 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
-/* Server utime+stime (all threads) in seconds, or -1. */
-static double proc_cpu(long pid)
+/* utime+stime in seconds from a /proc stat file, or -1; comm (the thread or
+ * process name, when wanted) is copied out with blanks, commas, colons and
+ * equals signs replaced, so that it stays one token of our output. */
+static double stat_cpu(const char *path, char *comm, size_t cap)
 {
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    char buf[2048];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
+    char *open = strchr(buf, '('), *p = strrchr(buf, ')');
+    if (open == NULL || p == NULL || p < open)
         return -1;
+    if (comm != NULL && cap > 0) {
+        size_t len = (size_t)(p - open - 1) < cap - 1 ? (size_t)(p - open - 1) : cap - 1;
+        for (size_t i = 0; i < len; i++) {
+            char ch = open[1 + i];
+            comm[i] = (ch == ' ' || ch == ',' || ch == ':' || ch == '=') ? '_' : ch;
+        }
+        comm[len] = 0;
+    }
     p += 2;
     /* p is at field 3 (state); utime, stime are fields 14, 15. */
     unsigned long long ut = 0, st = 0;
@@ -155,6 +164,70 @@ static double proc_cpu(long pid)
     if (p == NULL || sscanf(p, "%llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Server utime+stime (all threads) in seconds, or -1. */
+static double proc_cpu(long pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    return stat_cpu(path, NULL, 0);
+}
+
+/* The server's threads and their CPU seconds, to tell which one is the busy one. */
+#define MAX_THREADS 64
+typedef struct {
+    long tid;
+    char comm[32];
+    double cpu;
+} thread_cpu_t;
+
+static int threads_cpu(long pid, thread_cpu_t *out)
+{
+    char path[96];
+    int n = 0;
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while (n < MAX_THREADS && (e = readdir(d)) != NULL) {
+        long tid = strtol(e->d_name, NULL, 10);
+        if (tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, tid);
+        out[n].tid = tid;
+        if ((out[n].cpu = stat_cpu(path, out[n].comm, sizeof out[n].comm)) >= 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int by_cpu_desc(const void *a, const void *b)
+{
+    double x = ((const thread_cpu_t *)a)->cpu, y = ((const thread_cpu_t *)b)->cpu;
+    return (x < y) - (x > y);
+}
+
+/* " threads=name:seconds,..." for the threads busy in the window, busiest first. */
+static void print_threads(const thread_cpu_t *t0, int n0, thread_cpu_t *t1, int n1)
+{
+    int shown = 0;
+    for (int i = 0; i < n1; i++) {
+        double before = 0;
+        for (int j = 0; j < n0; j++)
+            if (t0[j].tid == t1[i].tid)
+                before = t0[j].cpu;
+        t1[i].cpu -= before;
+    }
+    qsort(t1, (size_t)n1, sizeof *t1, by_cpu_desc);
+    for (int i = 0; i < n1 && t1[i].cpu >= 0.01; i++)
+        printf("%s%s:%.3f", shown++ ? "," : " threads=", t1[i].comm, t1[i].cpu);
 }
 
 static double self_cpu(void)
@@ -1112,6 +1185,8 @@ static int run_measured(const char *mode, int first, int count)
 {
     uint64_t t = now_ns();
     run_until(NULL, t + (uint64_t)(opt_warmup * 1e9));
+    static thread_cpu_t th0[MAX_THREADS], th1[MAX_THREADS];
+    int nth0 = threads_cpu(opt_pid, th0);
     double scpu0 = proc_cpu(opt_pid), ccpu0 = self_cpu();
     uint64_t t0 = now_ns();
     measuring = 1;
@@ -1121,6 +1196,7 @@ static int run_measured(const char *mode, int first, int count)
     measuring = 0;
     uint64_t t1 = now_ns();
     double scpu1 = proc_cpu(opt_pid), ccpu1 = self_cpu();
+    int nth1 = threads_cpu(opt_pid, th1);
     int stalled = mode_fanout ? 0 : count_stalled(first, count, t1, (uint64_t)(opt_timeout * 1e9));
     int open_at_end = count_open(first, count);
     sending = 0;
@@ -1139,6 +1215,7 @@ static int run_measured(const char *mode, int first, int count)
            open_at_end, win_count, secs, (double)win_count / secs);
     if (scpu0 >= 0 && scpu1 >= 0)
         printf(" server_cpu_s=%.3f", scpu1 - scpu0);
+    print_threads(th0, nth0, th1, nth1);
     printf(" client_cpu_s=%.3f stalled=%d", ccpu1 - ccpu0, stalled);
     if (mode_fanout)
         printf(" broadcasts=%" PRIu64, f_head);
