@@ -65,7 +65,12 @@ def _close_timeout_handler(log, timeout):
     return on_close_timeout
 
 
-def _settle_gc(threshold):
+# As the interpreter set it, before the app was imported: an app that tunes the
+# collector itself keeps its own setting.
+_PYTHON_GC_THRESHOLD = gc.get_threshold()
+
+
+def _settle_gc(threshold, log):
     """Startup is over: set the cyclic garbage collector up for serving."""
     if os.environ.get("BAYLEAF_GC_FREEZE", "1") != "0":
         # The app and its imports are loaded for good: keep them out of the cyclic
@@ -73,7 +78,10 @@ def _settle_gc(threshold):
         # of Django (about 7% more Django requests/s, half the p99).
         gc.collect()
         gc.freeze()
-    if threshold > 0:
+    if threshold > 0 and gc.get_threshold() != _PYTHON_GC_THRESHOLD:
+        log.info("The app set the GC thresholds to %s: --gc-threshold %d not applied",
+                  gc.get_threshold(), threshold)
+    elif threshold > 0:
         # A group_send to N consumers makes a few tasks, futures and coroutines
         # per member that live until the broadcast is delivered. With Python's
         # young generation of 700 they are scanned there many times per
@@ -100,7 +108,7 @@ async def _serve(app, options, log):
                    state=life.state if life.started else None,
                    root_path=options["root_path"], app_close_timeout=close_timeout,
                    on_close_timeout=_close_timeout_handler(log, close_timeout))
-    _settle_gc(int(options.get("gc_threshold", 0)))
+    _settle_gc(int(options.get("gc_threshold", 0)), log)
     fd = _bayleaf.fileno()
     loop.add_reader(fd, _bayleaf.drain)
     _bayleaf.start_io()

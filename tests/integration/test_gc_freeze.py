@@ -36,3 +36,9 @@ def test_gc_threshold_zero_leaves_python_default(start_server):
     server = start_server("echo:app", "--gc-threshold", "0")
     assert server.get_json("/gc")["threshold"] == list(PYTHON_DEFAULT)
 
+
+
+def test_app_that_tunes_the_gc_keeps_its_setting(start_server):
+    server = start_server("gc_tuned:app", "--gc-threshold", "5000", "-v", "2")
+    assert server.get_json("/gc")["threshold"] == [1234, 5, 5]
+    assert "--gc-threshold 5000 not applied" in server.stderr
