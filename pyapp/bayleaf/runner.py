@@ -80,7 +80,7 @@ def _settle_gc(threshold, log):
         gc.freeze()
     if threshold > 0 and gc.get_threshold() != _PYTHON_GC_THRESHOLD:
         log.info("The app set the GC thresholds to %s: --gc-threshold %d not applied",
-                  gc.get_threshold(), threshold)
+                 gc.get_threshold(), threshold)
     elif threshold > 0:
         # A group_send to N consumers makes a few tasks, futures and coroutines
         # per member that live until the broadcast is delivered. With Python's
