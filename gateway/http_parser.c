@@ -76,6 +76,10 @@ static int on_message_begin(llhttp_t *llh)
     p->in_message = true;
     p->head_done = false;
     p->last = 0;
+    p->trailer_bytes = 0;
+    p->trailer_count = 0;
+    p->ext_bytes = p->ext_chunk_bytes = 0;
+    p->body_bytes = 0;
     p->head = calloc(1, sizeof(bl_head_t));
     return p->head ? 0 : fail(p, 500, "Out of memory");
 }
@@ -91,12 +95,25 @@ static int on_url(llhttp_t *llh, const char *at, size_t len)
     return 0;
 }
 
+/* Trailers are parsed and dropped, but within the head's limits: their bytes
+ * and field count are held to max_head and max_headers (431 beyond). */
+static int trailer_count(bl_http_parser_t *p, size_t len, int kind)
+{
+    if (kind == 1 && p->last != 1 && ++p->trailer_count > p->limits.max_headers)
+        return fail(p, 431, "Request Header Fields Too Large");
+    p->last = kind;
+    p->trailer_bytes += len;
+    if (p->trailer_bytes > p->limits.max_head)
+        return fail(p, 431, "Request Header Fields Too Large");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *llh, const char *at, size_t len)
 {
     bl_http_parser_t *p = PARSER(llh);
     bl_head_t *h = p->head;
     if (p->head_done)
-        return 0; /* chunked trailers: ASGI has no place for them */
+        return trailer_count(p, len, 1); /* ASGI has no place for trailers */
     if (p->last != 1) {
         /* A new header starts. */
         if (h->nheaders == p->limits.max_headers)
@@ -126,7 +143,7 @@ static int on_header_value(llhttp_t *llh, const char *at, size_t len)
     bl_http_parser_t *p = PARSER(llh);
     bl_head_t *h = p->head;
     if (p->head_done)
-        return 0;
+        return trailer_count(p, len, 2);
     bl_header_t *hd = &h->headers[h->nheaders - 1];
     if (p->last != 2) {
         if (hd->name_len == 0) /* ": value": a field name is a token (RFC 9110 5.1) */
@@ -208,6 +225,22 @@ static int check_host(bl_http_parser_t *p, const bl_head_t *h)
     return 0;
 }
 
+/* A Transfer-Encoding that names no coding ("", " , ") is not one llhttp
+ * frames by: it would read the body by Content-Length, or not at all, where
+ * a proxy in front may have read it otherwise. RFC 9112 6.3: 400. */
+static int check_transfer_encoding(bl_http_parser_t *p, const bl_head_t *h)
+{
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const bl_header_t *hd = &h->headers[i];
+        size_t pos = 0, tlen;
+        const char *t;
+        if (hd->name_len == 17 && memcmp(h->buf + hd->name_off, "transfer-encoding", 17) == 0 &&
+            !bl_token_next(h->buf + hd->value_off, hd->value_len, &pos, &t, &tlen))
+            return fail(p, 400, "Bad Request");
+    }
+    return 0;
+}
+
 /* Splits the request target into path and query (origin or absolute form). */
 static void split_target(bl_head_t *h)
 {
@@ -266,6 +299,8 @@ static int on_headers_complete(llhttp_t *llh)
     }
     if (check_host(p, h) != 0)
         return -1;
+    if (check_transfer_encoding(p, h) != 0)
+        return -1;
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing: close after. */
     if (h->http_minor == 0 && bl_head_find(h, "transfer-encoding", &vlen) != NULL)
         h->keep_alive = false;
@@ -284,6 +319,7 @@ static int on_headers_complete(llhttp_t *llh)
     bool websocket = h->upgrade && h->websocket;
     p->head = NULL;
     p->head_done = true;
+    p->last = 0; /* trailers count their own fields */
     if (p->handler->on_head(p, h) != 0)
         return fail(p, p->error_status ? p->error_status : 500, "Internal Server Error");
     return websocket ? 2 : 0;
@@ -292,7 +328,29 @@ static int on_headers_complete(llhttp_t *llh)
 static int on_body(llhttp_t *llh, const char *at, size_t len)
 {
     bl_http_parser_t *p = PARSER(llh);
+    p->body_bytes += len;
     return p->handler->on_body(p, at, len) == 0 ? 0 : -1;
+}
+
+/* Chunk extensions are parsed and dropped: each chunk's are held to
+ * BL_HTTP_MAX_CHUNK_EXT bytes, and a request's, in all, to its body bytes
+ * plus BL_HTTP_CHUNK_EXT_SLACK, so they cannot cost more than the body. */
+static int on_chunk_extension(llhttp_t *llh, const char *at, size_t len)
+{
+    bl_http_parser_t *p = PARSER(llh);
+    (void)at;
+    p->ext_chunk_bytes += len;
+    p->ext_bytes += len;
+    if (p->ext_chunk_bytes > BL_HTTP_MAX_CHUNK_EXT ||
+        p->ext_bytes > p->body_bytes + BL_HTTP_CHUNK_EXT_SLACK)
+        return fail(p, 400, "Bad Request");
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *llh)
+{
+    PARSER(llh)->ext_chunk_bytes = 0; /* the next chunk's extensions count afresh */
+    return 0;
 }
 
 static int on_message_complete(llhttp_t *llh)
@@ -319,6 +377,9 @@ static const llhttp_settings_t settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };
 

@@ -51,6 +51,11 @@ typedef struct {
     uint32_t max_headers; /* header count (431 beyond) */
 } bl_http_limits_t;
 
+/* Chunk extensions (parsed, dropped): bytes per chunk, and how far a request's
+ * may exceed its body bytes in all; 400 beyond. */
+#define BL_HTTP_MAX_CHUNK_EXT   4096
+#define BL_HTTP_CHUNK_EXT_SLACK 65536
+
 struct bl_http_parser_s {
     llhttp_t llh;
     const bl_http_handler_t *handler;
@@ -65,6 +70,12 @@ struct bl_http_parser_s {
     /* the head's last bytes, to refuse a bare LF blank line (http_parser.c) */
     char scan_prev, scan_prev2;
     bool scan_text;
+    /* what the current request sent beside its head and body, bounded */
+    size_t trailer_bytes;   /* trailer fields (max_head) */
+    uint32_t trailer_count; /* (max_headers) */
+    size_t ext_chunk_bytes; /* chunk extensions of this chunk (BL_HTTP_MAX_CHUNK_EXT) */
+    uint64_t ext_bytes;     /* and of the whole request */
+    uint64_t body_bytes;
     int error_status; /* HTTP status to answer with after BL_HTTP_ERROR */
     const char *error_reason;
     void *data; /* the owner's */

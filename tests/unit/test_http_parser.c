@@ -1032,6 +1032,141 @@ static void test_on_head_takes_ownership(void)
 #endif
 }
 
+/* RFC 9112 6.3: a Transfer-Encoding that names no coding is 400, with or
+ * without Content-Length (else the body is framed by Content-Length, or the
+ * body bytes are read as the next request). */
+static void test_empty_transfer_encoding(void)
+{
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400);
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400);
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , \r\n\r\n", 400);
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nContent-Length: 3\r\n\r\nabc",
+                400);
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding:\r\n\r\nabc",
+                400);
+    /* A second, empty Transfer-Encoding beside a chunked one. */
+    CHECK_ERROR("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                "Transfer-Encoding:\r\n\r\n0\r\n\r\n",
+                400);
+    /* The same request with a coding named is framed as usual. */
+    bl_http_parser_t p;
+    rec_t r;
+    size_t used;
+    CHECK_EQ_INT(parse_one("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\n\r\n",
+                           &r, &p, &used),
+                 BL_HTTP_PAUSED);
+    CHECK_MEM_STR(r.body, r.body_len, "abc");
+    rec_free(&r, &p);
+}
+
+/* Trailers are dropped, within the head's limits: bytes (max_head) and
+ * fields (max_headers), 431 beyond. */
+static void test_trailer_limits(void)
+{
+    const bl_http_limits_t small = {.max_head = 256, .max_url = 64, .max_headers = 4};
+    static const char pre[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "1\r\nx\r\n0\r\nX-T: ";
+    char *req = repeat(pre, 'v', 300, "\r\n\r\n");
+    CHECK_ERROR_LIM(req, 431, &small);
+    free(req);
+    req = repeat(pre, 'v', 100, "\r\n\r\n"); /* within the limit: the request is whole */
+    {
+        bl_http_parser_t p;
+        rec_t r;
+        size_t used;
+        rec_init(&r, &p, &small);
+        CHECK_EQ_INT(bl_http_parser_feed(&p, req, strlen(req), &used), BL_HTTP_PAUSED);
+        CHECK_EQ_INT(r.completes, 1);
+        CHECK_MEM_STR(r.body, r.body_len, "x");
+        rec_free(&r, &p);
+    }
+    free(req);
+    /* Many short trailer fields: the count is held to max_headers. */
+    CHECK_ERROR_LIM("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n",
+                    431, &small);
+    /* The limits are per request: a second request's trailers count afresh. */
+    {
+        static const char two[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
+                                  "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        bl_http_parser_t p;
+        rec_t r;
+        size_t used;
+        rec_init(&r, &p, &small);
+        CHECK_EQ_INT(bl_http_parser_feed(&p, two, strlen(two), &used), BL_HTTP_PAUSED);
+        bl_http_parser_resume(&p);
+        CHECK_EQ_INT(bl_http_parser_feed(&p, two + used, strlen(two) - used, &used),
+                     BL_HTTP_PAUSED);
+        CHECK_EQ_INT(r.completes, 2);
+        rec_free(&r, &p);
+    }
+}
+
+/* Chunk extensions are dropped: at most BL_HTTP_MAX_CHUNK_EXT bytes a chunk,
+ * and a request's no more than its body bytes plus BL_HTTP_CHUNK_EXT_SLACK. */
+static void test_chunk_extension_limits(void)
+{
+    static const char pre[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "1;name=";
+    char *req = repeat(pre, 'v', BL_HTTP_MAX_CHUNK_EXT + 1, "\r\nx\r\n0\r\n\r\n");
+    CHECK_ERROR(req, 400);
+    free(req);
+    /* A long quoted value counts too. */
+    req = repeat("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;n=\"", 'v',
+                 BL_HTTP_MAX_CHUNK_EXT + 1, "\"\r\nx\r\n0\r\n\r\n");
+    CHECK_ERROR(req, 400);
+    free(req);
+    /* Within the limit: the body arrives. */
+    req = repeat(pre, 'v', 100, "\r\nx\r\n0\r\n\r\n");
+    {
+        bl_http_parser_t p;
+        rec_t r;
+        size_t used;
+        CHECK_EQ_INT(parse_one(req, &r, &p, &used), BL_HTTP_PAUSED);
+        CHECK_MEM_STR(r.body, r.body_len, "x");
+        rec_free(&r, &p);
+    }
+    free(req);
+
+    /* Many chunks of one byte, each with an extension under the per-chunk
+     * limit: the request's total is held to its body plus the slack. */
+    size_t each = 1000, chunks = BL_HTTP_CHUNK_EXT_SLACK / each + 8;
+    size_t cap = 128 + chunks * (each + 16);
+    char *big = malloc(cap);
+    size_t n = (size_t)snprintf(big, cap,
+                                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (size_t i = 0; i < chunks; i++) {
+        memcpy(big + n, "1;e=", 4);
+        n += 4;
+        memset(big + n, 'v', each - 1);
+        n += each - 1;
+        memcpy(big + n, "\r\nx\r\n", 5);
+        n += 5;
+    }
+    memcpy(big + n, "0\r\n\r\n", 5);
+    n += 5;
+    CHECK_ERROR_LEN(big, n, 400);
+    free(big);
+}
+
+/* obs-text (RFC 9110 5.5: bytes 0x80-0xFF) in a value is kept, byte for byte:
+ * ASGI headers are bytes, as uvicorn/h11 pass them. */
+static void test_obs_text_value(void)
+{
+    bl_http_parser_t p;
+    rec_t r;
+    size_t used;
+    CHECK_EQ_INT(parse_one("GET / HTTP/1.1\r\nHost: a\r\nX-O: a\x85z\xff\r\n\r\n", &r, &p, &used),
+                 BL_HTTP_PAUSED);
+    CHECK_EQ_INT(r.nheads, 1);
+    if (r.nheads == 1)
+        CHECK_HEADER(r.heads[0], 1, "x-o", "a\x85z\xff");
+    rec_free(&r, &p);
+}
+
 int main(void)
 {
     test_simple_get();
@@ -1055,5 +1190,9 @@ int main(void)
     test_finish_idle();
     test_on_head_error();
     test_on_head_takes_ownership();
+    test_empty_transfer_encoding();
+    test_trailer_limits();
+    test_chunk_extension_limits();
+    test_obs_text_value();
     return check_report();
 }
