@@ -130,6 +130,11 @@ SMUGGLING = {
     "te-xchunked": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: xchunked\n\n0\n\n"),
     "te-twice": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\nTransfer-Encoding: chunked\n\n0\n\n"),
     "te-space-before-colon": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding : chunked\n\n0\n\n"),
+    # RFC 9112 6.3: a Transfer-Encoding naming no coding is 400, whether the
+    # body would then be read by Content-Length or as the next request.
+    "te-empty-with-cl": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding:\nContent-Length: 5\n\n0\n\n\n"),
+    "te-empty": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: \n\n"),
+    "te-only-commas": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: , ,\n\n"),
     "te-vertical-tab": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n",
     "chunk-size-garbage": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\nzz\nabc\n0\n\n"),
     "chunk-size-negative": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n-1\nabc\n0\n\n"),
@@ -209,6 +214,25 @@ def test_bare_lf_ending_the_head_split_anywhere(http_server):
     data = b"GET /hello HTTP/1.1\r\nHost: x\r\n\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
     for cut in range(len(data) - 40, len(data) - 30):
         assert _two_writes(http_server, data, cut) == [400], f"cut at {cut}: {data[:cut]!r}"
+
+
+# Chunk extensions and trailers are dropped, within bounds (4 KiB of
+# extensions a chunk; trailers within the head's limits): beyond them the
+# request ends with the error status, or, once the app has the request, the
+# connection closes. Never is the request after it answered.
+UNBOUNDED = {
+    "chunk-ext-too-long": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"
+                               "3;a=" + "e" * 5000 + "\nabc\n0\n\n"),
+    "trailer-too-long": crlf("POST /echo HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n"
+                             "3\nabc\n0\nX-T: " + "t" * 70000 + "\n\n"),
+}
+UNBOUNDED_STATUS = {"chunk-ext-too-long": 400, "trailer-too-long": 431}
+
+
+@pytest.mark.parametrize("name", UNBOUNDED.keys())
+def test_chunk_extensions_and_trailers_are_bounded(http_server, name):
+    got = exchange(http_server, UNBOUNDED[name] + NEXT, timeout=10)
+    assert got in ([], [UNBOUNDED_STATUS[name]]), f"responses {got}"
 
 
 def test_smuggled_request_in_a_body_is_not_answered(http_server):
