@@ -7,6 +7,7 @@
 #include "bayleaf/server.h"
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,7 +318,12 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
         bl_event_free(ev);
         return;
     }
-    if (bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive) != 0) {
+    int err = bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive);
+    if (err != 0) {
+        if (err == -EINVAL) /* py_http.c refuses these first; a last guard */
+            BL_ERROR("application response with status %d refused (1xx, or Content-Length "
+                     "with Transfer-Encoding): 500",
+                     ev->status);
         bl_event_free(ev);
         bl_conn_fail(c, 500);
         return;

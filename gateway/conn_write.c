@@ -170,7 +170,9 @@ void bl_conn_access_log(bl_conn_t *c, const char *what)
     if (f == NULL)
         return;
     localtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S", &tm);
+    /* Not strftime: %b follows the locale, which an app may set. */
+    snprintf(date, sizeof(date), "%02d/%s/%04d:%02d:%02d:%02d", tm.tm_mday,
+             bl_month_names[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     /* Daphne writes "host:port" (after proxy headers), and "None" where there
      * is no client address (a unix socket): we write "-" there. */
     const char *host = c->log_host[0] ? c->log_host : "-";

@@ -1,11 +1,13 @@
 /* HTTP/1.1 response heads and framing decisions. */
 #include "bayleaf/http_response.h"
 #include "bayleaf/bridge.h"
+#include "bayleaf/tokens.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 const char *bl_status_reason(int status)
@@ -84,18 +86,127 @@ const char *bl_status_reason(int status)
     }
 }
 
+/* Fixed names: strftime's %a and %b follow the locale, which an app may set. */
+const char bl_day_names[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+const char bl_month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+static void put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+void bl_http_date_format(time_t t, char *buf)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int year = tm.tm_year + 1900;
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+    memcpy(buf, bl_day_names[tm.tm_wday], 3);
+    memcpy(buf + 3, ", ", 2);
+    put2(buf + 5, tm.tm_mday);
+    buf[7] = ' ';
+    memcpy(buf + 8, bl_month_names[tm.tm_mon], 3);
+    buf[11] = ' ';
+    put2(buf + 12, year / 100);
+    put2(buf + 14, year % 100);
+    buf[16] = ' ';
+    put2(buf + 17, tm.tm_hour);
+    buf[19] = ':';
+    put2(buf + 20, tm.tm_min);
+    buf[22] = ':';
+    put2(buf + 23, tm.tm_sec);
+    memcpy(buf + 25, " GMT", 5); /* with the NUL */
+}
+
 const char *bl_http_date(void)
 {
-    static char buf[40];
+    static char buf[BL_HTTP_DATE_LEN + 1];
     static time_t cached = -1;
     time_t now = time(NULL);
     if (now != cached) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        bl_http_date_format(now, buf);
         cached = now;
     }
     return buf;
+}
+
+/* ---- the app's framing headers ------------------------------------------ */
+
+int bl_content_length_parse(const char *v, size_t len, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (len == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned char)v[i] - '0';
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return -EINVAL; /* 1*DIGIT only (RFC 9110 8.6), and no overflow */
+        n = n * 10 + d;
+    }
+    *out = n;
+    return 0;
+}
+
+static bool name_is(const char *n, size_t len, const char *lower)
+{
+    return len == strlen(lower) && strncasecmp(n, lower, len) == 0;
+}
+
+static int scan_refuse(bl_response_scan_t *s, const char *why)
+{
+    s->error = why;
+    return -EINVAL;
+}
+
+int bl_response_scan_header(bl_response_scan_t *s, const char *name, size_t nlen, const char *value,
+                            size_t vlen)
+{
+    size_t pos = 0, tlen;
+    const char *t;
+    if (name_is(name, nlen, "content-length")) {
+        uint64_t n;
+        if (bl_content_length_parse(value, vlen, &n) != 0)
+            return scan_refuse(s, "invalid Content-Length");
+        if (s->flags & BL_EVF_HAS_CLEN) {
+            if (n != s->content_length)
+                return scan_refuse(s, "two different Content-Length values");
+            return 0; /* the same again: one line says it */
+        }
+        s->flags |= BL_EVF_HAS_CLEN;
+        s->content_length = n;
+    } else if (name_is(name, nlen, "transfer-encoding")) {
+        if (!bl_token_next(value, vlen, &pos, &t, &tlen))
+            return scan_refuse(s, "empty Transfer-Encoding");
+        s->flags |= BL_EVF_CHUNKED;
+    } else if (name_is(name, nlen, "connection")) {
+        while (bl_token_next(value, vlen, &pos, &t, &tlen))
+            if (tlen == 5 && strncasecmp(t, "close", 5) == 0)
+                s->flags |= BL_EVF_CLOSE;
+    } else if (name_is(name, nlen, "server")) {
+        s->flags |= BL_EVF_HAS_SERVER;
+    } else if (name_is(name, nlen, "date")) {
+        s->flags |= BL_EVF_HAS_DATE;
+    }
+    return 1;
+}
+
+/* What no response may be, whatever the app's headers: the one place that
+ * says so (bl_response_scan_end, and bl_response_head as a last guard). */
+static const char *response_invalid(int status, unsigned flags)
+{
+    if (status < 200 || status > 999)
+        return "a final response needs a status of 200..999 (1xx are not final)";
+    if ((flags & BL_EVF_HAS_CLEN) && (flags & BL_EVF_CHUNKED))
+        return "Content-Length together with Transfer-Encoding";
+    return NULL;
+}
+
+int bl_response_scan_end(bl_response_scan_t *s, int status)
+{
+    const char *why = response_invalid(status != 0 ? status : 200, s->flags);
+    return why != NULL ? scan_refuse(s, why) : 0;
 }
 
 size_t bl_chunk_prefix(char *buf, size_t len)
@@ -138,9 +249,12 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
     bool ka = r->keep_alive && !(r->flags & BL_EVF_CLOSE);
     bl_framing_t fr;
 
+    if (response_invalid(r->status, r->flags) != NULL) {
+        free(buf);
+        return -EINVAL; /* refused where the app's message was read, too */
+    }
     if (buf == NULL)
         return -ENOMEM;
-    /* The status is 100..999 (checked where the app's message is read). */
     const char *reason = bl_status_reason(r->status);
     n = 0;
     PUT_LIT("HTTP/1.1 ");

@@ -1,6 +1,7 @@
 /* ASGI HTTP on the Python thread: the scope, receive() and send(). */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/http_response.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -245,11 +246,6 @@ static bool is_token_char(unsigned char c)
     return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
 }
 
-static bool name_is(const char *n, Py_ssize_t len, const char *lower)
-{
-    return (size_t)len == strlen(lower) && strncasecmp(n, lower, (size_t)len) == 0;
-}
-
 static int check_bytes(PyObject *o, const char *what)
 {
     if (!PyBytes_Check(o)) {
@@ -267,6 +263,7 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
     PyObject *headers_o = PyDict_GetItemWithError(msg, bl_str.headers); /* borrowed */
     PyObject *seq = NULL;
     bl_event_t *ev = NULL;
+    bl_response_scan_t scan = {0};
     long status;
     size_t size = 0;
 
@@ -328,27 +325,11 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
         for (Py_ssize_t j = 0; j < vlen; j++)
             if (value[j] == '\r' || value[j] == '\n' || value[j] == '\0')
                 goto bad_header;
-        if (name_is(name, nlen, "content-length")) {
-            char *end;
-            char tmp[24];
-            if (vlen == 0 || vlen >= (Py_ssize_t)sizeof(tmp))
-                goto bad_header;
-            memcpy(tmp, value, (size_t)vlen);
-            tmp[vlen] = '\0';
-            ev->aux = strtoull(tmp, &end, 10);
-            if (*end != '\0' || tmp[0] == '-')
-                goto bad_header;
-            ev->flags |= BL_EVF_HAS_CLEN;
-        } else if (name_is(name, nlen, "server")) {
-            ev->flags |= BL_EVF_HAS_SERVER;
-        } else if (name_is(name, nlen, "date")) {
-            ev->flags |= BL_EVF_HAS_DATE;
-        } else if (name_is(name, nlen, "transfer-encoding")) {
-            ev->flags |= BL_EVF_CHUNKED;
-        } else if (name_is(name, nlen, "connection")) {
-            if (vlen >= 5 && strncasecmp(value, "close", 5) == 0)
-                ev->flags |= BL_EVF_CLOSE;
-        }
+        int keep = bl_response_scan_header(&scan, name, (size_t)nlen, value, (size_t)vlen);
+        if (keep < 0)
+            goto bad_framing;
+        if (keep == 0)
+            continue;
         memcpy(out, name, (size_t)nlen);
         out += nlen;
         *out++ = ':';
@@ -358,8 +339,21 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
         *out++ = '\r';
         *out++ = '\n';
     }
+    /* websocket.accept reads its headers here with status 101 (py_ws.c); that
+     * 101 is built apart, so only its headers are checked (status 0). */
+    bool accept_probe = self->ex->kind == BL_KIND_WEBSOCKET && status == 101;
+    if (bl_response_scan_end(&scan, accept_probe ? 0 : (int)status) < 0)
+        goto bad_framing;
+    ev->len = (size_t)(out - ev->data); /* less any repeated Content-Length */
+    ev->flags = scan.flags;
+    ev->aux = scan.content_length;
     Py_DECREF(seq);
     return ev;
+bad_framing:
+    /* The client gets a 500 when the app lets this propagate; the app learns
+     * why (uvicorn raises here too). Never an ambiguous response. */
+    PyErr_Format(PyExc_ValueError, "http.response.start: %s: response refused", scan.error);
+    goto fail;
 bad_header:
     PyErr_SetString(PyExc_ValueError, "http.response.start: invalid header name or value");
 fail:

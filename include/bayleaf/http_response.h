@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef enum {
     BL_FRAME_NONE,    /* no body may follow (HEAD, 1xx, 204, 304) */
@@ -28,7 +29,8 @@ typedef struct {
 } bl_response_t;
 
 /* Builds the head into a malloc'd buffer (*out, *out_len). Decides framing and
- * whether the connection stays open. 0 or a negative errno. */
+ * whether the connection stays open. 0 or a negative errno (-EINVAL: a 1xx
+ * status, or Content-Length with Transfer-Encoding). */
 int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_framing_t *framing,
                      bool *keep_alive);
 /* A small complete response (errors: 400, 431, 500, 503...), with Connection: close
@@ -36,11 +38,37 @@ int bl_response_head(const bl_response_t *r, char **out, size_t *out_len, bl_fra
 int bl_response_simple(int status, const char *server_name, bool keep_alive, char **out,
                        size_t *out_len);
 const char *bl_status_reason(int status);
+/* The framing headers of an app's response, read one header at a time
+ * (Python thread): the flags bl_response_t takes, or why the response is
+ * refused. Connection and Transfer-Encoding are token lists (tokens.h). */
+typedef struct {
+    unsigned flags;          /* BL_EVF_HAS_CLEN, _HAS_SERVER, _HAS_DATE, _CLOSE, _CHUNKED */
+    uint64_t content_length; /* with BL_EVF_HAS_CLEN */
+    const char *error;       /* after -EINVAL: why, static text */
+} bl_response_scan_t;
+
+/* Notes one header. 1: send its line; 0: drop it (the same Content-Length
+ * again); -EINVAL: the response must not be sent (an invalid Content-Length,
+ * two different ones, an empty Transfer-Encoding). */
+int bl_response_scan_header(bl_response_scan_t *s, const char *name, size_t nlen, const char *value,
+                            size_t vlen);
+/* After the last header: -EINVAL for a status that is not a final response
+ * (1xx) or Content-Length with Transfer-Encoding. status 0: the headers only. */
+int bl_response_scan_end(bl_response_scan_t *s, int status);
+/* Content-Length = 1*DIGIT, within 64 bits: 0 or -EINVAL. */
+int bl_content_length_parse(const char *v, size_t len, uint64_t *out);
+
 /* IMF-fixdate is always this long. */
 #define BL_HTTP_DATE_LEN 29
 /* "Tue, 24 Nov 2026 01:02:03 GMT" (BL_HTTP_DATE_LEN characters), cached per
  * second. I/O thread only. */
 const char *bl_http_date(void);
+/* t as IMF-fixdate into buf (BL_HTTP_DATE_LEN + 1 bytes, NUL-terminated),
+ * locale-free. */
+void bl_http_date_format(time_t t, char *buf);
+/* "Sun".."Sat", "Jan".."Dec", whatever the locale. */
+extern const char bl_day_names[7][4];
+extern const char bl_month_names[12][4];
 /* "%zx\r\n" into buf (>= 20 bytes); returns the length. */
 size_t bl_chunk_prefix(char *buf, size_t len);
 

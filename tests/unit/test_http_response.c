@@ -2,6 +2,7 @@
 #include "bayleaf/bridge.h"
 #include "bayleaf/http_response.h"
 
+#include <errno.h>
 #include <time.h>
 
 #include "check.h"
@@ -251,9 +252,19 @@ static void test_no_body_statuses(void)
 {
     check_no_body_status(204, "HTTP/1.1 204 No Content\r\n");
     check_no_body_status(304, "HTTP/1.1 304 Not Modified\r\n");
-    check_no_body_status(100, "HTTP/1.1 100 Continue\r\n");
-    check_no_body_status(101, "HTTP/1.1 101 Switching Protocols\r\n");
-    check_no_body_status(199, "HTTP/1.1 199 \r\n");
+    /* 1xx are not final responses: a 100 on a kept-alive connection, or a 101
+     * on a plain request, would leave the client waiting or switching. */
+    int informational[] = {100, 101, 103, 199};
+    for (size_t i = 0; i < sizeof(informational) / sizeof(informational[0]); i++) {
+        bl_response_t r = base();
+        char *out = NULL;
+        size_t len;
+        bl_framing_t fr;
+        bool ka;
+        r.status = informational[i];
+        CHECK_EQ_INT(bl_response_head(&r, &out, &len, &fr, &ka), -EINVAL);
+        CHECK(out == NULL);
+    }
 
     /* A 304 may carry the Content-Length of the full representation. */
     static const char hdrs[] = "content-length: 99\r\n";
@@ -469,6 +480,135 @@ static void test_http_date(void)
     CHECK(again == d);
 }
 
+/* Scans headers (name, value pairs, NULL-terminated) into s: the last result. */
+static int scan(bl_response_scan_t *s, const char *const *hv, int status)
+{
+    int rc = 1;
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; hv[i] != NULL; i += 2) {
+        rc = bl_response_scan_header(s, hv[i], strlen(hv[i]), hv[i + 1], strlen(hv[i + 1]));
+        if (rc < 0)
+            return rc;
+    }
+    int end = bl_response_scan_end(s, status);
+    return end < 0 ? end : rc;
+}
+
+#define SCAN(status, ...) scan(&s, (const char *const[]){__VA_ARGS__, NULL}, status)
+
+static void test_content_length_parse(void)
+{
+    uint64_t n = 7;
+    CHECK_EQ_INT(bl_content_length_parse("0", 1, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(bl_content_length_parse("18446744073709551615", 20, &n), 0);
+    CHECK(n == UINT64_MAX);
+    static const char *const bad[] = {"",
+                                      " 5",
+                                      "5 ",
+                                      "+5",
+                                      "-5",
+                                      " -5",
+                                      "5,5",
+                                      "5, 5",
+                                      "0x5",
+                                      "18446744073709551616",
+                                      "99999999999999999999",
+                                      "1e3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = 7;
+        if (!CHECK(bl_content_length_parse(bad[i], strlen(bad[i]), &n) == -EINVAL))
+            fprintf(stderr, "    accepted \"%s\"\n", bad[i]);
+        CHECK_EQ_INT(n, 7);
+    }
+}
+
+static void test_scan(void)
+{
+    bl_response_scan_t s;
+
+    CHECK_EQ_INT(SCAN(200, "Content-Length", "42", "Server", "x", "DATE", "d"), 1);
+    CHECK_EQ_INT(s.flags, BL_EVF_HAS_CLEN | BL_EVF_HAS_SERVER | BL_EVF_HAS_DATE);
+    CHECK_EQ_INT(s.content_length, 42);
+
+    /* Content-Length: the same twice is said once; two values, or none valid, refuse. */
+    CHECK_EQ_INT(SCAN(200, "content-length", "5", "content-length", "5"), 0);
+    CHECK_EQ_INT(s.content_length, 5);
+    CHECK_EQ_INT(SCAN(200, "content-length", "5", "content-length", "6"), -EINVAL);
+    CHECK(s.error != NULL);
+    CHECK_EQ_INT(SCAN(200, "content-length", " -5"), -EINVAL);
+    CHECK_EQ_INT(SCAN(200, "content-length", "+5"), -EINVAL);
+    CHECK_EQ_INT(SCAN(200, "content-length", "99999999999999999999"), -EINVAL);
+
+    /* With Transfer-Encoding, in either order. */
+    CHECK_EQ_INT(SCAN(200, "content-length", "5", "transfer-encoding", "chunked"), -EINVAL);
+    CHECK_EQ_INT(SCAN(200, "Transfer-Encoding", "chunked", "Content-Length", "5"), -EINVAL);
+    CHECK_EQ_INT(SCAN(200, "transfer-encoding", "chunked"), 1);
+    CHECK_EQ_INT(s.flags, BL_EVF_CHUNKED);
+    CHECK_EQ_INT(SCAN(200, "transfer-encoding", ""), -EINVAL);
+    CHECK_EQ_INT(SCAN(200, "transfer-encoding", " , "), -EINVAL);
+
+    /* Connection is a token list: "close" anywhere, in any case; not a prefix. */
+    static const char *const closes[] = {"close", "CLOSE", "keep-alive, close", " close ,x",
+                                         "x,close"};
+    for (size_t i = 0; i < sizeof(closes) / sizeof(closes[0]); i++) {
+        CHECK_EQ_INT(SCAN(200, "connection", closes[i]), 1);
+        CHECK_EQ_INT(s.flags, BL_EVF_CLOSE);
+    }
+    static const char *const not_close[] = {"closed", "close-ish", "keep-alive",
+                                            "",       "clos",      "x-close"};
+    for (size_t i = 0; i < sizeof(not_close) / sizeof(not_close[0]); i++) {
+        CHECK_EQ_INT(SCAN(200, "connection", not_close[i]), 1);
+        CHECK_EQ_INT(s.flags, 0);
+    }
+
+    /* The status: 1xx is not a final response; 0 checks the headers only. */
+    CHECK_EQ_INT(SCAN(100, "x", "y"), -EINVAL);
+    CHECK_EQ_INT(SCAN(101, "x", "y"), -EINVAL);
+    CHECK_EQ_INT(SCAN(199, "x", "y"), -EINVAL);
+    CHECK_EQ_INT(SCAN(0, "x", "y"), 1);
+    CHECK_EQ_INT(SCAN(200, "x", "y"), 1);
+    CHECK_EQ_INT(SCAN(999, "x", "y"), 1);
+
+    /* bl_response_head refuses the same, as a last guard. */
+    bl_response_t r = base();
+    char *out = NULL;
+    size_t len;
+    bl_framing_t fr;
+    bool ka;
+    r.flags = BL_EVF_HAS_CLEN | BL_EVF_CHUNKED;
+    CHECK_EQ_INT(bl_response_head(&r, &out, &len, &fr, &ka), -EINVAL);
+    CHECK(out == NULL);
+}
+
+/* Known instants, in every locale: the names come from fixed tables. */
+static void test_http_date_format(void)
+{
+    char buf[BL_HTTP_DATE_LEN + 1];
+    memset(buf, 'x', sizeof(buf));
+    bl_http_date_format(784111777, buf);
+    CHECK_EQ_STR(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+    bl_http_date_format(0, buf);
+    CHECK_EQ_STR(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
+    bl_http_date_format(951782400, buf); /* a leap day */
+    CHECK_EQ_STR(buf, "Tue, 29 Feb 2000 00:00:00 GMT");
+    bl_http_date_format(253402300799, buf);
+    CHECK_EQ_STR(buf, "Fri, 31 Dec 9999 23:59:59 GMT");
+    /* Every day and month name, from a Monday in May on. */
+    static const char *const want[] = {"Mon, 04 May 2026", "Tue, 09 Jun 2026", "Wed, 15 Jul 2026",
+                                       "Thu, 20 Aug 2026", "Fri, 25 Sep 2026", "Sat, 31 Oct 2026",
+                                       "Sun, 06 Dec 2026"};
+    time_t t = 1777852800; /* Mon, 04 May 2026 00:00:00 */
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        bl_http_date_format(t + (time_t)i * 36 * 86400, buf);
+        CHECK(strncmp(buf, want[i], strlen(want[i])) == 0);
+        if (strncmp(buf, want[i], strlen(want[i])) != 0)
+            fprintf(stderr, "    got %s, expected %s\n", buf, want[i]);
+    }
+    CHECK_EQ_STR(bl_month_names[0], "Jan");
+    CHECK_EQ_STR(bl_month_names[11], "Dec");
+}
+
 int main(void)
 {
     test_content_length_given();
@@ -483,5 +623,8 @@ int main(void)
     test_simple();
     test_chunk_prefix();
     test_http_date();
+    test_content_length_parse();
+    test_scan();
+    test_http_date_format();
     return check_report();
 }
