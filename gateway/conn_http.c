@@ -1,6 +1,7 @@
 /* The HTTP request cycle of a connection: parse, hand requests to Python,
  * frame the responses it sends, keep-alive and pipelining in order. */
 #include "bayleaf/bridge.h"
+#include "bayleaf/bufs.h"
 #include "bayleaf/http_response.h"
 #include "bayleaf/log.h"
 #include "bayleaf/proxy.h"
@@ -344,7 +345,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
     }
     char *body = ev->data + ev->len;
     size_t accounted = body_len;
-    bufs[n++] = uv_buf_init(head, (unsigned)head_len);
+    bufs[n++] = bl_buf(head, head_len);
     char prefix[24];
     if (c->framing != BL_FRAME_NONE && body_len > 0) {
         if (c->framing == BL_FRAME_CHUNKED) {
@@ -359,9 +360,9 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
             }
             head = h2;
             memcpy(head + head_len, prefix, pl);
-            bufs[0] = uv_buf_init(head, (unsigned)(head_len + pl));
+            bufs[0] = bl_buf(head, head_len + pl);
         }
-        bufs[n++] = uv_buf_init(body, (unsigned)body_len);
+        bufs[n++] = bl_buf(body, body_len);
         if (c->framing == BL_FRAME_CHUNKED)
             bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);
         c->sent_body += body_len;
@@ -406,10 +407,10 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
             bl_conn_close(c);
             return;
         }
-        bufs[n++] = uv_buf_init(prefix, (unsigned)bl_chunk_prefix(prefix, len));
+        bufs[n++] = bl_buf(prefix, bl_chunk_prefix(prefix, len));
     }
     if (len > 0)
-        bufs[n++] = uv_buf_init(ev->data, (unsigned)len);
+        bufs[n++] = bl_buf(ev->data, len);
     if (c->framing == BL_FRAME_CHUNKED) {
         if (len > 0)
             bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);

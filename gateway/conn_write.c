@@ -1,10 +1,12 @@
 /* Writing to a connection: queued writes and the send() wake-ups they owe
  * the app, the small error responses, and the access log. */
 #include "bayleaf/bridge.h"
+#include "bayleaf/bufs.h"
 #include "bayleaf/http_response.h"
 #include "bayleaf/server.h"
 #include "conn.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,22 @@ static void on_write(uv_write_t *req, int status)
         bl_conn_update_reading(c); /* the client caught up: read it again */
 }
 
+size_t bl_bufs_split(const uv_buf_t *in, size_t nin, uv_buf_t *out, size_t cap, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nin; i++) {
+        size_t off = 0;
+        do {
+            size_t len = in[i].len - off < max ? in[i].len - off : max;
+            if (n < cap)
+                out[n] = bl_buf(in[i].base + off, len);
+            n++;
+            off += len;
+        } while (off < in[i].len);
+    }
+    return n;
+}
+
 /* Queues bufs; ev and mem are released when written. accounted: bytes the
  * Python side counted in ex->unsent. */
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
@@ -58,23 +76,41 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         free(mem);
         return -1;
     }
+    /* A buffer over BL_BUF_MAX (a body of gigabytes) goes as several. */
+    uv_buf_t *split = NULL;
+    size_t nsplit = bl_bufs_split(bufs, nbufs, NULL, 0, BL_BUF_MAX);
+    if (nsplit != nbufs) {
+        split = nsplit <= UINT_MAX ? malloc(nsplit * sizeof(*split)) : NULL;
+        if (split == NULL) {
+            if (ev != NULL)
+                bl_event_free(ev);
+            free(mem);
+            bl_conn_close(c);
+            return -1;
+        }
+        bl_bufs_split(bufs, nbufs, split, nsplit, BL_BUF_MAX);
+        bufs = split;
+        nbufs = (unsigned)nsplit;
+    }
     /* Most responses fit in the socket buffer: write them now. A completed
      * uv_write would also re-arm epoll (an epoll_ctl per response). */
     size_t total = 0;
     for (unsigned i = 0; i < nbufs; i++)
         total += bufs[i].len;
     int n = uv_try_write(&c->h.stream, bufs, nbufs);
-    if (n == (int)total) {
+    if (n >= 0 && (size_t)n == total) {
         bl_conn_unsent_release(ev != NULL ? ev->ex : NULL, accounted);
         if (ev != NULL)
             bl_event_free(ev);
         free(mem);
+        free(split);
         return 0;
     }
     if (n < 0 && n != UV_EAGAIN) {
         if (ev != NULL)
             bl_event_free(ev);
         free(mem);
+        free(split);
         bl_conn_close(c);
         return -1;
     }
@@ -94,6 +130,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         if (ev != NULL)
             bl_event_free(ev);
         free(mem);
+        free(split);
         bl_conn_close(c);
         return -1;
     }
@@ -103,14 +140,15 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     w->accounted = accounted;
     w->ex = ev != NULL ? ev->ex : NULL;
     c->writes_pending++;
-    int err = uv_write(&w->req, &c->h.stream, bufs, nbufs, on_write);
+    int err = uv_write(&w->req, &c->h.stream, bufs, nbufs, on_write); /* copies bufs */
+    for (unsigned i = 0; err == 0 && i < nbufs; i++)
+        c->send_queued += bufs[i].len;
+    free(split);
     if (err != 0) {
         w->req.handle = &c->h.stream;
         on_write(&w->req, err);
         return -1;
     }
-    for (unsigned i = 0; i < nbufs; i++)
-        c->send_queued += bufs[i].len;
     bl_conn_send_watch(c);
     return 0;
 }
@@ -143,7 +181,7 @@ void bl_conn_fail(bl_conn_t *c, int status)
             buf = b2;
         }
     }
-    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    uv_buf_t b = bl_buf(buf, len);
     bl_conn_write(c, &b, 1, NULL, buf, 0);
     c->resp_done = true;
     if (c->log_path != NULL)

@@ -1,5 +1,6 @@
 /* A connection after a WebSocket upgrade request: the app's decision, the 101,
  * frames both ways through bl_ws_t, keepalive pings, timeouts and closing. */
+#include "bayleaf/bufs.h"
 #include "bayleaf/log.h"
 #include "bayleaf/ws.h"
 #include "bayleaf/ws_handshake.h"
@@ -67,7 +68,7 @@ static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
     size_t len;
     bl_ws_take_output(c->ws, &buf, &len);
     if (len > 0) {
-        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+        uv_buf_t b = bl_buf((char *)buf, len);
         bl_conn_write(c, &b, 1, ev, (char *)buf, accounted);
     } else if (ev != NULL) {
         /* Nothing left the session (it was closing): release the bytes now. */
@@ -257,7 +258,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     c->status = 101;
     c->ws_phase = WS_OPEN;
     c->ws_last_read = now_ms(c);
-    uv_buf_t b = uv_buf_init(head, (unsigned)head_len);
+    uv_buf_t b = bl_buf(head, head_len);
     bl_conn_write(c, &b, 1, NULL, head, 0);
     bl_conn_access_log(c, "WSCONNECT");
     /* Frames the client sent right after its request wait in rbuf. */
