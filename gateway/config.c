@@ -21,6 +21,7 @@ enum {
     OPT_KEEPALIVE_TIMEOUT,
     OPT_HEADER_TIMEOUT,
     OPT_SEND_TIMEOUT,
+    OPT_BODY_TIMEOUT,
     OPT_WS_TIMEOUT,
     OPT_WS_CONNECT_TIMEOUT,
     OPT_PING_INTERVAL,
@@ -64,6 +65,7 @@ static const struct option long_options[] = {
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
+    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
     {"websocket_timeout", required_argument, NULL, OPT_WS_TIMEOUT},
     {"websocket-timeout", required_argument, NULL, OPT_WS_TIMEOUT},
     {"websocket_connect_timeout", required_argument, NULL, OPT_WS_CONNECT_TIMEOUT},
@@ -123,6 +125,8 @@ static const char usage[] =
     "  --header-timeout SECS      deadline for a request head (default 30)\n"
     "  --send-timeout SECS        drop a client that reads none of our pending output\n"
     "                             for this long, 0 to turn off (default 60)\n"
+    "  --body-timeout SECS        end a request whose body sends nothing for this long\n"
+    "                             while it is read: 408, 0 to turn off (default 60)\n"
     "  --websocket_timeout SECS   maximum WebSocket age, -1 for never (default 86400)\n"
     "  --websocket_connect_timeout SECS\n"
     "                             time for the app to accept a WebSocket (default 5)\n"
@@ -203,6 +207,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->keepalive_timeout = 75;
     cfg->header_timeout = 30;
     cfg->send_timeout = 60;
+    cfg->body_timeout = 60;
     cfg->max_head = 64 * 1024;
     cfg->max_url = 16 * 1024;
     cfg->max_headers = 128;
@@ -303,6 +308,7 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
         case OPT_KEEPALIVE_TIMEOUT:
         case OPT_HEADER_TIMEOUT:
         case OPT_SEND_TIMEOUT:
+        case OPT_BODY_TIMEOUT:
         case OPT_PING_INTERVAL:
         case OPT_PING_TIMEOUT:
         case OPT_APP_CLOSE_TIMEOUT:
@@ -316,6 +322,8 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
                 cfg->header_timeout = secs;
             else if (c == OPT_SEND_TIMEOUT)
                 cfg->send_timeout = secs;
+            else if (c == OPT_BODY_TIMEOUT)
+                cfg->body_timeout = secs;
             else if (c == OPT_PING_INTERVAL)
                 cfg->ping_interval = secs;
             else if (c == OPT_PING_TIMEOUT)

@@ -17,15 +17,21 @@
 
 /* ---- timers ---------------------------------------------------------- */
 
-/* One uv_timer_t per connection serves two clocks: the deadline of
- * timer_kind (one at a time), and --send-timeout's watch over a write
- * backlog. It is armed for whichever falls due first. */
+/* One uv_timer_t per connection serves three clocks: the deadline of
+ * timer_kind (one at a time), --send-timeout's watch over a write backlog,
+ * and --body-timeout's over a request body (each may run beside a -t
+ * response deadline). It is armed for whichever falls due first. */
 
 static void on_timer(uv_timer_t *t);
 
 static uint64_t loop_now(bl_conn_t *c)
 {
     return uv_now(&c->server->loop);
+}
+
+static uint64_t body_timeout_ms(bl_conn_t *c)
+{
+    return (uint64_t)(c->server->cfg->body_timeout * 1000);
 }
 
 static void timer_arm(bl_conn_t *c)
@@ -37,6 +43,8 @@ static void timer_arm(bl_conn_t *c)
         due = c->timer_due;
     if (c->send_watched && c->send_due < due)
         due = c->send_due;
+    if (c->body_watched && c->body_since + body_timeout_ms(c) < due)
+        due = c->body_since + body_timeout_ms(c);
     if (due == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -53,6 +61,39 @@ void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
     else
         c->timer_due = loop_now(c) + (uint64_t)(seconds * 1000);
     timer_arm(c);
+}
+
+/* The watched body's turn. Progress is noted lazily (on_body sets
+ * body_since), and the timer re-armed from it here. Returns true when the
+ * connection was ended. */
+static bool body_check(bl_conn_t *c, uint64_t now)
+{
+    if (c->lingering || c->close_after_write) {
+        c->body_watched = false; /* ending anyway */
+        return false;
+    }
+    /* Not reading (the app is behind, or the client does not read us), or
+     * the client waits for our 100 Continue: its silence is not a stall. */
+    bool waiting = !c->reading || (c->expect_continue && !c->continue_sent);
+    if (waiting)
+        c->body_since = now;
+    if (waiting || now - c->body_since < body_timeout_ms(c))
+        return false;
+    c->body_watched = false;
+    const char *who = c->log_host[0] ? c->log_host : c->client_host;
+    BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
+            who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
+            c->server->cfg->body_timeout, c->resp_started ? "connection closed" : "408");
+    if (!c->resp_started) {
+        bl_conn_detach(c, true); /* the app hears http.disconnect */
+        bl_conn_fail(c, 408);
+    } else if (!c->resp_done) {
+        bl_conn_close(c); /* the response is cut; the app hears of it */
+    } else {
+        c->keep_alive = false; /* an unread body being dropped: end after our writes */
+        bl_conn_finish(c);
+    }
+    return true;
 }
 
 /* Bytes of what was handed to uv_write that reached the socket. */
@@ -145,6 +186,8 @@ static void on_timer(uv_timer_t *t)
     bl_conn_t *c = t->data;
     uint64_t now = loop_now(c);
     if (c->send_watched && now >= c->send_due && send_check(c, now))
+        return;
+    if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
         return;
     if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
         timer_arm(c); /* only the send watch was due */
@@ -388,6 +431,7 @@ void bl_conn_update_reading(bl_conn_t *c)
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
+        c->body_since = loop_now(c); /* --body-timeout counts from here again */
     } else if (!want && c->reading) {
         uv_read_stop(&c->h.stream);
         c->reading = false;

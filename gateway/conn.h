@@ -58,6 +58,9 @@ struct bl_conn_s {
     uint64_t send_due;    /* loop time of the next look */
     uint64_t send_queued; /* bytes ever handed to uv_write */
     uint64_t send_mark;   /* of those, bytes written at the last look */
+    /* --body-timeout: and a request body being read for progress */
+    bool body_watched;   /* from the head to the body's end (conn_http.c) */
+    uint64_t body_since; /* loop time of its last bytes (or of reading resumed) */
     /* the current request/response */
     bl_framing_t framing;
     int status;

@@ -182,6 +182,10 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
         }
         return 0;
     }
+    /* --body-timeout watches until the body ends (on_complete); set before the
+     * timer is armed below, which then counts it in. */
+    c->body_watched = c->server->cfg->body_timeout > 0;
+    c->body_since = uv_now(&c->server->loop);
     bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
                       c->server->cfg->http_timeout);
     return 0;
@@ -190,6 +194,7 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
 static int on_body(bl_http_parser_t *p, const char *at, size_t len)
 {
     bl_conn_t *c = p->data;
+    c->body_since = uv_now(&c->server->loop); /* --body-timeout: progress */
     if (c->ex == NULL) {
         /* The response is done: the app does not want the rest. Past a bound,
          * closing is cheaper than reading it all. */
@@ -222,6 +227,7 @@ static int on_complete(bl_http_parser_t *p)
 {
     bl_conn_t *c = p->data;
     c->message_complete = true;
+    c->body_watched = false; /* a timer armed for it finds nothing due */
     flush_body(c);
     return 0;
 }

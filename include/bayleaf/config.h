@@ -25,6 +25,7 @@ typedef struct {
     double keepalive_timeout; /* idle keep-alive connections close after this */
     double header_timeout;    /* a request head must arrive within this */
     double send_timeout;      /* pending output unwritten this long: drop the client; 0: off */
+    double body_timeout;      /* no request body bytes this long while read: 408; 0: off */
     size_t max_head;          /* request line + headers */
     size_t max_url;
     unsigned max_headers;

@@ -49,7 +49,7 @@ def test_help(tmp_path):
     if IS_BAYLEAF:
         for opt in ["--bind", "--unix-socket", "--fd", "--root-path", "--http-timeout", "--verbosity",
                     "--access-log", "--server-name", "--no-server-name", "--lifespan", "--loop", "--version",
-                    "--send-timeout", "--gc-threshold"]:
+                    "--send-timeout", "--body-timeout", "--gc-threshold"]:
             assert opt in text, f"{opt} missing from --help"
 
 
@@ -79,6 +79,8 @@ def test_unknown_flag():
     ["-v", "loud"],
     ["--send-timeout", "-1"],
     ["--send-timeout", "soon"],
+    ["--body-timeout", "-1"],
+    ["--body-timeout", "soon"],
     ["--gc-threshold", "-5"],
     ["--gc-threshold", "many"],
 ], ids=lambda a: " ".join(a))

@@ -89,6 +89,7 @@ static void test_defaults(void)
     CHECK_EQ_DBL(p.cfg.keepalive_timeout, 75);
     CHECK_EQ_DBL(p.cfg.header_timeout, 30);
     CHECK_EQ_DBL(p.cfg.send_timeout, 60);
+    CHECK_EQ_DBL(p.cfg.body_timeout, 60);
     CHECK_EQ_INT(p.cfg.max_head, 64 * 1024);
     CHECK_EQ_INT(p.cfg.max_url, 16 * 1024);
     CHECK_EQ_INT(p.cfg.max_headers, 128);
@@ -221,6 +222,18 @@ static void test_other_options(void)
     CHECK_EQ_DBL(p.cfg.keepalive_timeout, 2);
     CHECK_EQ_DBL(p.cfg.header_timeout, 0);
     CHECK_EQ_DBL(p.cfg.send_timeout, 2.5);
+    parsed_free(&p);
+
+    PARSE(&p, "--body-timeout", "0.5", "a:b");
+    CHECK_EQ_INT(p.rc, BL_CONFIG_OK);
+    CHECK_EQ_DBL(p.cfg.body_timeout, 0.5);
+    parsed_free(&p);
+    PARSE(&p, "--body-timeout", "0", "a:b"); /* off */
+    CHECK_EQ_INT(p.rc, BL_CONFIG_OK);
+    CHECK_EQ_DBL(p.cfg.body_timeout, 0);
+    parsed_free(&p);
+    PARSE(&p, "--body-timeout", "-1", "a:b");
+    CHECK_REJECTED(&p, "'-1'");
     parsed_free(&p);
 
     PARSE(&p, "--send-timeout", "0", "a:b"); /* off */
