@@ -1131,6 +1131,48 @@ static void test_chunk_extension_limits(void)
     }
     free(req);
 
+    /* A short quoted value is fine. */
+    {
+        static const char q[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "1;n=\"v v\"\r\nx\r\n0\r\n\r\n";
+        bl_http_parser_t p;
+        rec_t r;
+        size_t used;
+        CHECK_EQ_INT(parse_one(q, &r, &p, &used), BL_HTTP_PAUSED);
+        CHECK_MEM_STR(r.body, r.body_len, "x");
+        rec_free(&r, &p);
+    }
+    /* The per-chunk count starts afresh each chunk: twenty chunks of 1000
+     * bytes, each with 1000 bytes of extensions, are whole. */
+    {
+        size_t cap = 128 + 20 * 2100;
+        char *many = malloc(cap);
+        size_t n = (size_t)snprintf(many, cap,
+                                    "POST / HTTP/1.1\r\nHost: a\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < 20; i++) {
+            n += (size_t)snprintf(many + n, cap - n, "3e8;e=");
+            memset(many + n, 'v', 998);
+            n += 998;
+            memcpy(many + n, "\r\n", 2);
+            n += 2;
+            memset(many + n, 'd', 1000);
+            n += 1000;
+            memcpy(many + n, "\r\n", 2);
+            n += 2;
+        }
+        memcpy(many + n, "0\r\n\r\n", 5);
+        n += 5;
+        bl_http_parser_t p;
+        rec_t r;
+        size_t used;
+        rec_init(&r, &p, NULL);
+        CHECK_EQ_INT(bl_http_parser_feed(&p, many, n, &used), BL_HTTP_PAUSED);
+        CHECK_EQ_INT(r.body_len, 20000);
+        rec_free(&r, &p);
+        free(many);
+    }
+
     /* Many chunks of one byte, each with an extension under the per-chunk
      * limit: the request's total is held to its body plus the slack. */
     size_t each = 1000, chunks = BL_HTTP_CHUNK_EXT_SLACK / each + 8;
