@@ -126,7 +126,7 @@ static const char usage[] =
     "  --send-timeout SECS        drop a client that reads none of our pending output\n"
     "                             for this long, 0 to turn off (default 60)\n"
     "  --body-timeout SECS        end a request whose body sends nothing for this long\n"
-    "                             while it is read: 408, 0 to turn off (default 60)\n"
+    "                             while it is read: 408, 0 to turn off (default 30)\n"
     "  --websocket_timeout SECS   maximum WebSocket age, -1 for never (default 86400)\n"
     "  --websocket_connect_timeout SECS\n"
     "                             time for the app to accept a WebSocket (default 5)\n"
@@ -207,7 +207,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->keepalive_timeout = 75;
     cfg->header_timeout = 30;
     cfg->send_timeout = 60;
-    cfg->body_timeout = 60;
+    cfg->body_timeout = 30;
     cfg->max_head = 64 * 1024;
     cfg->max_url = 16 * 1024;
     cfg->max_headers = 128;

@@ -89,7 +89,7 @@ static void test_defaults(void)
     CHECK_EQ_DBL(p.cfg.keepalive_timeout, 75);
     CHECK_EQ_DBL(p.cfg.header_timeout, 30);
     CHECK_EQ_DBL(p.cfg.send_timeout, 60);
-    CHECK_EQ_DBL(p.cfg.body_timeout, 60);
+    CHECK_EQ_DBL(p.cfg.body_timeout, 30);
     CHECK_EQ_INT(p.cfg.max_head, 64 * 1024);
     CHECK_EQ_INT(p.cfg.max_url, 16 * 1024);
     CHECK_EQ_INT(p.cfg.max_headers, 128);
