@@ -72,9 +72,9 @@ static bool body_check(bl_conn_t *c, uint64_t now)
         c->body_watched = false; /* ending anyway */
         return false;
     }
-    /* Not reading (the app is behind, or the client does not read us), or
+    /* The app is behind, we do not read (the client does not read us), or
      * the client waits for our 100 Continue: its silence is not a stall. */
-    bool waiting = !c->reading || (c->expect_continue && !c->continue_sent);
+    bool waiting = c->body_blocked || !c->reading || (c->expect_continue && !c->continue_sent);
     if (waiting)
         c->body_since = now;
     if (waiting || now - c->body_since < body_timeout_ms(c))

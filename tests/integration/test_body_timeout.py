@@ -3,6 +3,7 @@ before a response, else the connection closes) and the app hears
 http.disconnect; a body that keeps moving, or a client waiting for our
 100 Continue, is never cut."""
 
+import threading
 import time
 
 import pytest
@@ -78,6 +79,23 @@ def test_a_client_waiting_for_100_continue_is_not_cut(server):
         resp = conn.read_response(timeout=30)
         assert resp.status == 200
         assert resp.json()["body_len"] == 5
+
+
+def test_an_app_that_is_behind_does_not_cut_the_client(server):
+    """The app sleeps past the timeout before its first receive(): reading
+    stops at the read-ahead bound and the client's bytes wait in the kernel.
+    That silence is ours, not the client's: the whole body arrives."""
+    body = b"z" * (4 << 20)
+    with server.connect() as conn:
+        sender = threading.Thread(target=conn.send, args=(
+            build_request("POST", "/body?wait=4", headers=[("Content-Length", str(len(body)))]) + body,))
+        sender.start()
+        try:
+            resp = conn.read_response(timeout=60)
+        finally:
+            sender.join(60)
+        assert resp.status == 200, resp.raw_head
+        assert resp.json()["length"] == len(body)
 
 
 def test_server_still_serving(server):
