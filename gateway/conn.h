@@ -141,6 +141,9 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
 /* conn_write.c */
 /* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
 void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
+/* Frees a down event that will not be written, its app bytes released: every
+ * drop path goes through it. */
+void bl_conn_event_drop(bl_event_t *ev);
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted);
 void bl_conn_fail(bl_conn_t *c, int status);

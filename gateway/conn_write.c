@@ -25,6 +25,24 @@ void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
     }
 }
 
+/* The one way to discard a down event unwritten: its bytes leave the app's
+ * count, so a send() waiting on them wakes. */
+void bl_conn_event_drop(bl_event_t *ev)
+{
+    bl_conn_unsent_release(ev->ex, bl_event_unsent(ev));
+    bl_event_free(ev);
+}
+
+/* bl_conn_write's way out without writing: ev and mem as if written. */
+static void write_drop(bl_event_t *ev, char *mem, size_t accounted)
+{
+    if (ev != NULL) {
+        bl_conn_unsent_release(ev->ex, accounted);
+        bl_event_free(ev);
+    }
+    free(mem);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
@@ -53,9 +71,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
                   size_t accounted)
 {
     if (c->closing || c->lingering) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         return -1;
     }
     /* Most responses fit in the socket buffer: write them now. A completed
@@ -65,16 +81,11 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         total += bufs[i].len;
     int n = uv_try_write(&c->h.stream, bufs, nbufs);
     if (n == (int)total) {
-        bl_conn_unsent_release(ev != NULL ? ev->ex : NULL, accounted);
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted); /* all written */
         return 0;
     }
     if (n < 0 && n != UV_EAGAIN) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         bl_conn_close(c);
         return -1;
     }
@@ -91,9 +102,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     }
     write_req_t *w = malloc(sizeof(*w));
     if (w == NULL) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         bl_conn_close(c);
         return -1;
     }

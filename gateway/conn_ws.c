@@ -70,9 +70,7 @@ static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
         uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
         bl_conn_write(c, &b, 1, ev, (char *)buf, accounted);
     } else if (ev != NULL) {
-        /* Nothing left the session (it was closing): release the bytes now. */
-        bl_conn_unsent_release(ev->ex, accounted);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev); /* nothing left the session (it was closing) */
     }
     if (!c->closing && !c->lingering && bl_ws_done(c->ws))
         bl_conn_finish(c);
@@ -292,7 +290,7 @@ static void ws_send(bl_conn_t *c, bl_event_t *ev)
     int rc = (ev->flags & BL_EVF_BINARY) ? bl_ws_send_binary(c->ws, ev->data, len)
                                          : bl_ws_send_text(c->ws, ev->data, len);
     if (rc == -12 /* -ENOMEM */) {
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         bl_conn_close(c);
         return;
     }
@@ -356,7 +354,7 @@ void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
     default:
         break;
     }
-    bl_event_free(ev);
+    bl_conn_event_drop(ev); /* a send after our close included */
 }
 
 void bl_conn_ws_timer(bl_conn_t *c)
