@@ -102,7 +102,8 @@ struct bl_conn_s {
     uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
     uint64_t ws_pongs;     /* pongs seen when that ping went out */
     uint64_t ws_closing_since;
-    bool ws_deflate; /* permessage-deflate agreed for the 101 */
+    uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
+    bool ws_deflate;         /* permessage-deflate agreed for the 101 */
     bl_ws_deflate_params_t ws_deflate_params;
 };
 

@@ -54,6 +54,10 @@ struct bl_ws_s {
     uint64_t pongs;
     bool rsv1; /* RSV1 allowed (permessage-deflate) */
     bool used; /* since the last bl_ws_sleep_if_idle */
+    /* hold_fault: a fault after messages of the same feed waits for its close */
+    bool hold_fault;
+    bool delivered; /* a message was delivered during this feed */
+    uint16_t fault; /* the close code held, 0: none */
 };
 
 /* A reassembly buffer this large is not kept between messages. */
@@ -245,6 +249,7 @@ static void deliver(bl_ws_t *ws, int opcode)
             return;
         }
     }
+    ws->delivered = true;
     if (ws->cb.on_message != NULL)
         ws->cb.on_message(ws, opcode, data, len);
 }
@@ -320,7 +325,9 @@ int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *
     ws->cb = *cb;
     ws->data = data;
     ws->max_message = cfg ? cfg->max_message_size : 0;
+    ws->hold_fault = cfg && cfg->hold_fault;
     bl_ws_guard_init(&ws->guard, ws->max_message);
+    ws->guard.max_frame = cfg ? cfg->max_frame_size : 0;
     bl_ws_guard_init(&ws->wire, 0);
     ws->wire.allowed_rsv = 0x40; /* guard has refused RSV1 where it is not allowed */
     *out = ws;
@@ -500,6 +507,7 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
         ws->in_cut = close_at;
     }
     ws->in_recv = true;
+    ws->delivered = false;
     r = wslay_event_recv(ws->ctx);
     ws->in_recv = false;
     ws->in_len = 0;
@@ -512,10 +520,28 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
     /* wslay accepted everything before the offending bytes: fail now, unless
      * it already stopped reading for a reason of its own found earlier. */
     if (code != 0 && wslay_event_get_read_enabled(ws->ctx)) {
-        wslay_event_queue_close(ws->ctx, code, NULL, 0);
+        if (ws->hold_fault && ws->delivered)
+            ws->fault = code; /* replies to those messages first: bl_ws_fault_close */
+        else
+            wslay_event_queue_close(ws->ctx, code, NULL, 0);
         wslay_event_shutdown_read(ws->ctx);
     }
     return flush(ws);
+}
+
+uint16_t bl_ws_fault_pending(const bl_ws_t *ws)
+{
+    return ws->fault;
+}
+
+int bl_ws_fault_close(bl_ws_t *ws)
+{
+    uint16_t code = ws->fault;
+    if (code == 0)
+        return 0;
+    ws->fault = 0;
+    int r = bl_ws_close(ws, code, "", 0);
+    return r == -ENOMEM ? r : 0; /* -EPIPE: a close went out already */
 }
 
 static int queue(bl_ws_t *ws, uint8_t opcode, const void *data, size_t len)
@@ -654,7 +680,8 @@ bool bl_ws_want_write(const bl_ws_t *ws)
 
 bool bl_ws_done(const bl_ws_t *ws)
 {
-    return ws->ctx != NULL && !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+    return ws->ctx != NULL && ws->fault == 0 && !wslay_event_want_read(ws->ctx) &&
+           !wslay_event_want_write(ws->ctx);
 }
 
 uint64_t bl_ws_pongs(const bl_ws_t *ws)

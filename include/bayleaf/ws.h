@@ -37,6 +37,11 @@ typedef struct {
 
 typedef struct {
     uint64_t max_message_size; /* bytes of one data message; 0: no limit */
+    uint64_t max_frame_size;   /* payload bytes of one data frame (1009 beyond); 0: no limit */
+    /* A protocol fault found after messages delivered by the same feed stops
+     * reading but its close waits for bl_ws_fault_close, so the owner can let
+     * the app's replies to those messages go out first. */
+    bool hold_fault;
 } bl_ws_config_t;
 
 /* 0 or -ENOMEM. cb is copied; data is the owner's (bl_ws_data). */
@@ -74,6 +79,11 @@ int bl_ws_send_ping(bl_ws_t *ws, const void *data, size_t len);
  * must be sendable: bl_ws_close_code_sendable (-EINVAL). The reason is
  * cut to 123 bytes on a UTF-8 character boundary. 0 or -EPIPE, -ENOMEM. */
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len);
+
+/* The close code of a fault held (see hold_fault), 0 when none. */
+uint16_t bl_ws_fault_pending(const bl_ws_t *ws);
+/* Queues the held fault's close frame: 0 (also when none), -ENOMEM. */
+int bl_ws_fault_close(bl_ws_t *ws);
 
 /* May a server send this close code? (1000-1003, 1007-1014, 3000-4999.) */
 bool bl_ws_close_code_sendable(uint16_t code);
