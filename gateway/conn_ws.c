@@ -262,9 +262,10 @@ void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
         ws_failed(c);
     } else if (c->ws_phase == WS_OPEN && bl_ws_fault_pending(c->ws) != 0 &&
                c->ws_fault_since == 0) {
-        /* A fault right after messages: the app's replies to them go out
-         * first, for FAULT_REPLY_TIMEOUT_MS at most (see ws_send). */
-        if (c->ex == NULL) {
+        /* A fault while the app has messages it has not taken (a message,
+         * then reserved bits, in one read): its replies to them go out first,
+         * for FAULT_REPLY_TIMEOUT_MS at most (see ws_send). */
+        if (c->ex == NULL || c->ex->body_inflight == 0) {
             ws_fault_close(c);
             return;
         }

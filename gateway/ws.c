@@ -52,12 +52,10 @@ struct bl_ws_s {
     uint8_t *out;
     size_t out_len, out_cap;
     uint64_t pongs;
-    bool rsv1; /* RSV1 allowed (permessage-deflate) */
-    bool used; /* since the last bl_ws_sleep_if_idle */
-    /* hold_fault: a fault after messages of the same feed waits for its close */
-    bool hold_fault;
-    bool delivered; /* a message was delivered during this feed */
-    uint16_t fault; /* the close code held, 0: none */
+    bool rsv1;       /* RSV1 allowed (permessage-deflate) */
+    bool used;       /* since the last bl_ws_sleep_if_idle */
+    bool hold_fault; /* a fault's close waits for bl_ws_fault_close */
+    uint16_t fault;  /* the close code held, 0: none */
 };
 
 /* A reassembly buffer this large is not kept between messages. */
@@ -249,7 +247,6 @@ static void deliver(bl_ws_t *ws, int opcode)
             return;
         }
     }
-    ws->delivered = true;
     if (ws->cb.on_message != NULL)
         ws->cb.on_message(ws, opcode, data, len);
 }
@@ -507,7 +504,6 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
         ws->in_cut = close_at;
     }
     ws->in_recv = true;
-    ws->delivered = false;
     r = wslay_event_recv(ws->ctx);
     ws->in_recv = false;
     ws->in_len = 0;
@@ -520,8 +516,8 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
     /* wslay accepted everything before the offending bytes: fail now, unless
      * it already stopped reading for a reason of its own found earlier. */
     if (code != 0 && wslay_event_get_read_enabled(ws->ctx)) {
-        if (ws->hold_fault && ws->delivered)
-            ws->fault = code; /* replies to those messages first: bl_ws_fault_close */
+        if (ws->hold_fault)
+            ws->fault = code; /* the owner lets replies go first: bl_ws_fault_close */
         else
             wslay_event_queue_close(ws->ctx, code, NULL, 0);
         wslay_event_shutdown_read(ws->ctx);

@@ -38,9 +38,9 @@ typedef struct {
 typedef struct {
     uint64_t max_message_size; /* bytes of one data message; 0: no limit */
     uint64_t max_frame_size;   /* payload bytes of one data frame (1009 beyond); 0: no limit */
-    /* A protocol fault found after messages delivered by the same feed stops
-     * reading but its close waits for bl_ws_fault_close, so the owner can let
-     * the app's replies to those messages go out first. */
+    /* A protocol fault found by the frame checks (ws_guard.h) stops reading
+     * but its close waits for bl_ws_fault_close, so the owner can let the
+     * app's replies to the messages before it go out first. */
     bool hold_fault;
 } bl_ws_config_t;
 

@@ -306,8 +306,8 @@ static void test_max_frame_size(void)
     finish(ws, &r, &b);
 }
 
-/* hold_fault: a protocol fault right after a message in the same feed stops
- * reading, but the close waits so that a reply goes out first. */
+/* hold_fault: a protocol fault stops reading, but its close waits for
+ * bl_ws_fault_close so that a reply goes out first. */
 static void test_hold_fault(void)
 {
     rec_t r;
@@ -331,15 +331,19 @@ static void test_hold_fault(void)
     CHECK(bl_ws_fault_pending(ws) == 0 && bl_ws_close_code_sent(ws) == 1002 && bl_ws_done(ws));
     finish(ws, &r, &b);
 
-    /* a fault with no message before it in that feed closes at once */
+    /* a fault in a later feed, a size fault: held the same */
     memset(&r, 0, sizeof(r));
+    cfg.max_message_size = 10;
     CHECK(bl_ws_new(&ws, &callbacks, &cfg, &r) == 0);
     frame(&b, FIN | OP_TEXT, "hello", 5);
     CHECK(feed(ws, &b) == 0 && r.messages == 1);
     b.len = 0;
-    frame(&b, FIN | 3, "x", 1);
+    frame(&b, FIN | OP_BIN, "0123456789A", 11);
     CHECK(feed(ws, &b) == 0);
-    CHECK(bl_ws_fault_pending(ws) == 0 && OUT_IS(ws, CLOSE_1002));
+    CHECK(bl_ws_fault_pending(ws) == 1009 && OUT_IS(ws, ""));
+    CHECK(bl_ws_fault_close(ws) == 0 && OUT_IS(ws, CLOSE_1009));
+    /* a second call does nothing */
+    CHECK(bl_ws_fault_close(ws) == 0 && OUT_IS(ws, "") && bl_ws_done(ws));
     finish(ws, &r, &b);
 }
 
