@@ -385,9 +385,12 @@ void bl_ws_allow_rsv1(bl_ws_t *ws)
         wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     ws->guard.allowed_rsv = 0x40;
     /* Incompressible data grows by 5 bytes a block, blocks as short as 128
-     * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more. */
-    uint64_t max = ws->guard.max_message;
-    if (max != 0 && max < UINT64_MAX / 2)
+     * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more.
+     * Without a message limit, inflation still stops at the cap: a
+     * compressed message too long to fit under it is refused from its
+     * headers, before it is reassembled. */
+    uint64_t max = ws->guard.max_message ? ws->guard.max_message : BL_WS_DEFLATE_INFLATE_CAP;
+    if (max < UINT64_MAX / 2)
         ws->guard.max_compressed = max + max / 8 + 64;
 }
 

@@ -807,6 +807,24 @@ static void test_session_failures(void)
     frame(&b, FIN | RSV1 | OP_BIN, c.p, c.len);
     frame(&b, FIN | OP_TEXT, "after", 5); /* never read */
     expect_fail(true, 65536, &b, 1009, 0);
+    /* without a message limit, a compressed message too long to inflate
+     * under the cap is refused from its header (no 1 GiB reassembly) */
+    b.len = 0;
+    uint64_t cap = BL_WS_DEFLATE_INFLATE_CAP, wire_max = cap + cap / 8 + 64;
+    uint8_t h64[] = {FIN | RSV1 | OP_BIN, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
+    for (int i = 0; i < 8; i++)
+        h64[2 + i] = (uint8_t)((wire_max + 1) >> (56 - 8 * i));
+    put(&b, h64, sizeof(h64));
+    expect_fail(true, 0, &b, 1009, 0);
+    /* at that bound the header is accepted: nothing is failed yet */
+    {
+        rec_t r2;
+        bl_ws_t *ws = session(&r2, true, 0);
+        for (int i = 0; i < 8; i++)
+            h64[2 + i] = (uint8_t)(wire_max >> (56 - 8 * i));
+        CHECK(bl_ws_feed(ws, h64, sizeof(h64)) == 0 && close_sent(ws) == 0);
+        bl_ws_free(ws);
+    }
     /* the message before the bomb is delivered */
     b.len = 0;
     frame(&b, FIN | RSV1 | OP_TEXT, hello, 7);

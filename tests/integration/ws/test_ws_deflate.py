@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import random
+import struct
 import zlib
 
 import pytest
@@ -401,6 +402,12 @@ def test_bomb_without_message_limit_1009(start_server, tmp_path):
     bomb = deflate(b"\x00" * (cap + 1))
     assert len(bomb) < 100_000
     expect_failure(server, tmp_path, frame(OP_BINARY, bomb, rsv=4), 1009)
+    # a compressed message too long to inflate under the cap: refused from its
+    # header, before the server reassembles 80 MiB of it
+    with open_deflate(server) as ws:
+        ws.send(struct.pack("!BBQ", 0xC2, 0xFF, 80 << 20) + b"\0\0\0\0" + b"z" * 1000)
+        f = ws.expect_close(5)
+        assert f.close_code == 1009, f
 
 
 @pytest.mark.parametrize("name, data, offer", [
