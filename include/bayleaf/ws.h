@@ -5,7 +5,9 @@
  * nothing but control frames); text is checked as UTF-8 as it arrives (1007);
  * a message over max_message_size fails with 1009 as soon as a frame header
  * announces it; protocol errors fail with 1002. Failing means: a close frame is
- * queued, reading stops, and bl_ws_done() becomes true once it is written. */
+ * queued, reading stops, and bl_ws_done() becomes true once it is written
+ * (with hold_fault, the close of a frame-check fault waits for
+ * bl_ws_fault_close). */
 #ifndef BAYLEAF_WS_H
 #define BAYLEAF_WS_H
 
