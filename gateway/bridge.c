@@ -1,5 +1,6 @@
 /* Queues of plain C events between the I/O thread and the Python thread. */
 #include "bayleaf/bridge.h"
+#include "bayleaf/log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@ void bl_queue_destroy(bl_queue_t *q)
     bl_event_t *ev = bl_queue_take(q);
     while (ev != NULL) {
         bl_event_t *next = ev->next;
+        /* Never written: nobody waits any more, but the count must balance. */
+        if (ev->ex != NULL)
+            atomic_fetch_sub(&ev->ex->unsent, bl_event_unsent(ev));
         bl_event_free(ev);
         ev = next;
     }
@@ -73,6 +77,19 @@ void bl_event_free(bl_event_t *ev)
     free(ev);
 }
 
+size_t bl_event_unsent(const bl_event_t *ev)
+{
+    switch (ev->type) {
+    case BL_EV_RESPONSE:
+        return ev->len2; /* the body after the head */
+    case BL_EV_SEND_BODY:
+    case BL_EV_WS_SEND:
+        return ev->len;
+    default:
+        return 0;
+    }
+}
+
 bl_exchange_t *bl_exchange_new(void)
 {
     bl_exchange_t *ex = calloc(1, sizeof(*ex));
@@ -96,6 +113,12 @@ void bl_exchange_unref(bl_exchange_t *ex)
     if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) != 1)
         return;
     /* Last reference: no thread can see it any more. */
+    size_t unsent = atomic_load(&ex->unsent);
+    if (unsent != 0) {
+        /* A write or drop path forgot bl_conn_event_drop: a send() may have
+         * waited on these bytes forever. Tests look for this line. */
+        BL_ERROR("accounting error: an exchange freed with %zu unsent bytes", unsent);
+    }
     bl_event_t *ev = ex->pending;
     while (ev != NULL) {
         bl_event_t *next = ev->next;

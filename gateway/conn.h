@@ -105,7 +105,8 @@ struct bl_conn_s {
     uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
     uint64_t ws_pongs;     /* pongs seen when that ping went out */
     uint64_t ws_closing_since;
-    bool ws_deflate; /* permessage-deflate agreed for the 101 */
+    uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
+    bool ws_deflate;         /* permessage-deflate agreed for the 101 */
     bl_ws_deflate_params_t ws_deflate_params;
 };
 
@@ -144,6 +145,9 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
 /* conn_write.c */
 /* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
 void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
+/* Frees a down event that will not be written, its app bytes released: every
+ * drop path goes through it. */
+void bl_conn_event_drop(bl_event_t *ev);
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted);
 void bl_conn_fail(bl_conn_t *c, int status);

@@ -322,7 +322,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
     size_t head_len;
     bool more = (ev->flags & BL_EVF_MORE) != 0;
     if (c->resp_started) {
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         return;
     }
     int err = bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive);
@@ -331,7 +331,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
             BL_ERROR("application response with status %d refused (1xx, or Content-Length "
                      "with Transfer-Encoding): 500",
                      ev->status);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         bl_conn_fail(c, 500);
         return;
     }
@@ -345,12 +345,12 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
     unsigned n = 0;
     size_t body_len = ev->len2;
     if (!body_within_length(c, &body_len, &more)) {
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         free(head);
         return;
     }
     char *body = ev->data + ev->len;
-    size_t accounted = body_len;
+    size_t accounted = ev->len2; /* all of it, cut or not */
     bufs[n++] = bl_buf(head, head_len);
     char prefix[24];
     if (c->framing != BL_FRAME_NONE && body_len > 0) {
@@ -360,7 +360,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
             char *h2 = realloc(head, head_len + pl);
             if (h2 == NULL) {
                 free(head);
-                bl_event_free(ev);
+                bl_conn_event_drop(ev);
                 bl_conn_close(c);
                 return;
             }
@@ -385,14 +385,12 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     bool more = (ev->flags & BL_EVF_MORE) != 0;
     size_t len = ev->len;
     if (!c->resp_started || c->resp_done) {
-        bl_conn_unsent_release(ev->ex, len);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         return;
     }
     size_t accounted = len;
     if (!body_within_length(c, &len, &more)) {
-        bl_conn_unsent_release(ev->ex, accounted);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         return;
     }
     uv_buf_t bufs[3];
@@ -400,8 +398,7 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     char *prefix = NULL;
     if (c->framing == BL_FRAME_NONE) {
         /* HEAD or a status without a body: the bytes are dropped. */
-        bl_conn_unsent_release(ev->ex, len);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         if (!more)
             response_done(c);
         return;
@@ -409,7 +406,7 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     if (c->framing == BL_FRAME_CHUNKED && len > 0) {
         prefix = malloc(24);
         if (prefix == NULL) {
-            bl_event_free(ev);
+            bl_conn_event_drop(ev);
             bl_conn_close(c);
             return;
         }
@@ -427,8 +424,7 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     if (n > 0) {
         bl_conn_write(c, bufs, n, ev, prefix, accounted);
     } else {
-        bl_conn_unsent_release(ev->ex, accounted);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
     }
     if (!more) {
         if (c->framing == BL_FRAME_CLOSE)
@@ -456,7 +452,7 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
     (void)s;
     bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
     if (c == NULL || c->closing || c->lingering) {
-        bl_event_free(ev);
+        bl_conn_event_drop(ev); /* the connection is gone or going: nothing more is written */
         return;
     }
     if (ev->ex->kind == BL_KIND_WEBSOCKET && ev->type != BL_EV_CONSUMED) {
@@ -488,5 +484,5 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
     default:
         break;
     }
-    bl_event_free(ev);
+    bl_conn_event_drop(ev);
 }

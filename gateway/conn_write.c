@@ -27,6 +27,24 @@ void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
     }
 }
 
+/* The one way to discard a down event unwritten: its bytes leave the app's
+ * count, so a send() waiting on them wakes. */
+void bl_conn_event_drop(bl_event_t *ev)
+{
+    bl_conn_unsent_release(ev->ex, bl_event_unsent(ev));
+    bl_event_free(ev);
+}
+
+/* bl_conn_write's way out without writing: ev and mem as if written. */
+static void write_drop(bl_event_t *ev, char *mem, size_t accounted)
+{
+    if (ev != NULL) {
+        bl_conn_unsent_release(ev->ex, accounted);
+        bl_event_free(ev);
+    }
+    free(mem);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
@@ -71,9 +89,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
                   size_t accounted)
 {
     if (c->closing || c->lingering) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         return -1;
     }
     /* A buffer over BL_BUF_MAX (a body of gigabytes) goes as several. */
@@ -82,9 +98,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     if (nsplit != nbufs) {
         split = nsplit <= UINT_MAX ? malloc(nsplit * sizeof(*split)) : NULL;
         if (split == NULL) {
-            if (ev != NULL)
-                bl_event_free(ev);
-            free(mem);
+            write_drop(ev, mem, accounted);
             bl_conn_close(c);
             return -1;
         }
@@ -99,17 +113,12 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         total += bufs[i].len;
     int n = uv_try_write(&c->h.stream, bufs, nbufs);
     if (n >= 0 && (size_t)n == total) {
-        bl_conn_unsent_release(ev != NULL ? ev->ex : NULL, accounted);
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted); /* all written */
         free(split);
         return 0;
     }
     if (n < 0 && n != UV_EAGAIN) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         free(split);
         bl_conn_close(c);
         return -1;
@@ -127,9 +136,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     }
     write_req_t *w = malloc(sizeof(*w));
     if (w == NULL) {
-        if (ev != NULL)
-            bl_event_free(ev);
-        free(mem);
+        write_drop(ev, mem, accounted);
         free(split);
         bl_conn_close(c);
         return -1;

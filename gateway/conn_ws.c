@@ -11,6 +11,9 @@
 #include <string.h>
 
 #define CLOSE_HANDSHAKE_TIMEOUT_MS 5000
+/* How long a protocol fault's close waits for the app's reply to the messages
+ * that came just before it (bl_ws_fault_pending). */
+#define FAULT_REPLY_TIMEOUT_MS 1000
 
 static uint64_t now_ms(bl_conn_t *c)
 {
@@ -34,7 +37,10 @@ static void ws_schedule(bl_conn_t *c)
     } while (0)
     if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
         NEAREST(c->ws_started + (uint64_t)(cfg->websocket_connect_timeout * 1000));
-    if (c->ws_phase == WS_OPEN && !c->reading) {
+    if (c->ws_phase == WS_OPEN && c->ws_fault_since != 0) {
+        /* Nothing is read any more: only the wait for the app's reply. */
+        NEAREST(c->ws_fault_since + FAULT_REPLY_TIMEOUT_MS);
+    } else if (c->ws_phase == WS_OPEN && !c->reading) {
         /* Reading is paused for the app: a pong could not be seen, so no
          * keepalive until it resumes (the client is not idle, we are). */
         c->ws_ping_sent = 0;
@@ -71,9 +77,7 @@ static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
         uv_buf_t b = bl_buf((char *)buf, len);
         bl_conn_write(c, &b, 1, ev, (char *)buf, accounted);
     } else if (ev != NULL) {
-        /* Nothing left the session (it was closing): release the bytes now. */
-        bl_conn_unsent_release(ev->ex, accounted);
-        bl_event_free(ev);
+        bl_conn_event_drop(ev); /* nothing left the session (it was closing) */
     }
     if (!c->closing && !c->lingering && bl_ws_done(c->ws))
         bl_conn_finish(c);
@@ -98,13 +102,48 @@ static void post_disconnect(bl_conn_t *c, uint16_t code, const uint8_t *reason, 
     bl_exchange_unref(ex);
 }
 
+/* Every move into WS_CLOSING, whoever closed first: the closing handshake's
+ * deadline runs from now. */
+static void ws_closing_enter(bl_conn_t *c)
+{
+    if (c->ws_phase == WS_CLOSING)
+        return;
+    c->ws_phase = WS_CLOSING;
+    c->ws_closing_since = now_ms(c);
+    c->ws_fault_since = 0;
+}
+
+/* The session failed the connection (1002, 1007, 1009...): the app hears it. */
+static void ws_failed(bl_conn_t *c)
+{
+    ws_closing_enter(c);
+    if (c->ex != NULL)
+        post_disconnect(c, bl_ws_close_code_sent(c->ws), (const uint8_t *)"", 0);
+}
+
+/* Sends the close of a fault held for the app's reply (bl_ws_fault_pending). */
+static void ws_fault_close(bl_conn_t *c)
+{
+    if (bl_ws_fault_close(c->ws) != 0) {
+        bl_conn_close(c);
+        return;
+    }
+    ws_failed(c);
+    ws_flush(c, 0, NULL);
+    if (!c->closing)
+        ws_schedule(c);
+}
+
 /* Starts our side of the closing handshake. */
 static void ws_close(bl_conn_t *c, uint16_t code, const char *reason, size_t len)
 {
     if (c->ws_phase != WS_OPEN)
         return;
-    c->ws_phase = WS_CLOSING;
-    c->ws_closing_since = now_ms(c);
+    if (bl_ws_fault_pending(c->ws) != 0) {
+        ws_fault_close(c); /* the client broke the protocol: that is the reason */
+        return;
+    }
+    ws_closing_enter(c);
     if (bl_ws_close(c->ws, code, reason, len) == -EINVAL)
         bl_ws_close(c->ws, 1011, "", 0); /* never leave the client without a close frame */
     ws_flush(c, 0, NULL);
@@ -135,7 +174,7 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
 static void on_close(bl_ws_t *ws, uint16_t code, const uint8_t *reason, size_t len)
 {
     bl_conn_t *c = bl_ws_data(ws);
-    c->ws_phase = WS_CLOSING;
+    ws_closing_enter(c);
     post_disconnect(c, code, reason, len);
 }
 
@@ -221,13 +260,17 @@ void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
         return;
     }
     if (c->ws_phase == WS_OPEN && bl_ws_close_sent(c->ws)) {
-        /* The session failed the connection (1002, 1007, 1009...). */
-        c->ws_phase = WS_CLOSING;
-        c->ws_closing_since = now_ms(c);
-        if (c->ex != NULL) {
-            uint16_t code = bl_ws_close_code_sent(c->ws);
-            post_disconnect(c, code, (const uint8_t *)"", 0);
+        ws_failed(c);
+    } else if (c->ws_phase == WS_OPEN && bl_ws_fault_pending(c->ws) != 0 &&
+               c->ws_fault_since == 0) {
+        /* A fault while the app has messages it has not taken (a message,
+         * then reserved bits, in one read): its replies to them go out first,
+         * for FAULT_REPLY_TIMEOUT_MS at most (see ws_send). */
+        if (c->ex == NULL || c->ex->body_inflight == 0) {
+            ws_fault_close(c);
+            return;
         }
+        c->ws_fault_since = now_ms(c);
     }
     ws_flush(c, 0, NULL);
     if (!c->closing)
@@ -238,7 +281,11 @@ void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
 static void ws_accept(bl_conn_t *c, bl_event_t *ev)
 {
     const bl_config_t *conf = c->server->cfg;
-    bl_ws_config_t cfg = {.max_message_size = conf->websocket_max_message_size};
+    bl_ws_config_t cfg = {
+        .max_message_size = conf->websocket_max_message_size,
+        .max_frame_size = conf->websocket_max_frame_size,
+        .hold_fault = true,
+    };
     char sub[256];
     char *head;
     size_t head_len;
@@ -293,13 +340,18 @@ static void ws_send(bl_conn_t *c, bl_event_t *ev)
     int rc = (ev->flags & BL_EVF_BINARY) ? bl_ws_send_binary(c->ws, ev->data, len)
                                          : bl_ws_send_text(c->ws, ev->data, len);
     if (rc == -12 /* -ENOMEM */) {
-        bl_event_free(ev);
+        bl_conn_event_drop(ev);
         bl_conn_close(c);
         return;
     }
     /* The frame is copied into the session's output: ev goes with the write so
      * the app's unsent count drops when the bytes reach the socket. */
     ws_flush(c, len, ev);
+    /* A held fault: once the app has taken every message before it, this is
+     * its reply (its CONSUMED came first, down events keep their order). */
+    if (!c->closing && !c->lingering && c->ws_fault_since != 0 && c->ex != NULL &&
+        c->ex->body_inflight == 0)
+        ws_fault_close(c);
 }
 
 void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
@@ -357,7 +409,7 @@ void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
     default:
         break;
     }
-    bl_event_free(ev);
+    bl_conn_event_drop(ev); /* a send after our close included */
 }
 
 void bl_conn_ws_timer(bl_conn_t *c)
@@ -373,6 +425,13 @@ void bl_conn_ws_timer(bl_conn_t *c)
         }
         break;
     case WS_OPEN:
+        if (c->ws_fault_since != 0) {
+            if (now - c->ws_fault_since >= FAULT_REPLY_TIMEOUT_MS) {
+                ws_fault_close(c); /* no reply in time */
+                return;
+            }
+            break;
+        }
         if (cfg->websocket_timeout >= 0 &&
             now - c->ws_started >= (uint64_t)(cfg->websocket_timeout * 1000)) {
             ws_close(c, 1000, "", 0);

@@ -52,8 +52,10 @@ struct bl_ws_s {
     uint8_t *out;
     size_t out_len, out_cap;
     uint64_t pongs;
-    bool rsv1; /* RSV1 allowed (permessage-deflate) */
-    bool used; /* since the last bl_ws_sleep_if_idle */
+    bool rsv1;       /* RSV1 allowed (permessage-deflate) */
+    bool used;       /* since the last bl_ws_sleep_if_idle */
+    bool hold_fault; /* a fault's close waits for bl_ws_fault_close */
+    uint16_t fault;  /* the close code held, 0: none */
 };
 
 /* A reassembly buffer this large is not kept between messages. */
@@ -320,7 +322,9 @@ int bl_ws_new(bl_ws_t **out, const bl_ws_callbacks_t *cb, const bl_ws_config_t *
     ws->cb = *cb;
     ws->data = data;
     ws->max_message = cfg ? cfg->max_message_size : 0;
+    ws->hold_fault = cfg && cfg->hold_fault;
     bl_ws_guard_init(&ws->guard, ws->max_message);
+    ws->guard.max_frame = cfg ? cfg->max_frame_size : 0;
     bl_ws_guard_init(&ws->wire, 0);
     ws->wire.allowed_rsv = 0x40; /* guard has refused RSV1 where it is not allowed */
     *out = ws;
@@ -381,9 +385,12 @@ void bl_ws_allow_rsv1(bl_ws_t *ws)
         wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
     ws->guard.allowed_rsv = 0x40;
     /* Incompressible data grows by 5 bytes a block, blocks as short as 128
-     * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more. */
-    uint64_t max = ws->guard.max_message;
-    if (max != 0 && max < UINT64_MAX / 2)
+     * bytes at memLevel 1: allow zlib's conservative deflateBound, 1/8 more.
+     * Without a message limit, inflation still stops at the cap: a
+     * compressed message too long to fit under it is refused from its
+     * headers, before it is reassembled. */
+    uint64_t max = ws->guard.max_message ? ws->guard.max_message : BL_WS_DEFLATE_INFLATE_CAP;
+    if (max < UINT64_MAX / 2)
         ws->guard.max_compressed = max + max / 8 + 64;
 }
 
@@ -512,10 +519,28 @@ int bl_ws_feed(bl_ws_t *ws, const void *data, size_t len)
     /* wslay accepted everything before the offending bytes: fail now, unless
      * it already stopped reading for a reason of its own found earlier. */
     if (code != 0 && wslay_event_get_read_enabled(ws->ctx)) {
-        wslay_event_queue_close(ws->ctx, code, NULL, 0);
+        if (ws->hold_fault)
+            ws->fault = code; /* the owner lets replies go first: bl_ws_fault_close */
+        else
+            wslay_event_queue_close(ws->ctx, code, NULL, 0);
         wslay_event_shutdown_read(ws->ctx);
     }
     return flush(ws);
+}
+
+uint16_t bl_ws_fault_pending(const bl_ws_t *ws)
+{
+    return ws->fault;
+}
+
+int bl_ws_fault_close(bl_ws_t *ws)
+{
+    uint16_t code = ws->fault;
+    if (code == 0)
+        return 0;
+    ws->fault = 0;
+    int r = bl_ws_close(ws, code, "", 0);
+    return r == -ENOMEM ? r : 0; /* -EPIPE: a close went out already */
 }
 
 static int queue(bl_ws_t *ws, uint8_t opcode, const void *data, size_t len)
@@ -654,7 +679,8 @@ bool bl_ws_want_write(const bl_ws_t *ws)
 
 bool bl_ws_done(const bl_ws_t *ws)
 {
-    return ws->ctx != NULL && !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+    return ws->ctx != NULL && ws->fault == 0 && !wslay_event_want_read(ws->ctx) &&
+           !wslay_event_want_write(ws->ctx);
 }
 
 uint64_t bl_ws_pongs(const bl_ws_t *ws)

@@ -684,6 +684,8 @@ int bl_ws_deflate_inflate(bl_ws_deflate_t *d, const uint8_t *in, size_t len, uin
         *out_len = 0;
         return 0;
     }
+    if (limit == 0)
+        limit = BL_WS_DEFLATE_INFLATE_CAP; /* no message limit is no licence for a bomb */
     shared_t *s = shared();
     z_stream *z = s ? inflater(d, s) : NULL;
     if (z == NULL)

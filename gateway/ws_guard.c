@@ -93,6 +93,8 @@ static uint16_t check_length(bl_ws_guard_t *g)
         /* total never exceeds the limit, so the subtraction can't wrap. */
         if (max && len > max - total)
             return MESSAGE_TOO_BIG;
+        if (g->max_frame && len > g->max_frame)
+            return MESSAGE_TOO_BIG; /* --websocket-max-frame-size */
         g->msg_len = len > UINT64_MAX - total ? UINT64_MAX : total + len;
         g->fragmented = !(g->hdr[0] & FIN);
     }

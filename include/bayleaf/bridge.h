@@ -94,7 +94,8 @@ struct bl_exchange_s {
     bool has_root_path;                    /* Daphne-Root-Path from a trusted proxy: */
     uint32_t root_path_off, root_path_len; /* its raw value in head->buf */
     /* both threads: send-side flow control */
-    atomic_size_t unsent;      /* response bytes queued but not yet written */
+    atomic_size_t unsent;      /* response bytes queued but not yet written or dropped:
+                                  0 again when the exchange is freed */
     atomic_bool want_writable; /* Python waits for BL_EV_WRITABLE */
 };
 
@@ -115,6 +116,10 @@ bl_event_t *bl_queue_take(bl_queue_t *q);
 bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size);
 /* Frees the event and drops its exchange reference. */
 void bl_event_free(bl_event_t *ev);
+/* The app's bytes a down event carries, which the Python side added to
+ * ex->unsent when it posted it: whoever writes or drops the event must take
+ * them off again (bl_conn_event_drop), or a send() waits for good. */
+size_t bl_event_unsent(const bl_event_t *ev);
 
 bl_exchange_t *bl_exchange_new(void);
 void bl_exchange_ref(bl_exchange_t *ex);

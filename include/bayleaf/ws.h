@@ -5,7 +5,9 @@
  * nothing but control frames); text is checked as UTF-8 as it arrives (1007);
  * a message over max_message_size fails with 1009 as soon as a frame header
  * announces it; protocol errors fail with 1002. Failing means: a close frame is
- * queued, reading stops, and bl_ws_done() becomes true once it is written. */
+ * queued, reading stops, and bl_ws_done() becomes true once it is written
+ * (with hold_fault, the close of a frame-check fault waits for
+ * bl_ws_fault_close). */
 #ifndef BAYLEAF_WS_H
 #define BAYLEAF_WS_H
 
@@ -37,6 +39,11 @@ typedef struct {
 
 typedef struct {
     uint64_t max_message_size; /* bytes of one data message; 0: no limit */
+    uint64_t max_frame_size;   /* payload bytes of one data frame (1009 beyond); 0: no limit */
+    /* A protocol fault found by the frame checks (ws_guard.h) stops reading
+     * but its close waits for bl_ws_fault_close, so the owner can let the
+     * app's replies to the messages before it go out first. */
+    bool hold_fault;
 } bl_ws_config_t;
 
 /* 0 or -ENOMEM. cb is copied; data is the owner's (bl_ws_data). */
@@ -74,6 +81,11 @@ int bl_ws_send_ping(bl_ws_t *ws, const void *data, size_t len);
  * must be sendable: bl_ws_close_code_sendable (-EINVAL). The reason is
  * cut to 123 bytes on a UTF-8 character boundary. 0 or -EPIPE, -ENOMEM. */
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len);
+
+/* The close code of a fault held (see hold_fault), 0 when none. */
+uint16_t bl_ws_fault_pending(const bl_ws_t *ws);
+/* Queues the held fault's close frame: 0 (also when none), -ENOMEM. */
+int bl_ws_fault_close(bl_ws_t *ws);
 
 /* May a server send this close code? (1000-1003, 1007-1014, 3000-4999.) */
 bool bl_ws_close_code_sendable(uint16_t code);

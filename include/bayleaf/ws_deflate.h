@@ -56,8 +56,12 @@ void bl_ws_deflate_free(bl_ws_deflate_t *d);
 int bl_ws_deflate_compress(bl_ws_deflate_t *d, const uint8_t *in, size_t len, const uint8_t **out,
                            size_t *out_len);
 
-/* Inflates a compressed message. limit (0: none) is enforced while inflating:
- * -EMSGSIZE as soon as the output would exceed it. -EBADMSG: not valid
+/* Without a message size limit, inflated messages are still capped here: a
+ * 1 MB message of zeros would otherwise inflate to 1 GiB. */
+#define BL_WS_DEFLATE_INFLATE_CAP ((uint64_t)64 << 20)
+
+/* Inflates a compressed message. limit (0: BL_WS_DEFLATE_INFLATE_CAP) is
+ * enforced while inflating: -EMSGSIZE as soon as the output would exceed it. -EBADMSG: not valid
  * DEFLATE data; -ENOMEM. *out points into a buffer of this thread, valid until
  * the next inflation on it. */
 int bl_ws_deflate_inflate(bl_ws_deflate_t *d, const uint8_t *in, size_t len, uint64_t limit,

@@ -2,8 +2,8 @@
  * wslay (server side). It finds the RFC 6455 violations wslay misses or
  * answers without the right close code (oversized or fragmented control
  * frames, non-minimal lengths, one-byte close payloads, bad UTF-8 in close
- * reasons), and enforces the message size limit from frame headers, before
- * any payload is buffered. */
+ * reasons), and enforces the message and frame size limits from frame
+ * headers, before any payload is buffered. */
 #ifndef BAYLEAF_WS_GUARD_H
 #define BAYLEAF_WS_GUARD_H
 
@@ -17,6 +17,7 @@ typedef struct {
     /* configuration */
     uint8_t allowed_rsv;  /* RSV bits allowed, as in the first header byte (0x40 = RSV1) */
     uint64_t max_message; /* data message size limit, bytes; 0: none */
+    uint64_t max_frame;   /* data frame payload limit, bytes (as on the wire); 0: none */
     /* the limit on the wire for a compressed (RSV1) message: deflate can
      * expand incompressible data a little; its inflated size is checked
      * while inflating */

@@ -83,6 +83,8 @@ def test_unknown_flag():
     ["--body-timeout", "soon"],
     ["--gc-threshold", "-5"],
     ["--gc-threshold", "many"],
+    ["--websocket-max-frame-size", "-1"],
+    ["--websocket-max-frame-size", "1k"],
 ], ids=lambda a: " ".join(a))
 def test_bad_option_values(args):
     port = None if "-p" in args else free_port()

@@ -2,7 +2,7 @@
 
 import time
 
-from harness import IS_BAYLEAF, build_request, qs, read_json_lines, skip_server, wait_until
+from harness import IS_BAYLEAF, MB, bayleaf_only, build_request, qs, read_json_lines, skip_server, wait_until
 
 
 def events(path, kind):
@@ -64,3 +64,35 @@ def test_receive_after_response_returns_disconnect_and_late_send_raises(echo_ser
         resp2 = conn.request("GET", "/hello")
         assert resp2.status == 200 and resp2.body == b"Hello, world!\n"
         assert conn.is_open_idle(0.2)
+
+
+# The app's unsent bytes must balance on every path: an exchange freed with some
+# left logs "accounting error", which the harness fails a test on (its send()
+# could have waited on them for good).
+
+@bayleaf_only
+def test_client_leaving_mid_stream_balances_unsent(start_server):
+    """Events still on their way when the client leaves are dropped, and their
+    bytes taken off the app's count."""
+    server = start_server("echo:app")
+    for _ in range(5):
+        with server.connect() as conn:
+            conn.send(build_request("GET", "/stream?total=%d&chunk=65536" % (256 * MB)))
+            resp = conn.read_head()
+            assert resp.status == 200
+            conn.read_exact(256 * 1024)
+    server.assert_serving("/hello")
+    assert "accounting error" not in server.stderr, server.stderr[-2000:]
+
+
+@bayleaf_only
+def test_first_body_cut_to_content_length_balances_unsent(start_server):
+    """A first body message longer than the Content-Length is cut: all of it
+    leaves the app's count, not just what was written."""
+    server = start_server("errors:misbehaving")
+    for _ in range(3):
+        with server.connect() as conn:
+            resp = conn.request("GET", "/long-first-body")
+            assert resp.status == 200 and resp.body == b"xxxxx"
+    server.assert_serving("/ok")
+    assert "accounting error" not in server.stderr, server.stderr[-2000:]

@@ -280,6 +280,73 @@ static void test_max_size_huge_header(void)
     finish(ws, &r, &b);
 }
 
+/* --websocket-max-frame-size: a data frame whose header announces more than
+ * the limit fails with 1009 from its header; at the limit it is delivered. */
+static void test_max_frame_size(void)
+{
+    rec_t r;
+    bytes_t b = {0};
+    bl_ws_t *ws;
+    bl_ws_config_t cfg = {.max_frame_size = 4};
+    memset(&r, 0, sizeof(r));
+    CHECK(bl_ws_new(&ws, &callbacks, &cfg, &r) == 0);
+    /* a message of several frames at the limit: fine, whatever its size */
+    frame(&b, OP_TEXT, "0123", 4);
+    frame(&b, FIN | OP_CONT, "4567", 4);
+    frame(&b, FIN | OP_PING, "pingpong", 8); /* control frames: 125 by the RFC */
+    CHECK(feed(ws, &b) == 0);
+    CHECK(r.messages == 1 && r.len == 8);
+    CHECK(OUT_IS(ws, "\x8a\x08pingpong"));
+    /* one byte over: only the header is needed */
+    b.len = 0;
+    frame(&b, FIN | OP_BIN, "01234", 5);
+    CHECK(bl_ws_feed(ws, b.p, 2) == 0);
+    CHECK(r.messages == 1 && OUT_IS(ws, CLOSE_1009));
+    CHECK(!bl_ws_want_read(ws) && bl_ws_done(ws));
+    finish(ws, &r, &b);
+}
+
+/* hold_fault: a protocol fault stops reading, but its close waits for
+ * bl_ws_fault_close so that a reply goes out first. */
+static void test_hold_fault(void)
+{
+    rec_t r;
+    bytes_t b = {0};
+    bl_ws_t *ws;
+    bl_ws_config_t cfg = {.hold_fault = true};
+    memset(&r, 0, sizeof(r));
+    CHECK(bl_ws_new(&ws, &callbacks, &cfg, &r) == 0);
+    frame(&b, FIN | OP_TEXT, "hello", 5);
+    frame(&b, FIN | RSV2 | OP_TEXT, "bad", 3);
+    frame(&b, FIN | OP_TEXT, "never", 5);
+    CHECK(feed(ws, &b) == 0);
+    CHECK(r.messages == 1 && r.len == 5);
+    CHECK(bl_ws_fault_pending(ws) == 1002);
+    CHECK(OUT_IS(ws, "") && !bl_ws_close_sent(ws) && !bl_ws_done(ws) && !bl_ws_want_read(ws));
+    /* nothing more is read meanwhile */
+    CHECK(feed(ws, &b) == 0 && r.messages == 1);
+    CHECK(bl_ws_send_text(ws, "hello", 5) == 0);
+    CHECK(bl_ws_fault_close(ws) == 0);
+    CHECK(OUT_IS(ws, "\x81\x05hello" CLOSE_1002));
+    CHECK(bl_ws_fault_pending(ws) == 0 && bl_ws_close_code_sent(ws) == 1002 && bl_ws_done(ws));
+    finish(ws, &r, &b);
+
+    /* a fault in a later feed, a size fault: held the same */
+    memset(&r, 0, sizeof(r));
+    cfg.max_message_size = 10;
+    CHECK(bl_ws_new(&ws, &callbacks, &cfg, &r) == 0);
+    frame(&b, FIN | OP_TEXT, "hello", 5);
+    CHECK(feed(ws, &b) == 0 && r.messages == 1);
+    b.len = 0;
+    frame(&b, FIN | OP_BIN, "0123456789A", 11);
+    CHECK(feed(ws, &b) == 0);
+    CHECK(bl_ws_fault_pending(ws) == 1009 && OUT_IS(ws, ""));
+    CHECK(bl_ws_fault_close(ws) == 0 && OUT_IS(ws, CLOSE_1009));
+    /* a second call does nothing */
+    CHECK(bl_ws_fault_close(ws) == 0 && OUT_IS(ws, "") && bl_ws_done(ws));
+    finish(ws, &r, &b);
+}
+
 /* ---- UTF-8 ---- */
 
 static void expect_close_after(const bytes_t *b, uint64_t max, const char *close, int messages,
@@ -856,6 +923,8 @@ int main(void)
     RUN(test_max_size_single_frame);
     RUN(test_max_size_fragments);
     RUN(test_max_size_huge_header);
+    RUN(test_max_frame_size);
+    RUN(test_hold_fault);
     RUN(test_invalid_utf8_one_frame);
     RUN(test_invalid_utf8_across_fragments);
     RUN(test_protocol_errors);

@@ -379,6 +379,31 @@ static void test_inflate_limit(void)
     bl_ws_deflate_thread_release();
 }
 
+/* Without a message limit (--websocket-max-message-size 0) inflation still
+ * stops at BL_WS_DEFLATE_INFLATE_CAP: a ~64 KB message of zeros can't take
+ * the server to a GiB. */
+static void test_inflate_cap(void)
+{
+    size_t cap = (size_t)BL_WS_DEFLATE_INFLATE_CAP;
+    uint8_t *zeros = calloc(1, cap + 1);
+    CHECK(zeros != NULL);
+    blob_t over = zlib_deflate(zeros, cap + 1, 15, false);
+    blob_t at = zlib_deflate(zeros, cap, 15, false);
+    free(zeros);
+    bl_ws_deflate_t *d = conn(false, 15, 0);
+    const uint8_t *out;
+    size_t olen = 0;
+    CHECK(bl_ws_deflate_inflate(d, over.p, over.len, 0, &out, &olen) == -EMSGSIZE);
+    CHECK(bl_ws_deflate_thread_bytes() < (4u << 20));
+    CHECK(bl_ws_deflate_inflate(d, at.p, at.len, 0, &out, &olen) == 0 && olen == cap);
+    /* an explicit limit above the cap is the operator's choice */
+    CHECK(bl_ws_deflate_inflate(d, over.p, over.len, cap + 1, &out, &olen) == 0 && olen == cap + 1);
+    free(over.p);
+    free(at.p);
+    bl_ws_deflate_free(d);
+    bl_ws_deflate_thread_release();
+}
+
 static void test_inflate_bad_data(void)
 {
     bl_ws_deflate_t *d = conn(false, 15, 0);
@@ -782,6 +807,24 @@ static void test_session_failures(void)
     frame(&b, FIN | RSV1 | OP_BIN, c.p, c.len);
     frame(&b, FIN | OP_TEXT, "after", 5); /* never read */
     expect_fail(true, 65536, &b, 1009, 0);
+    /* without a message limit, a compressed message too long to inflate
+     * under the cap is refused from its header (no 1 GiB reassembly) */
+    b.len = 0;
+    uint64_t cap = BL_WS_DEFLATE_INFLATE_CAP, wire_max = cap + cap / 8 + 64;
+    uint8_t h64[] = {FIN | RSV1 | OP_BIN, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
+    for (int i = 0; i < 8; i++)
+        h64[2 + i] = (uint8_t)((wire_max + 1) >> (56 - 8 * i));
+    put(&b, h64, sizeof(h64));
+    expect_fail(true, 0, &b, 1009, 0);
+    /* at that bound the header is accepted: nothing is failed yet */
+    {
+        rec_t r2;
+        bl_ws_t *ws = session(&r2, true, 0);
+        for (int i = 0; i < 8; i++)
+            h64[2 + i] = (uint8_t)(wire_max >> (56 - 8 * i));
+        CHECK(bl_ws_feed(ws, h64, sizeof(h64)) == 0 && close_sent(ws) == 0);
+        bl_ws_free(ws);
+    }
     /* the message before the bomb is delivered */
     b.len = 0;
     frame(&b, FIN | RSV1 | OP_TEXT, hello, 7);
@@ -886,6 +929,7 @@ int main(void)
     RUN(test_round_trip);
     RUN(test_threshold_and_empty);
     RUN(test_inflate_limit);
+    RUN(test_inflate_cap);
     RUN(test_inflate_bad_data);
     RUN(test_context_takeover);
     RUN(test_fanout_reuse);

@@ -78,6 +78,12 @@ async def _misbehave(scope, receive, send):
             await send({"type": "http.response.body", "body": b"EXTRA-BYTES-AFTER-LENGTH"})
         except Exception:  # noqa: BLE001 - the server may refuse the excess
             pass
+    elif path == "/long-first-body":  # Content-Length 5, 100 KB in the first body message
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+        try:
+            await send({"type": "http.response.body", "body": b"x" * 100_000, "more_body": True})
+        except Exception:  # noqa: BLE001 - the server may refuse the excess
+            pass
     elif path == "/empty-chunks":  # empty more_body messages in the middle of a stream
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for piece in [b"a", b"", b"b", b"", b"", b"c"]:

@@ -1,5 +1,6 @@
 """Closing: client-initiated, app-initiated, TCP drops, and sends after the end."""
 
+import signal
 import socket
 import struct
 import time
@@ -7,10 +8,10 @@ import time
 import pytest
 import websockets
 
-from harness import IS_BAYLEAF, bayleaf_only
+from harness import IS_BAYLEAF, MB, bayleaf_only, wait_until
 
-from .ws_support import (APP as APP_SPEC, OP_CLOSE, OP_TEXT, WSConn, check_echo, close_payload, events, frame,
-                         open_ws, outq, run, url, wait_event)
+from .ws_support import (APP as APP_SPEC, OP_BINARY, OP_CLOSE, OP_TEXT, WSConn, check_echo, close_payload,
+                         events, frame, open_ws, outq, run, tcp_queued_bytes, url, wait_event)
 
 
 # --------------------------------------------------------------------------
@@ -65,6 +66,65 @@ def test_messages_after_client_close_are_not_delivered(ws_server, tmp_path):
     wait_event(out, "disconnect")
     texts = [e["message"].get("text") for e in events(out) if e["event"] == "received"]
     assert "ghost" not in texts and texts[0] == "one", texts
+
+
+def read_until_close(ws, timeout=30):
+    """(data payload bytes, the close frame): everything the server sent, in order."""
+    got = 0
+    while True:
+        f = ws.recv_frame(timeout)
+        if f.opcode == OP_CLOSE:
+            return got, f
+        assert f.opcode == OP_BINARY, f
+        got += len(f.payload)
+
+
+def wait_backlog(server):
+    """Until the kernel holds over 1 MB for a client that reads nothing: our
+    output is queued behind it."""
+    wait_until(lambda: tcp_queued_bytes(server.port) > MB, 30, message="a backlog toward the client")
+
+
+@bayleaf_only
+def test_client_close_while_our_output_is_queued(start_server, tmp_path):
+    """The client closes, then reads: all the data queued for it arrives, then
+    our close reply. (The closing deadline started at 0, so the connection was
+    cut a millisecond after the close arrived and the reply never went out.)"""
+    server = start_server(APP_SPEC)
+    out = tmp_path / "app.jsonl"
+    chunk = 65536
+    with open_ws(server, "/push" + outq(out, total=256 * MB, chunk=chunk)) as ws:
+        wait_backlog(server)
+        ws.send_close(1000, b"enough")
+        rec = wait_event(out, "push-failed", timeout=10)  # the server has taken the close
+        got, f = read_until_close(ws)
+        assert (f.close_code, f.close_reason) == (1000, b"enough"), f
+        # whole messages, at least the backlog seen before closing (sends the
+        # app made after our close reached the I/O thread are dropped)
+        assert got > MB and got % chunk == 0, (got, rec)
+        assert ws.wait_closed(10)
+    check_echo(server)
+
+
+@bayleaf_only
+def test_sends_during_server_close_do_not_wait(start_server, tmp_path):
+    """Our close (here: 1001 at SIGTERM) goes out while the app pushes: the
+    sends after it are dropped and must count as gone, or the app's send()
+    waits for a WRITABLE that never comes (until the closing handshake times
+    out). The client reads everything but never answers the close."""
+    server = start_server(APP_SPEC)
+    out = tmp_path / "app.jsonl"
+    with open_ws(server, "/push" + outq(out, total=64 * MB, chunk=65536)) as ws:
+        wait_backlog(server)
+        server.proc.send_signal(signal.SIGTERM)
+        got, f = read_until_close(ws)
+        assert f.close_code == 1001, f
+        # we hold the connection without answering: the app must finish its
+        # pushing (its sends dropped and released), not hang in send()
+        rec = wait_until(lambda: next((e for e in events(out) if e["event"] in ("pushed", "push-failed")),
+                                      None), 30, message="the app's push to end")
+        assert rec == {"event": "pushed", "bytes": 64 * MB}, rec
+        assert "accounting error" not in server.stderr
 
 
 # --------------------------------------------------------------------------

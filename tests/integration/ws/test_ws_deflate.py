@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import random
+import struct
 import zlib
 
 import pytest
@@ -386,6 +387,27 @@ def test_message_at_limit_compressed(ws_server):
         ws.send_frame(OP_BINARY, deflate(b"\x00" * LIMIT), rsv=4)
         op, rsv, got = recv_raw_message(ws, timeout=10)
         assert (op, rsv) == (OP_BINARY, 4) and inflate(got) == b"\x00" * LIMIT
+
+
+@pytest.mark.bayleaf_only
+def test_bomb_without_message_limit_1009(start_server, tmp_path):
+    """--websocket-max-message-size 0 lifts the message limit, not the inflate
+    cap (64 MiB): a ~64 KB message of zeros can't inflate to 64 MiB + 1."""
+    server = start_server(APP, "--websocket-max-message-size", "0")
+    cap = 64 << 20
+    with open_deflate(server) as ws:  # up to the cap is fine
+        ws.send_frame(OP_BINARY, deflate(b"\x00" * (8 << 20)), rsv=4)
+        op, rsv, got = recv_raw_message(ws, timeout=30)
+        assert op == OP_BINARY and len(inflate(got)) == 8 << 20
+    bomb = deflate(b"\x00" * (cap + 1))
+    assert len(bomb) < 100_000
+    expect_failure(server, tmp_path, frame(OP_BINARY, bomb, rsv=4), 1009)
+    # a compressed message too long to inflate under the cap: refused from its
+    # header, before the server reassembles 80 MiB of it
+    with open_deflate(server) as ws:
+        ws.send(struct.pack("!BBQ", 0xC2, 0xFF, 80 << 20) + b"\0\0\0\0" + b"z" * 1000)
+        f = ws.expect_close(5)
+        assert f.close_code == 1009, f
 
 
 @pytest.mark.parametrize("name, data, offer", [
