@@ -412,12 +412,14 @@ static void addr_to_text(const struct sockaddr_storage *ss, char *host, size_t c
     }
 }
 
-void bl_conn_accept(bl_listener_t *l)
+int bl_conn_accept(bl_listener_t *l)
 {
     bl_server_t *s = l->server;
+    uv_os_fd_t fd = -1;
+    int err;
     bl_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return;
+        return UV_ENOMEM;
     c->server = s;
     c->listener = l;
     c->client_port = c->server_port = -1;
@@ -434,11 +436,11 @@ void bl_conn_accept(bl_listener_t *l)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(&l->h.stream, &c->h.stream) != 0) {
+    if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
         c->closing = true;
         uv_close(&c->h.handle, on_handle_closed);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-        return;
+        return err;
     }
     if (l->is_unix) {
         snprintf(c->server_host, sizeof(c->server_host), "%s", l->path);
@@ -457,6 +459,8 @@ void bl_conn_accept(bl_listener_t *l)
     s->nactive++;
     bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
     bl_conn_update_reading(c);
+    uv_fileno(&c->h.handle, &fd);
+    return fd;
 }
 
 void bl_conn_drain_all(bl_server_t *s, bool force)
