@@ -182,13 +182,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- closing --------------------------------------------------------- */
 
-static void post_disconnect(bl_exchange_t *ex)
-{
-    bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, 0);
-    if (ev != NULL)
-        bl_bridge_post_up(ev);
-}
-
 /* Drops the connection's reference to its exchange; the app hears of it
  * unless the response already completed. */
 void bl_conn_detach(bl_conn_t *c, bool tell_app)
@@ -199,7 +192,7 @@ void bl_conn_detach(bl_conn_t *c, bool tell_app)
     c->ex = NULL;
     ex->conn = NULL;
     if (tell_app)
-        post_disconnect(ex);
+        bl_exchange_post_disconnect(ex, 0, NULL, 0);
     bl_exchange_unref(ex);
 }
 

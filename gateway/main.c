@@ -39,10 +39,7 @@ static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
     rc = bl_python_run(&server, a->cfg, a->argc, a->argv);
     if (server.running) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
-        bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
-        bl_bridge.schedule_down_wake = NULL; /* Python is gone */
-        if (ev != NULL)
-            bl_bridge_post_down(ev);
+        bl_server_post_stop(&server);
         bl_server_join(&server);
     }
     bl_server_close(&server);

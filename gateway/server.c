@@ -418,6 +418,8 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->grace.data = s;
     uv_timer_init(&s->loop, &s->deadline);
     s->deadline.data = s;
+    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
+        return listen_error("start", "the event loop", UV_ENOMEM);
     s->py_thread = pthread_self();
     s->set = set;
     struct rlimit rl;
@@ -513,6 +515,17 @@ int bl_server_start(bl_server_t *s)
     return 0;
 }
 
+void bl_server_post_stop(bl_server_t *s)
+{
+    bl_event_t *ev = s->stop_ev;
+    s->stop_ev = NULL;
+    if (ev == NULL)
+        return; /* posted already */
+    bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
+    bl_bridge_post_down(ev);
+    bl_bridge_flush_down();
+}
+
 void bl_server_join(bl_server_t *s)
 {
     if (!s->running)
@@ -535,6 +548,9 @@ void bl_server_close(bl_server_t *s)
         close(s->ready_fd);
     s->ready_fd = -1;
     bl_bridge.wake_down = NULL;
+    if (s->stop_ev != NULL)
+        bl_event_free(s->stop_ev);
+    s->stop_ev = NULL;
     if (s->access_log != NULL && s->access_log != stdout)
         fclose(s->access_log);
     fflush(stdout);

@@ -55,6 +55,7 @@ struct bl_server_s {
     size_t nactive; /* connections neither closing nor lingering */
     FILE *access_log;
     pthread_t thread;
+    bl_event_t *stop_ev;    /* reserved: stopping the I/O thread cannot fail for memory */
     pthread_t py_thread;    /* the thread that runs Python, for its stack at the deadline */
     bl_listen_set_t *set;   /* socket files to unlink when stopping at once */
     uint64_t fd_limit;      /* RLIMIT_NOFILE: accepting pauses close to it */
@@ -76,6 +77,9 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
 int bl_server_start(bl_server_t *s);
 /* Waits for the I/O thread to exit (after a STOP event). */
 void bl_server_join(bl_server_t *s);
+/* Python thread: posts the STOP event reserved at init (once) and wakes the
+ * I/O thread; then bl_server_join. */
+void bl_server_post_stop(bl_server_t *s);
 /* Closes what is left and frees the loop (main thread, I/O thread not running). */
 void bl_server_close(bl_server_t *s);
 /* The signal on which the Python side dumps its threads' stacks (faulthandler,
