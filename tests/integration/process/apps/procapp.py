@@ -1,7 +1,7 @@
 """A small ASGI app for the process tests (listeners, workers, signals).
 
 HTTP:  /pid -> this process's pid; /env?name=X -> os.environ.get(X) as JSON;
-       /slow?t=S -> answers after S seconds; /block?t=S -> prints "blocking the loop"
+       /slow?t=S -> prints "slow request started" to stderr, answers after S seconds; /block?t=S -> prints "blocking the loop"
        to stderr, then time.sleep(S) in the event loop (never answers in time);
        /child-fds -> the listening sockets a child process inherits (JSON list of
        fds; the child is exec'd with close_fds=False); anything else -> "hello".
@@ -86,6 +86,7 @@ async def _http(scope, receive, send):
         out, _ = await child.communicate()
         await _respond(send, out.strip(), ctype=b"application/json")
     elif path == "/slow":
+        print("slow request started", file=sys.stderr, flush=True)  # the tests wait for it
         await asyncio.sleep(float(query.get("t", ["1"])[0]))
         await _respond(send, b"slow done")
     else:
