@@ -238,9 +238,10 @@ static void on_settled(uv_timer_t *t)
 /* ---- stopping at once ---- */
 
 /* Stopping must end even when Python does not (its loop blocked by the app, a
- * lifespan shutdown that hangs): by the deadline the supervisor gives its
- * workers. A worker waits a little longer: there the supervisor's SIGKILL is
- * the rule and this the fallback. */
+ * lifespan shutdown that hangs, finalisation waiting for a thread that never
+ * returns): by the deadline the supervisor gives its workers. A worker waits a
+ * little longer: there the supervisor's SIGKILL is the rule and this the
+ * fallback. */
 #define BL_STOP_MARGIN_S       5.0
 #define BL_STOP_WORKER_EXTRA_S 2.0
 #define BL_STACK_DUMP_WAIT_S   3
@@ -273,14 +274,13 @@ static void dump_python_stack(bl_server_t *s)
         continue;
 }
 
-/* Ends the process from the I/O thread, Python wherever it is: the socket files
- * go, the access log is flushed, and the status says it did not stop cleanly. */
+/* Ends the process, Python wherever it is: the socket files go (the access
+ * log is line-buffered: nothing to flush), and the status says it did not stop
+ * cleanly. */
 static _Noreturn void stop_at_once(bl_server_t *s)
 {
     if (s->set != NULL)
-        bl_listen_close(s->set); /* unlinks our socket files; main() is not past join */
-    if (s->access_log != NULL)
-        fflush(s->access_log);
+        bl_listen_close(s->set); /* unlinks our socket files */
     BL_ERROR("exiting with status 1");
     _exit(1);
 }
@@ -291,14 +291,42 @@ static double stop_deadline_s(const bl_server_t *s)
            (s->shared ? BL_STOP_WORKER_EXTRA_S : 0);
 }
 
-static void on_stop_deadline(uv_timer_t *t)
+/* A thread of its own: the deadline holds after the I/O loop has ended too,
+ * while Python finalises. */
+static void *stop_deadline_main(void *arg)
 {
-    bl_server_t *s = t->data;
+    bl_server_t *s = arg;
+    double secs = stop_deadline_s(s);
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += (time_t)secs;
+    at.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+        continue;
     BL_ERROR("shutdown did not finish %g s after the stop signal; the Python threads are at "
              "(most recent call first):",
-             stop_deadline_s(s));
+             secs);
     dump_python_stack(s);
     stop_at_once(s);
+}
+
+static void start_stop_deadline(bl_server_t *s)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err == 0) {
+        err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (err == 0)
+            err = pthread_create(&t, &attr, stop_deadline_main, s);
+        pthread_attr_destroy(&attr);
+    }
+    if (err != 0)
+        BL_ERROR("cannot watch the stop deadline: %s", strerror(err));
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -331,7 +359,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         s->listeners[i].fd = -1;
     }
     uv_timer_start(&s->grace, on_grace_timeout, (uint64_t)(s->cfg->graceful_timeout * 1000), 0);
-    uv_timer_start(&s->deadline, on_stop_deadline, (uint64_t)(stop_deadline_s(s) * 1000), 0);
+    start_stop_deadline(s);
     /* A worker being replaced may have just accepted a connection whose request is
      * still on its way: the listener lives on in the others, so wait for it rather
      * than close it unserved. */
@@ -416,8 +444,6 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     uv_signal_start(&s->sighup, on_sighup, SIGHUP);
     uv_timer_init(&s->loop, &s->grace);
     s->grace.data = s;
-    uv_timer_init(&s->loop, &s->deadline);
-    s->deadline.data = s;
     if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
         return listen_error("start", "the event loop", UV_ENOMEM);
     s->py_thread = pthread_self();
@@ -520,7 +546,7 @@ void bl_server_post_stop(bl_server_t *s)
     bl_event_t *ev = s->stop_ev;
     s->stop_ev = NULL;
     if (ev == NULL)
-        return; /* posted already */
+        return;                          /* posted already */
     bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
     bl_bridge_post_down(ev);
     bl_bridge_flush_down();

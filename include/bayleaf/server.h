@@ -40,8 +40,6 @@ struct bl_server_s {
     uv_prepare_t flush_up; /* wakes Python once per loop iteration */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t grace;
-    /* After a stop signal: Python has finished by then, or the process ends. */
-    uv_timer_t deadline;
     uv_timer_t settle;  /* workers: lets just-accepted connections show a request */
     uv_timer_t unpause; /* workers: while not accepting to let the others catch up */
     uv_timer_t sweep;   /* idle WebSocket sessions give back memory */

@@ -45,6 +45,21 @@ def test_blocked_loop_sigterm_ends_at_the_deadline_with_the_stack(procs):
     assert dump.rstrip().endswith("exiting with status 1"), p.describe()
 
 
+def test_thread_that_holds_up_finalisation_ends_at_the_deadline(procs):
+    """The loop ends, but Python's finalisation waits for a non-daemon thread:
+    the deadline still holds once the I/O loop is gone."""
+    port = free_port()
+    p = procs.start(["-p", port, "--graceful-timeout", "1", "--application-close-timeout", "1"],
+                    port=port)
+    assert http_get(port, "/stray-thread") == (200, b"started")
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait_exit(EXIT_WAIT)
+    assert rc is not None, "a stray thread kept the server from exiting\n" + p.describe()
+    assert rc == 1, p.describe()
+    dump = p.stderr[p.stderr.index("shutdown did not finish 7 s"):]
+    assert "in _stray_thread_sleeps" in dump, p.describe()
+
+
 def test_blocked_loop_second_signal_stops_at_once(procs, tmp_path):
     sock = os.path.join(str(tmp_path), "s.sock")
     port = free_port()

@@ -3,6 +3,7 @@
 HTTP:  /pid -> this process's pid; /env?name=X -> os.environ.get(X) as JSON;
        /slow?t=S -> prints "slow request started" to stderr, answers after S seconds; /block?t=S -> prints "blocking the loop"
        to stderr, then time.sleep(S) in the event loop (never answers in time);
+       /stray-thread -> starts a non-daemon thread that sleeps 300 s;
        /child-fds -> the listening sockets a child process inherits (JSON list of
        fds; the child is exec'd with close_fds=False); anything else -> "hello".
 WebSocket: accepts; on disconnect appends "<pid> <code>" to $PROC_MARKER.
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -63,6 +65,10 @@ async def _respond(send, body, status=200, ctype=b"text/plain"):
     await send({"type": "http.response.body", "body": body})
 
 
+def _stray_thread_sleeps():
+    time.sleep(300)  # Python's finalisation waits for it
+
+
 def _sleep_in_the_loop(seconds):
     print("blocking the loop", file=sys.stderr, flush=True)
     time.sleep(seconds)  # the app's bug: a blocking call in async code
@@ -79,6 +85,9 @@ async def _http(scope, receive, send):
     elif path == "/block":
         _sleep_in_the_loop(float(query.get("t", ["60"])[0]))
         await _respond(send, b"unblocked")
+    elif path == "/stray-thread":
+        threading.Thread(target=_stray_thread_sleeps, name="stray").start()  # not a daemon
+        await _respond(send, b"started")
     elif path == "/child-fds":
         child = await asyncio.create_subprocess_exec(sys.executable, "-c", _CHILD_FDS,
                                                      stdout=asyncio.subprocess.PIPE,
