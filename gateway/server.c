@@ -80,10 +80,8 @@ static void on_connection(uv_stream_t *stream, int status)
         accept_failed(s, l, fd);
         return;
     }
-    if (fd >= 0 && (uint64_t)fd + fd_headroom(s->fd_limit) >= s->fd_limit) {
+    if (fd >= 0 && (uint64_t)fd + fd_headroom(s->fd_limit) >= s->fd_limit)
         pause_at_fd_limit(s);
-        return;
-    }
     if (s->shared) {
         bl_balance_publish(s->nconns);
         if (s->paused_at == 0 && bl_balance_over(s->nconns))
