@@ -95,6 +95,11 @@ bl_exchange_t *bl_exchange_new(void)
     bl_exchange_t *ex = calloc(1, sizeof(*ex));
     if (ex == NULL)
         return NULL;
+    ex->disconnect = bl_event_new(BL_EV_DISCONNECT, NULL, 0);
+    if (ex->disconnect == NULL) {
+        free(ex);
+        return NULL;
+    }
     atomic_init(&ex->refs, 1);
     atomic_init(&ex->unsent, 0);
     atomic_init(&ex->want_writable, false);
@@ -125,8 +130,27 @@ void bl_exchange_unref(bl_exchange_t *ex)
         bl_event_free(ev);
         ev = next;
     }
+    if (ex->disconnect != NULL)
+        bl_event_free(ex->disconnect); /* it holds no reference */
     bl_head_free(ex->head);
     free(ex);
+}
+
+void bl_exchange_post_disconnect(bl_exchange_t *ex, uint16_t status, const void *reason, size_t len)
+{
+    bl_event_t *ev = len > 0 ? bl_event_new(BL_EV_DISCONNECT, ex, len) : NULL;
+    if (ev != NULL) {
+        memcpy(ev->data, reason, len);
+    } else if (ex->disconnect != NULL) {
+        ev = ex->disconnect; /* without the reason, if that is what did not fit */
+        ex->disconnect = NULL;
+        ev->ex = ex;
+        bl_exchange_ref(ex);
+    } else if ((ev = bl_event_new(BL_EV_DISCONNECT, ex, 0)) == NULL) {
+        return; /* a second one: the first told the app */
+    }
+    ev->status = status;
+    bl_bridge_post_up(ev);
 }
 
 int bl_bridge_init(void)

@@ -225,13 +225,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- closing --------------------------------------------------------- */
 
-static void post_disconnect(bl_exchange_t *ex)
-{
-    bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, 0);
-    if (ev != NULL)
-        bl_bridge_post_up(ev);
-}
-
 /* Drops the connection's reference to its exchange; the app hears of it
  * unless the response already completed. */
 void bl_conn_detach(bl_conn_t *c, bool tell_app)
@@ -242,7 +235,7 @@ void bl_conn_detach(bl_conn_t *c, bool tell_app)
     c->ex = NULL;
     ex->conn = NULL;
     if (tell_app)
-        post_disconnect(ex);
+        bl_exchange_post_disconnect(ex, 0, NULL, 0);
     bl_exchange_unref(ex);
 }
 
@@ -456,12 +449,14 @@ static void addr_to_text(const struct sockaddr_storage *ss, char *host, size_t c
     }
 }
 
-void bl_conn_accept(bl_listener_t *l)
+int bl_conn_accept(bl_listener_t *l)
 {
     bl_server_t *s = l->server;
+    uv_os_fd_t fd = -1;
+    int err;
     bl_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return;
+        return UV_ENOMEM;
     c->server = s;
     c->listener = l;
     c->client_port = c->server_port = -1;
@@ -478,11 +473,11 @@ void bl_conn_accept(bl_listener_t *l)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(&l->h.stream, &c->h.stream) != 0) {
+    if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
         c->closing = true;
         uv_close(&c->h.handle, on_handle_closed);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-        return;
+        return err;
     }
     if (l->is_unix) {
         snprintf(c->server_host, sizeof(c->server_host), "%s", l->path);
@@ -501,6 +496,8 @@ void bl_conn_accept(bl_listener_t *l)
     s->nactive++;
     bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
     bl_conn_update_reading(c);
+    uv_fileno(&c->h.handle, &fd);
+    return fd;
 }
 
 void bl_conn_drain_all(bl_server_t *s, bool force)

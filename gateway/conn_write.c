@@ -24,6 +24,8 @@ void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
         bl_event_t *ev = bl_event_new(BL_EV_WRITABLE, ex, 0);
         if (ev != NULL)
             bl_bridge_post_up(ev);
+        else if (ex->conn != NULL)
+            bl_conn_close(ex->conn); /* not a send() waiting for ever: a disconnect */
     }
 }
 

@@ -88,13 +88,7 @@ static void post_disconnect(bl_conn_t *c, uint16_t code, const uint8_t *reason, 
     bl_exchange_t *ex = c->ex;
     if (ex == NULL)
         return;
-    bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, len);
-    if (ev != NULL) {
-        ev->status = code;
-        if (len > 0)
-            memcpy(ev->data, reason, len);
-        bl_bridge_post_up(ev);
-    }
+    bl_exchange_post_disconnect(ex, code, reason, len);
     /* The app has heard: the connection no longer needs its exchange. */
     bl_conn_access_log(c, "WSDISCONNECT");
     c->ex = NULL;
@@ -324,11 +318,7 @@ static void ws_refuse(bl_conn_t *c, int status)
         /* The app learns the handshake is over (spec: websocket.disconnect). */
         c->ex = NULL;
         ex->conn = NULL;
-        bl_event_t *ev = bl_event_new(BL_EV_DISCONNECT, ex, 0);
-        if (ev != NULL) {
-            ev->status = 1006;
-            bl_bridge_post_up(ev);
-        }
+        bl_exchange_post_disconnect(ex, 1006, NULL, 0);
         bl_exchange_unref(ex);
     }
     bl_conn_fail(c, status);

@@ -48,3 +48,15 @@ void bl_log(int level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
 }
+
+bool bl_log_limit_pass(bl_log_limit_t *l, uint64_t now_ms, unsigned *held)
+{
+    if (l->last_ms != 0 && now_ms - l->last_ms < 1000) {
+        l->held++;
+        return false;
+    }
+    *held = l->held;
+    l->held = 0;
+    l->last_ms = now_ms != 0 ? now_ms : 1;
+    return true;
+}

@@ -9,9 +9,11 @@
 #include "bayleaf/supervisor.h"
 #include "py_embed.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 typedef struct {
     const bl_config_t *cfg;
@@ -37,15 +39,40 @@ static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
     rc = bl_python_run(&server, a->cfg, a->argc, a->argv);
     if (server.running) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
-        bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
-        bl_bridge.schedule_down_wake = NULL; /* Python is gone */
-        if (ev != NULL)
-            bl_bridge_post_down(ev);
+        bl_server_post_stop(&server);
         bl_server_join(&server);
     }
     bl_server_close(&server);
     bl_bridge_destroy();
     return rc;
+}
+
+/* Every connection is a descriptor: the soft limit (often 1024) goes up to the
+ * hard one, for the workers too. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_max == RLIM_INFINITY) {
+        /* The kernel refuses more than fs.nr_open. */
+        unsigned long long nr_open = 1048576;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr_open) != 1)
+                nr_open = 1048576;
+            fclose(f);
+        }
+        rl.rlim_max = (rlim_t)nr_open;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        BL_WARN("cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
+                strerror(errno));
+    else
+        BL_DEBUG("file-descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -59,6 +86,7 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     bl_log_verbosity = cfg.verbosity;
+    raise_fd_limit();
     bl_sd_notify_init();
     /* Every listener is open before Python (or any worker) starts. */
     if (bl_listen_open(&set, &cfg) != 0) {

@@ -73,6 +73,9 @@ PyObject *bl_channel_new(ExchangeObject *ex, bool send);
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg);
 void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
+/* Sends a delivered body/message event ev (taken off ex->pending) back as
+ * CONSUMED for taken bytes: no allocation, so reading cannot stay paused. */
+void bl_py_post_consumed(bl_exchange_t *ex, bl_event_t *ev, size_t taken);
 /* Posts ev (len bytes of the app's data) and returns what send() returns: at
  * once, or a future while the client's unsent bytes are above the high-water mark. */
 PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len);

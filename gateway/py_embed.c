@@ -111,6 +111,7 @@ static PyObject *options_dict(const bl_config_t *cfg)
                  PyFloat_FromDouble(cfg->application_close_timeout)) < 0 ||
         set_item(d, "loop_watchdog", PyFloat_FromDouble(cfg->loop_watchdog)) < 0 ||
         set_item(d, "gc_threshold", PyLong_FromLong(cfg->gc_threshold)) < 0 ||
+        set_item(d, "stack_signal", PyLong_FromLong(bl_server_stack_signal())) < 0 ||
         (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;

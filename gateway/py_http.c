@@ -175,16 +175,23 @@ static PyObject *message_next_body(ExchangeObject *self)
     if (!(ev->flags & BL_EVF_MORE))
         self->body_done = true;
     if (ev->len > 0 && !self->disconnected) {
-        /* Reuse the event: tell the I/O thread these bytes were taken. */
-        size_t len = ev->len;
-        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
-        if (consumed != NULL) {
-            consumed->aux = len;
-            bl_bridge_post_down(consumed);
-        }
+        /* The event itself tells the I/O thread these bytes were taken: an
+         * allocation failing here would leave reading paused for ever. */
+        bl_py_post_consumed(ex, ev, ev->len);
+        return d;
     }
     bl_event_free(ev);
     return d;
+}
+
+void bl_py_post_consumed(bl_exchange_t *ex, bl_event_t *ev, size_t taken)
+{
+    ev->type = BL_EV_CONSUMED;
+    ev->flags = 0;
+    ev->aux = taken;
+    ev->ex = ex; /* a pending event held no reference: it does now */
+    bl_exchange_ref(ex);
+    bl_bridge_post_down(ev);
 }
 
 void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags)

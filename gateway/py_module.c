@@ -263,12 +263,7 @@ static PyObject *mod_stop_io(PyObject *self, PyObject *unused)
     (void)unused;
     if (bl_py.server == NULL || !bl_py.server->running)
         Py_RETURN_NONE;
-    bl_event_t *ev = bl_event_new(BL_EV_STOP, NULL, 0);
-    if (ev == NULL)
-        return PyErr_NoMemory();
-    bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
-    bl_bridge_post_down(ev);
-    bl_bridge_flush_down();
+    bl_server_post_stop(bl_py.server); /* reserved: cannot fail */
     Py_BEGIN_ALLOW_THREADS bl_server_join(bl_py.server);
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }

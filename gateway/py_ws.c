@@ -103,11 +103,8 @@ static PyObject *message_receive(ExchangeObject *self)
         ex->pending_tail = NULL;
     if (!self->disconnected) {
         /* Let the I/O thread read more once the app keeps up. */
-        bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
-        if (consumed != NULL) {
-            consumed->aux = ev->len + 1;
-            bl_bridge_post_down(consumed);
-        }
+        bl_py_post_consumed(ex, ev, ev->len + 1);
+        return d;
     }
     bl_event_free(ev);
     return d;

@@ -6,9 +6,14 @@
 #include "bayleaf/sd_notify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long a draining worker waits before closing connections without a request. */
@@ -17,16 +22,66 @@
 static bl_server_t *io_server; /* for the wake function */
 
 static void pause_accepting(bl_server_t *s);
+static void listener_close(bl_listener_t *l);
+
+/* Accepting failed for want of memory or descriptors: the pending connection
+ * is dropped with the listener's handle and accepting pauses a moment, where
+ * libuv would leave the listener stopped (memory) or retry at once (EMFILE
+ * with its reserve descriptor gone). */
+static void accept_failed(bl_server_t *s, bl_listener_t *l, int err)
+{
+    unsigned held;
+    if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
+        BL_ERROR("accept on %s failed: %s; pausing accepts (%u more since the last report)",
+                 l->name, uv_strerror(err), held);
+    if (s->paused_at == 0)
+        pause_accepting(s);
+    else
+        listener_close(l);
+}
+
+/* Descriptors kept free for the app (files, database connections) and the
+ * server itself once connections fill the rest. */
+static uint64_t fd_headroom(uint64_t limit)
+{
+    uint64_t h = limit / 8;
+    return h < 8 ? 8 : h > 1024 ? 1024 : h;
+}
+
+/* The connection just accepted took a descriptor close to RLIMIT_NOFILE: stop
+ * accepting until a connection closes. New clients wait in the kernel's backlog
+ * instead of being reset (libuv drops them at the limit, silently). */
+static void pause_at_fd_limit(bl_server_t *s)
+{
+    unsigned held;
+    if (bl_log_limit_pass(&s->fd_log, uv_now(&s->loop), &held))
+        BL_WARN("near the file-descriptor limit (%llu): %zu connection(s) open; new ones wait "
+                "until one closes (%u more time(s) since the last report)",
+                (unsigned long long)s->fd_limit, s->nconns, held);
+    s->fd_paused_conns = s->nconns;
+    if (s->paused_at == 0)
+        pause_accepting(s);
+}
 
 static void on_connection(uv_stream_t *stream, int status)
 {
     bl_listener_t *l = stream->data;
+    bl_server_t *s = l->server;
+    if (status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOMEM || status == UV_ENOBUFS) {
+        accept_failed(s, l, status);
+        return;
+    }
     if (status < 0) {
         BL_ERROR("accept on %s failed: %s", l->name, uv_strerror(status));
         return;
     }
-    bl_server_t *s = l->server;
-    bl_conn_accept(l);
+    int fd = bl_conn_accept(l);
+    if (fd == UV_ENOMEM) {
+        accept_failed(s, l, fd);
+        return;
+    }
+    if (fd >= 0 && (uint64_t)fd + fd_headroom(s->fd_limit) >= s->fd_limit)
+        pause_at_fd_limit(s);
     if (s->shared) {
         bl_balance_publish(s->nconns);
         if (s->paused_at == 0 && bl_balance_over(s->nconns))
@@ -51,7 +106,7 @@ static void on_listener_closed(uv_handle_t *h)
 static int listener_open(bl_listener_t *l)
 {
     bl_server_t *s = l->server;
-    int fd = dup(l->fd), err;
+    int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0), err; /* never inherited by the app's children */
     if (fd < 0)
         return -errno;
     if (l->is_unix) {
@@ -67,6 +122,8 @@ static int listener_open(bl_listener_t *l)
         close(fd); /* the handle never took it */
     else
         err = uv_listen(&l->h.stream, l->backlog, on_connection);
+    if (err != 0)
+        uv_close(&l->h.handle, on_listener_closed); /* closed before it is opened again */
     return err;
 }
 
@@ -103,7 +160,8 @@ static void on_unpause_check(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
     bool expired = uv_now(&s->loop) - s->paused_at >= BL_PAUSE_MAX_MS;
-    if (s->draining || (!expired && bl_balance_over(s->nconns)))
+    if (s->draining || (s->fd_paused_conns > 0 && s->nconns >= s->fd_paused_conns) ||
+        (!expired && bl_balance_over(s->nconns)))
         return;
     for (int i = 0; i < s->nlisteners; i++) {
         if (!s->listeners[i].closed)
@@ -112,10 +170,19 @@ static void on_unpause_check(uv_timer_t *t)
     for (int i = 0; i < s->nlisteners; i++) {
         bl_listener_t *l = &s->listeners[i];
         int err = listener_open(l);
-        if (err != 0)
-            BL_ERROR("cannot accept on %s again: %s", l->name, uv_strerror(err));
+        if (err != 0) {
+            /* Out of descriptors or memory: all of them again on a later tick. */
+            unsigned held;
+            if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
+                BL_ERROR("cannot accept on %s again: %s; retrying (%u more since the last report)",
+                         l->name, uv_strerror(err), held);
+            for (int j = 0; j < s->nlisteners; j++)
+                listener_close(&s->listeners[j]);
+            return;
+        }
     }
     s->paused_at = 0;
+    s->fd_paused_conns = 0;
     uv_timer_stop(&s->unpause);
 }
 
@@ -166,6 +233,100 @@ static void on_settled(uv_timer_t *t)
     drain_now(t->data);
 }
 
+/* ---- stopping at once ---- */
+
+/* Stopping must end even when Python does not (its loop blocked by the app, a
+ * lifespan shutdown that hangs, finalisation waiting for a thread that never
+ * returns): by the deadline the supervisor gives its workers. A worker waits a
+ * little longer: there the supervisor's SIGKILL is the rule and this the
+ * fallback. */
+#define BL_STOP_MARGIN_S       5.0
+#define BL_STOP_WORKER_EXTRA_S 2.0
+#define BL_STACK_DUMP_WAIT_S   3
+
+static int stack_signal; /* faulthandler dumps the Python stacks on it (runner.py) */
+static sem_t stack_dumped;
+
+/* Runs after faulthandler's dump, which chains to the handler it replaced. */
+static void on_stack_dumped(int signum)
+{
+    (void)signum;
+    sem_post(&stack_dumped); /* async-signal-safe */
+}
+
+int bl_server_stack_signal(void)
+{
+    return stack_signal;
+}
+
+/* Every Python thread's stack to stderr, written by faulthandler on the Python
+ * thread itself: no GIL needed, so a thread stuck holding it still reports. */
+static void dump_python_stack(bl_server_t *s)
+{
+    struct timespec until;
+    if (stack_signal == 0 || pthread_kill(s->py_thread, stack_signal) != 0)
+        return;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += BL_STACK_DUMP_WAIT_S;
+    while (sem_timedwait(&stack_dumped, &until) != 0 && errno == EINTR)
+        continue;
+}
+
+/* Ends the process, Python wherever it is: the socket files go (the access
+ * log is line-buffered: nothing to flush), and the status says it did not stop
+ * cleanly. */
+static _Noreturn void stop_at_once(bl_server_t *s)
+{
+    if (s->set != NULL)
+        bl_listen_close(s->set); /* unlinks our socket files */
+    BL_ERROR("exiting with status 1");
+    _exit(1);
+}
+
+static double stop_deadline_s(const bl_server_t *s)
+{
+    return s->cfg->graceful_timeout + s->cfg->application_close_timeout + BL_STOP_MARGIN_S +
+           (s->shared ? BL_STOP_WORKER_EXTRA_S : 0);
+}
+
+/* A thread of its own: the deadline holds after the I/O loop has ended too,
+ * while Python finalises. */
+static void *stop_deadline_main(void *arg)
+{
+    bl_server_t *s = arg;
+    double secs = stop_deadline_s(s);
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += (time_t)secs;
+    at.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+        continue;
+    BL_ERROR("shutdown did not finish %g s after the stop signal; the Python threads are at "
+             "(most recent call first):",
+             secs);
+    dump_python_stack(s);
+    stop_at_once(s);
+}
+
+static void start_stop_deadline(bl_server_t *s)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err == 0) {
+        err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (err == 0)
+            err = pthread_create(&t, &attr, stop_deadline_main, s);
+        pthread_attr_destroy(&attr);
+    }
+    if (err != 0)
+        BL_ERROR("cannot watch the stop deadline: %s", strerror(err));
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     bl_server_t *s = sig->data;
@@ -177,10 +338,9 @@ static void on_signal(uv_signal_t *sig, int signum)
         return;
     }
     if (s->draining) {
-        /* A second signal: stop now. */
-        BL_INFO("second signal: closing every connection");
-        bl_conn_drain_all(s, true);
-        return;
+        /* A second signal: the operator will not wait, whatever Python is doing. */
+        BL_ERROR("second signal: stopping at once");
+        stop_at_once(s);
     }
     if (s->shared)
         BL_INFO("received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
@@ -197,6 +357,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         s->listeners[i].fd = -1;
     }
     uv_timer_start(&s->grace, on_grace_timeout, (uint64_t)(s->cfg->graceful_timeout * 1000), 0);
+    start_stop_deadline(s);
     /* A worker being replaced may have just accepted a connection whose request is
      * still on its way: the listener lives on in the others, so wait for it rather
      * than close it unserved. */
@@ -204,6 +365,18 @@ static void on_signal(uv_signal_t *sig, int signum)
         uv_timer_start(&s->settle, on_settled, BL_SERVER_SETTLE_MS, 0);
     else
         drain_now(s);
+}
+
+/* A terminal's hangup reaches the whole process group: a worker leaves reloading
+ * to its supervisor, and a lone process has nothing to reload into. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    bl_server_t *s = sig->data;
+    (void)signum;
+    if (s->shared)
+        BL_DEBUG("worker %d: SIGHUP ignored (the supervisor replaces workers)", (int)getpid());
+    else
+        BL_INFO("received SIGHUP: ignored (replacing the app on SIGHUP needs --workers)");
 }
 
 static void close_all_handles(uv_handle_t *h, void *arg)
@@ -263,9 +436,29 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     uv_unref((uv_handle_t *)&s->flush_up);
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
-    s->sigint.data = s->sigterm.data = s;
+    uv_signal_init(&s->loop, &s->sighup);
+    s->sigint.data = s->sigterm.data = s->sighup.data = s;
+    /* From now on, not only once the I/O thread runs: a hangup during startup. */
+    uv_signal_start(&s->sighup, on_sighup, SIGHUP);
     uv_timer_init(&s->loop, &s->grace);
     s->grace.data = s;
+    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
+        return listen_error("start", "the event loop", UV_ENOMEM);
+    s->py_thread = pthread_self();
+    s->set = set;
+    struct rlimit rl;
+    s->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                      ? (uint64_t)rl.rlim_cur
+                      : UINT64_MAX;
+    if (stack_signal == 0 && sem_init(&stack_dumped, 0, 0) == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stack_dumped;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGRTMIN + 2, &sa, NULL) == 0)
+            stack_signal = SIGRTMIN + 2;
+    }
     uv_timer_init(&s->loop, &s->settle);
     s->settle.data = s;
     uv_timer_init(&s->loop, &s->unpause);
@@ -346,6 +539,17 @@ int bl_server_start(bl_server_t *s)
     return 0;
 }
 
+void bl_server_post_stop(bl_server_t *s)
+{
+    bl_event_t *ev = s->stop_ev;
+    s->stop_ev = NULL;
+    if (ev == NULL)
+        return;                          /* posted already */
+    bl_bridge.schedule_down_wake = NULL; /* the loop is about to stop: wake now */
+    bl_bridge_post_down(ev);
+    bl_bridge_flush_down();
+}
+
 void bl_server_join(bl_server_t *s)
 {
     if (!s->running)
@@ -368,6 +572,9 @@ void bl_server_close(bl_server_t *s)
         close(s->ready_fd);
     s->ready_fd = -1;
     bl_bridge.wake_down = NULL;
+    if (s->stop_ev != NULL)
+        bl_event_free(s->stop_ev);
+    s->stop_ev = NULL;
     if (s->access_log != NULL && s->access_log != stdout)
         fclose(s->access_log);
     fflush(stdout);

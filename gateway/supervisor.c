@@ -110,6 +110,9 @@ static void become_worker(sup_t *s, int index, int ready_fd)
         if (s->w[i].pid != 0 && s->w[i].ready_fd >= 0)
             close(s->w[i].ready_fd);
     }
+    /* Until the I/O loop takes SIGHUP over: a terminal's hangup reaches the
+     * whole group, and reloading is the supervisor's business. */
+    signal(SIGHUP, SIG_IGN);
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
     bl_sd_notify_disable(); /* the supervisor speaks to systemd */
     bl_balance_attach(s->balance, s->cap, index);
@@ -300,8 +303,12 @@ static void on_exit_status(sup_t *s, pid_t pid, int st)
         abandon_reload(s);
         return;
     }
-    if (slot_worker(s, gone.slot, 0) != NULL)
-        return; /* its slot is served by another */
+    worker_t *other = slot_worker(s, gone.slot, 0);
+    if (other != NULL) {
+        /* Its replacement, starting during a reload, takes its place. */
+        BL_ERROR("Worker %d %s; worker %d takes its place", (int)pid, how, (int)other->pid);
+        return;
+    }
     schedule_restart(s, gone.slot, now_sec() - gone.started);
     BL_ERROR("Worker %d %s; restarting it in %.1f s", (int)pid, how, s->slots[gone.slot].backoff);
 }

@@ -79,6 +79,8 @@ struct bl_exchange_s {
     /* I/O-thread-owned */
     void *conn;             /* the connection, NULL once detached */
     uint64_t body_inflight; /* request body bytes posted but not yet consumed */
+    /* Reserved at creation: telling the app that its client left cannot fail. */
+    bl_event_t *disconnect;
     /* Python-thread-owned */
     void *py;            /* the Exchange object (a strong reference while the app runs) */
     bl_event_t *pending; /* body events not yet delivered to receive() */
@@ -124,6 +126,11 @@ size_t bl_event_unsent(const bl_event_t *ev);
 bl_exchange_t *bl_exchange_new(void);
 void bl_exchange_ref(bl_exchange_t *ex);
 void bl_exchange_unref(bl_exchange_t *ex);
+/* I/O thread: posts DISCONNECT (status: a WebSocket close code, or 0) with
+ * reason when memory allows, else the event reserved with the exchange: an app
+ * never waits for a disconnect that could not be sent. */
+void bl_exchange_post_disconnect(bl_exchange_t *ex, uint16_t status, const void *reason,
+                                 size_t len);
 
 /* The two directions, set up by bl_bridge_init. */
 typedef struct {

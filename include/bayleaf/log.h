@@ -3,6 +3,9 @@
 #ifndef BAYLEAF_LOG_H
 #define BAYLEAF_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum { BL_LOG_ERROR = 0, BL_LOG_WARNING = 1, BL_LOG_INFO = 1, BL_LOG_DEBUG = 2 };
 
 extern int bl_log_verbosity;
@@ -13,5 +16,15 @@ void bl_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define BL_WARN(...)  bl_log(BL_LOG_WARNING, __VA_ARGS__)
 #define BL_INFO(...)  bl_log(BL_LOG_INFO, __VA_ARGS__)
 #define BL_DEBUG(...) bl_log(BL_LOG_DEBUG, __VA_ARGS__)
+
+/* At most one line a second for a condition that can repeat at any rate. */
+typedef struct {
+    uint64_t last_ms; /* when the last line went out; 0: never */
+    unsigned held;    /* occurrences held back since */
+} bl_log_limit_t;
+
+/* True when a line may go out at now_ms (a monotonic clock); *held is then how
+ * many occurrences were held back before this one. */
+bool bl_log_limit_pass(bl_log_limit_t *l, uint64_t now_ms, unsigned *held);
 
 #endif

@@ -11,6 +11,7 @@
 #include "bayleaf/bridge.h"
 #include "bayleaf/http_parser.h"
 #include "bayleaf/listen.h"
+#include "bayleaf/log.h"
 
 #define BL_MAX_LISTENERS 16
 
@@ -37,7 +38,7 @@ struct bl_server_s {
     uv_loop_t loop;
     uv_async_t wake;       /* the down-queue has events */
     uv_prepare_t flush_up; /* wakes Python once per loop iteration */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t grace;
     uv_timer_t settle;  /* workers: lets just-accepted connections show a request */
     uv_timer_t unpause; /* workers: while not accepting to let the others catch up */
@@ -52,6 +53,12 @@ struct bl_server_s {
     size_t nactive; /* connections neither closing nor lingering */
     FILE *access_log;
     pthread_t thread;
+    bl_event_t *stop_ev;    /* reserved: stopping the I/O thread cannot fail for memory */
+    pthread_t py_thread;    /* the thread that runs Python, for its stack at the deadline */
+    bl_listen_set_t *set;   /* socket files to unlink when stopping at once */
+    uint64_t fd_limit;      /* RLIMIT_NOFILE: accepting pauses close to it */
+    size_t fd_paused_conns; /* while paused at the limit: connections then; 0: not paused */
+    bl_log_limit_t fd_log, oom_log;
     bool running;  /* the I/O thread was started */
     bool draining; /* a stop signal came: no new work */
     bool drained;  /* DRAINED was posted */
@@ -68,11 +75,19 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
 int bl_server_start(bl_server_t *s);
 /* Waits for the I/O thread to exit (after a STOP event). */
 void bl_server_join(bl_server_t *s);
+/* Python thread: posts the STOP event reserved at init (once) and wakes the
+ * I/O thread; then bl_server_join. */
+void bl_server_post_stop(bl_server_t *s);
 /* Closes what is left and frees the loop (main thread, I/O thread not running). */
 void bl_server_close(bl_server_t *s);
+/* The signal on which the Python side dumps its threads' stacks (faulthandler,
+ * chained: see server.c); 0 when none could be set up. */
+int bl_server_stack_signal(void);
 
 /* I/O thread internals shared by server.c and conn.c. */
-void bl_conn_accept(bl_listener_t *l);
+/* Takes the pending connection: its descriptor, UV_ENOMEM when it is still
+ * pending (the caller drops it), another negative error when it was dropped. */
+int bl_conn_accept(bl_listener_t *l);
 void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev);
 void bl_conn_close(bl_conn_t *c);
 /* Shutdown: closes idle connections; active ones close after their response. */

@@ -5,6 +5,7 @@ The I/O thread is started only once lifespan startup has completed.
 """
 
 import asyncio
+import faulthandler
 import gc
 import os
 import sys
@@ -170,9 +171,21 @@ def _warn_in_memory_layer(log, workers):
                     "(channels_redis.core.RedisChannelLayer) or run one worker", workers)
 
 
+def _register_stack_dump(signum):
+    """When stopping runs past its deadline, the I/O thread asks for every
+    thread's stack with this signal (gateway/server.c): faulthandler writes it
+    without the GIL, then chains to the C handler that waits for it."""
+    if signum:
+        try:
+            faulthandler.register(signum, file=sys.stderr, all_threads=True, chain=True)
+        except (AttributeError, OSError, RuntimeError, ValueError):  # no usable stderr
+            pass
+
+
 def main(options):
     """Returns the process exit status."""
     log = logs.setup(options["verbosity"], options.get("log_fmt"))
+    _register_stack_dump(options.get("stack_signal", 0))
     try:
         app = loader.load_app(options["app"])
         loop = _make_loop(options["loop"])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import IncompleteResponse, build_request, expected_stream, skip_server
+from harness import IS_BAYLEAF, IncompleteResponse, build_request, expected_stream, skip_server
 
 
 @skip_server("daphne", reason="daphne drops in-flight responses on SIGTERM")
@@ -24,8 +24,11 @@ def test_signal_during_inflight_response_completes_it(start_server, sig):
         assert conn.buf
         t0 = time.monotonic()
         server.send_signal(sig)
-        time.sleep(0.2)
-        # no new connections are served once shutdown started
+        # no new connections are served once shutdown started (bayleaf closes its
+        # listeners in the callback that logs it)
+        server.wait_for_text("received %s|Shutting down" % sig.name, timeout=30)
+        if not IS_BAYLEAF:
+            time.sleep(0.2)  # uvicorn logs before it closes its listeners
         try:
             with server.connect(timeout=1) as late:
                 late.send(build_request("GET", "/hello"))
@@ -35,13 +38,13 @@ def test_signal_during_inflight_response_completes_it(start_server, sig):
             pass
         # the in-flight response runs to the end
         parts = []
-        conn._read_body(head, "GET", time.monotonic() + 10, parts.append)
+        conn._read_body(head, "GET", time.monotonic() + 60, parts.append)
         body = b"".join(parts)
     assert body == expected_stream(total, chunk)
-    rc = server.wait_exit(10)
-    assert rc is not None, f"server still running 10 s after {sig.name}\n" + server.describe()
+    rc = server.wait_exit(60)
+    assert rc is not None, f"server still running 60 s after {sig.name}\n" + server.describe()
     assert rc == 0, server.describe()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 25  # it did not wait for the 30 s graceful timeout
 
 
 def test_sigterm_with_idle_keepalive_connection_exits_promptly(start_server):
@@ -50,17 +53,17 @@ def test_sigterm_with_idle_keepalive_connection_exits_promptly(start_server):
         assert conn.request("GET", "/hello").status == 200
         t0 = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        rc = server.wait_exit(6)
+        rc = server.wait_exit(60)
         assert rc is not None, "an idle keep-alive connection kept the server from exiting\n" + server.describe()
         assert rc == 0
-        assert time.monotonic() - t0 < 6
-        assert conn.wait_closed(2)
+        assert time.monotonic() - t0 < 25  # it did not wait for the 30 s graceful timeout
+        assert conn.wait_closed(10)
 
 
 def test_sigterm_idle_server_exits_zero(start_server):
     server = start_server("echo:app")
     server.assert_serving()
-    rc, killed = server.stop(signal.SIGTERM)
+    rc, killed = server.stop(signal.SIGTERM, grace=60)  # generous: only a hang fails
     assert not killed and rc == 0, server.describe()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()

@@ -340,6 +340,41 @@ static void test_bridge_posts(void)
     CHECK_EQ_INT(bl_bridge.up_fd, -1);
 }
 
+/* The disconnect an exchange reserves: used when the event cannot be
+ * allocated (a reason too large to allocate stands in for out of memory), so
+ * an app is always told; with a reason that fits, the reason goes. */
+static void test_disconnect_reserved(void)
+{
+    CHECK_EQ_INT(bl_bridge_init(), 0);
+    bl_exchange_t *ex = bl_exchange_new();
+    if (!CHECK(ex != NULL && ex->disconnect != NULL))
+        return;
+    bl_exchange_post_disconnect(ex, 1001, "bye", 3);
+    CHECK(ex->disconnect != NULL); /* allocated: the reserve stays */
+    bl_event_t *ev = bl_queue_take(&bl_bridge.up);
+    CHECK(ev != NULL && ev->next == NULL && ev->type == BL_EV_DISCONNECT && ev->ex == ex &&
+          ev->status == 1001 && ev->len == 3 && memcmp(ev->data, "bye", 3) == 0);
+    free_list(ev);
+
+#ifndef __SANITIZE_ADDRESS__ /* ASan reports the impossible size instead of failing it */
+    bl_exchange_post_disconnect(ex, 1009, "x", SIZE_MAX / 2); /* malloc fails */
+    CHECK(ex->disconnect == NULL);
+    ev = bl_queue_take(&bl_bridge.up);
+    CHECK(ev != NULL && ev->type == BL_EV_DISCONNECT && ev->ex == ex && ev->status == 1009 &&
+          ev->len == 0);
+    CHECK_EQ_INT(atomic_load(&ex->refs), 2); /* the queued event holds one */
+    free_list(ev);
+    CHECK_EQ_INT(atomic_load(&ex->refs), 1);
+#endif
+
+    bl_exchange_t *unused = bl_exchange_new(); /* its reserve is freed with it */
+    CHECK(unused != NULL);
+    if (unused != NULL)
+        bl_exchange_unref(unused);
+    bl_exchange_unref(ex);
+    bl_bridge_destroy();
+}
+
 int main(void)
 {
     test_queue_order();
@@ -348,5 +383,6 @@ int main(void)
     test_exchange_frees_pending();
     test_stress();
     test_bridge_posts();
+    test_disconnect_reserved();
     return check_report();
 }

@@ -197,14 +197,14 @@ def test_draining_server_leaves_its_successors_socket_file(procs, sdir):
     path = os.path.join(sdir, "succ.sock")
     old = procs.start(["-u", path], unix=path)
     results = []
-    t = threading.Thread(target=lambda: results.append(http_get(path, "/slow?t=1.5", timeout=10)))
+    t = threading.Thread(target=lambda: results.append(http_get(path, "/slow?t=1.5", timeout=60)))
     t.start()
-    time.sleep(0.3)
+    old.wait_for_text("slow request started", timeout=30)  # in flight: the drain waits for it
     old.send_signal(15)
     old.wait_for_text("shutting down")
     new = procs.start(["-u", path], unix=path)  # the old socket no longer answers: stale
-    t.join(10)
+    t.join(60)
     assert results == [(200, b"slow done")]
-    assert old.wait_exit(10) == 0
+    assert old.wait_exit(60) == 0
     assert os.path.exists(path)
     assert get_pid(path) == new.pid
