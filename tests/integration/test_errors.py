@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from harness import IS_BAYLEAF, IncompleteResponse, build_request, skip_server
+from harness import IS_BAYLEAF, IncompleteResponse, build_request, qs, read_json_lines, skip_server, wait_until
 
 
 @pytest.fixture
@@ -99,17 +99,21 @@ def test_app_returning_without_response_gives_500(errors_server):
 
 
 @skip_server("uvicorn", reason="uvicorn has no http timeout")
-def test_http_timeout_gives_503(start_server):
+def test_http_timeout_gives_503(start_server, tmp_path):
     server = start_server("errors:app", "-t", "1")
     server.assert_serving("/ok")
+    out = tmp_path / "late.jsonl"
     with server.connect() as conn:
         t0 = time.monotonic()
-        resp = conn.request("GET", "/sleep?s=3", timeout=10)
+        resp = conn.request("GET", "/sleep" + qs(s=6, out=out), timeout=30)
         elapsed = time.monotonic() - t0
     assert resp.status == 503, resp
-    assert 0.8 <= elapsed < 2.8, f"503 came after {elapsed:.2f}s with -t 1"
+    # not before the 1 s timeout (timer granularity aside), and while the app
+    # still sleeps (6 s): the timeout does not wait for the app
+    assert 0.8 <= elapsed < 6, f"503 came after {elapsed:.2f}s with -t 1"
     server.assert_serving("/ok")
-    time.sleep(2.5)  # the app wakes up and tries to send on the timed-out request
+    # the app wakes up and tries to send on the timed-out request
+    wait_until(lambda: read_json_lines(out), 30, message="the app's late send")
     server.assert_serving("/ok")
 
 

@@ -9,7 +9,9 @@ WebSocket routes:
   /never-return       accept; after the disconnect, sleep for an hour (cancelled
                       by --application-close-timeout: counted in "cancelled")
   /block              accept; a text "block S" blocks the event loop with
-                      time.sleep(S), then answers "unblocked"
+                      time.sleep(S), then answers "unblocked"; "block-until F"
+                      creates F.blocked, blocks until the file F exists (at
+                      most 120 s), then answers "unblocked"
   /push?mb=N          accept; send N MiB in 64 KiB binary messages, count when done
 HTTP routes:
   /hello              200 "hello"
@@ -27,6 +29,7 @@ HTTP routes:
 import asyncio
 import gc
 import json
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -149,6 +152,13 @@ async def websocket(scope, receive, send):
             text = msg.get("text") or ""
             if text.startswith("block "):
                 time.sleep(float(text.split()[1]))  # blocks the event loop on purpose
+                await send({"type": "websocket.send", "text": "unblocked"})
+            elif text.startswith("block-until "):
+                release = text.split(None, 1)[1]
+                open(release + ".blocked", "w").close()  # the test knows Python is asleep
+                deadline = time.monotonic() + 120
+                while not os.path.exists(release) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # blocks the event loop on purpose
                 await send({"type": "websocket.send", "text": "unblocked"})
             else:
                 await send({"type": "websocket.send", "text": text})

@@ -6,13 +6,14 @@
                       (?cl=1: with a Content-Length larger than what is sent)
   /no-response        returns without sending anything
   /sleep?s=S          sleeps S seconds (default 3), then responds 200 "late"
+                      (?out=FILE: then reports {"event": "late-send", "result": ...})
 
 `errors:misbehaving` adds invalid message sequences (see _misbehave).
 """
 
 import asyncio
 
-from common import http_app, query, read_body, send_response
+from common import http_app, query, read_body, report, send_response
 
 
 async def _dispatch(scope, receive, send):
@@ -36,8 +37,10 @@ async def _dispatch(scope, receive, send):
         await asyncio.sleep(float(q.get("s", 3)))
         try:
             await send_response(send, 200, b"late")
-        except OSError:
-            pass
+            result = "sent"
+        except OSError as exc:
+            result = type(exc).__name__
+        report(q.get("out"), event="late-send", result=result)
         return
     await read_body(receive)
     await send_response(send, 200, b"ok")

@@ -28,6 +28,8 @@ def warm_up(server):
     check_echo(server)
     with open_ws(server, "/push?total=1048576&chunk=65536") as ws:
         drain_messages(ws, 1 << 20, timeout=10)
+    # memory not yet returned only raises the baseline: a slow machine makes the
+    # RSS bounds below easier, never a spurious failure
     time.sleep(0.2)
 
 
@@ -40,7 +42,9 @@ def test_push_to_client_that_does_not_read(start_server, tmp_path):
     ws = open_ws(server, "/push" + outq(out, total=total, chunk=chunk))
     try:
         with RssSampler(server.pid) as idle:
-            time.sleep(5.0)  # the client reads nothing
+            # the client reads nothing: a fixed window for negative checks (a slow
+            # machine pushes less, which only makes them pass more easily)
+            time.sleep(5.0)
         growth = idle.peak_kb * 1024 - base
         check_rss(growth, f"RSS grew by {growth / MB:.1f} MB while the client did not read")
         # the app is held back, not finished
@@ -89,6 +93,7 @@ def test_client_floods_slow_app(start_server, tmp_path):
     try:
         with RssSampler(server.pid) as sampler:
             t.start()
+            # a fixed window for negative checks: a slow machine floods less
             time.sleep(5.0)
             stalled_at = sent[0]
             time.sleep(0.5)
@@ -147,7 +152,7 @@ def stalled_fanout(server, n_clients, per_client, chunk):
             # let the app push until every connection is stalled
             wait_until(lambda: _pushed_settled(server), 15, interval=0.3, message="the pushes to stall")
             t0 = time.monotonic()
-            status, _, body = server.get("/hello", timeout=5)
+            status, _, body = server.get("/hello", timeout=30)
             latency = time.monotonic() - t0
             assert status == 200 and body == b"hello"
             stats = server.get_json("/stats")
@@ -198,7 +203,9 @@ def test_many_stalled_clients(stalled_1000):
     # bounded per connection (independent of how much the app wants to send)
     if not SANITIZED:
         assert r["growth"] < n * 768 * 1024, f"RSS grew by {r['growth'] / MB:.0f} MB for {n} stalled clients ({r})"
-    assert r["latency"] < 2.0, r
+    # served while every push stays stalled (which never ends on its own); the
+    # bound is generous for a loaded, sanitized run
+    assert r["latency"] < 10.0, r
 
 
 def test_empty_message_flood_to_slow_app(start_server, tmp_path):
@@ -216,6 +223,7 @@ def test_empty_message_flood_to_slow_app(start_server, tmp_path):
         sock.settimeout(0.2)
         sent = 0
         t0 = time.monotonic()
+        # a fixed window for negative checks: a slow machine sends less
         with RssSampler(server.pid) as sampler:
             while time.monotonic() - t0 < 2.0 and sent < 50 * MB:
                 try:

@@ -89,10 +89,10 @@ def test_bad_version_426(ws_server, tmp_path, version):
     assert resp.status == 426, resp
     assert resp.header("sec-websocket-version") == "13", resp
     assert closed
-    # the app never heard of it
-    time.sleep(0.1)
-    assert events(out) == []
+    # the app never heard of it: an echo through the app after the refusal
+    # has gone through Python's queue behind anything the refusal put there
     check_echo(ws_server)
+    assert events(out) == []
 
 
 @pytest.mark.parametrize("key", [
@@ -303,9 +303,11 @@ def test_connect_timeout_403_and_app_disconnected(start_server, tmp_path):
         resp = ws.handshake("/never" + outq(out))
         elapsed = time.monotonic() - t0
         assert resp.status == 403, resp
-        assert 0.8 <= elapsed <= 2.5, elapsed
-        assert ws.wait_closed(5)
-    rec = wait_event(out, "never-answered", timeout=5)
+        # not before the 1 s timeout (timer granularity aside); before the
+        # default 5 s would fire, so the underscore spelling took effect
+        assert 0.8 <= elapsed < 4.5, elapsed
+        assert ws.wait_closed(10)
+    rec = wait_event(out, "never-answered", timeout=30)
     assert rec["message"]["type"] == "websocket.disconnect", rec
     check_echo(server)
 
@@ -316,4 +318,5 @@ def test_connect_timeout_hyphen_spelling(start_server):
     with WSConn(server.connect()) as ws:
         t0 = time.monotonic()
         assert ws.handshake("/never").status == 403
-        assert time.monotonic() - t0 < 2.0
+        # before the default 5 s would fire: the hyphen spelling took effect
+        assert time.monotonic() - t0 < 4.5
