@@ -61,9 +61,12 @@ def test_http_raise_mid_response_cuts_the_connection(fault_server):
 def test_http_never_responding_gets_503_and_is_cancelled(fault_server):
     srv = fault_server("-t", "1", "--application-close-timeout", "1")
     t0 = time.monotonic()
-    status, _, _ = http_get(srv, "/never", timeout=10)
-    assert status == 503 and time.monotonic() - t0 < 4
-    wait_for(lambda: get_json(srv, "/stats")["cancelled"] >= 1, 6, what="the app to be cancelled")
+    status, _, _ = http_get(srv, "/never", timeout=30)
+    # /never never answers: the 503 is the 1 s timeout's, not before it (timer
+    # granularity aside); the upper bound is generous for a loaded, sanitized run
+    elapsed = time.monotonic() - t0
+    assert status == 503 and 0.8 <= elapsed < 20, (status, elapsed)
+    wait_for(lambda: get_json(srv, "/stats")["cancelled"] >= 1, 30, what="the app to be cancelled")
 
 
 def test_ws_raise_on_connect_refuses_the_handshake(fault_server):
@@ -104,8 +107,9 @@ def test_ws_app_outliving_its_client_is_cancelled(fault_server):
         ws.send_close(1000)
         ws.expect_close()
     t0 = time.monotonic()
-    wait_for(lambda: get_json(srv, "/stats")["cancelled"] >= 1, 5, what="the app to be cancelled")
-    assert time.monotonic() - t0 < 4
+    wait_for(lambda: get_json(srv, "/stats")["cancelled"] >= 1, 30, what="the app to be cancelled")
+    # by the 1 s timeout given, well before the default 10 s would fire
+    assert time.monotonic() - t0 < 9
 
 
 def test_error_paths_leak_no_python_objects(fault_server):
@@ -126,11 +130,16 @@ def test_error_paths_leak_no_python_objects(fault_server):
                 ws.send_close(1000)
                 ws.expect_close()
 
+    def all_raised(n):
+        # each round raises 4 times per iteration: wait until every app task has
+        # raised (the last ones after their client's close), not a fixed time
+        wait_for(lambda: get_json(srv, "/stats")["raised"] >= 4 * n, 60, what=f"{4 * n} raises")
+
     round_of_failures(50)  # warm up caches, logging, tracebacks
-    time.sleep(0.5)
+    all_raised(50)
     before = get_json(srv, "/gc")["objects"]
     round_of_failures(200)
-    time.sleep(0.5)
+    all_raised(250)
     after = get_json(srv, "/gc")["objects"]
     assert after - before < 2000, f"Python objects grew from {before} to {after} over 800 failures"
     assert srv.alive()

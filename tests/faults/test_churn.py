@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from faults_support import fd_count, get_json
+from faults_support import fd_count, get_json, wait_for
 from harness import SANITIZED, assert_rss_growth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,8 +44,14 @@ def churn(bin_path, srv, mode, total, conns=32, path="/hello"):
     return r.stdout.strip()
 
 
-def snapshot(srv, settle=0.5):
-    time.sleep(settle)  # closing handshakes, lingering FINs, close-timeout timers finish
+def snapshot(srv, sessions, max_fds=None):
+    """Counts once every WebSocket session so far has ended in the app (its
+    disconnect counted) and, if given, the server is back to max_fds: events,
+    not a fixed settle time (a loaded, sanitized run is slow)."""
+    wait_for(lambda: get_json(srv, "/stats")["disconnects"] >= sessions, 120,
+             what=f"{sessions} WebSocket sessions to end")
+    if max_fds is not None:
+        wait_for(lambda: fd_count(srv.pid) <= max_fds, 60, what=f"the server back to {max_fds} fds")
     objects = get_json(srv, "/gc")["objects"]
     return {"rss": srv.rss_kb(), "objects": objects, "fds": fd_count(srv.pid)}
 
@@ -62,11 +68,11 @@ def test_churn_leaves_no_leaks(fault_server, churn_bin):
     # (see test_finished_sessions_are_released_promptly).
     srv = fault_server("--application-close-timeout", "1")
     one_round(churn_bin, srv, 0.2)  # warm-up: caches, allocator arenas, lazily opened fds
-    before = snapshot(srv, 1.5)
+    before = snapshot(srv, int(WEBSOCKETS * 0.2))
     t0 = time.monotonic()
     results = one_round(churn_bin, srv, 1.0)
     took = time.monotonic() - t0
-    after = snapshot(srv, 1.5)
+    after = snapshot(srv, int(WEBSOCKETS * 0.2) + WEBSOCKETS, max_fds=before["fds"] + 2)
     report = (f"{HTTP_KEEPALIVE + HTTP_CLOSE} requests + {WEBSOCKETS} websockets in {took:.1f}s; "
               f"before {before}, after {after}\n" + "\n".join(results))
     print(report)
@@ -80,7 +86,7 @@ def test_finished_sessions_are_released_promptly(fault_server, churn_bin):
     srv = fault_server()  # default --application-close-timeout 10
     n = max(int(5000 * SCALE), 100)
     churn(churn_bin, srv, "ws", n // 5, path="/echo")
-    before = snapshot(srv)
+    before = snapshot(srv, n // 5)
     churn(churn_bin, srv, "ws", n, path="/echo")
-    after = snapshot(srv)
+    after = snapshot(srv, n // 5 + n)
     assert after["objects"] - before["objects"] < n, f"{n} finished sessions: {before} -> {after}"
