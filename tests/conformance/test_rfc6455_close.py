@@ -171,7 +171,9 @@ def test_server_ends_tcp_without_waiting_for_the_client(server):
         ws.expect_close()
         t0 = time.monotonic()
         assert ws.wait_eof(6)
-        assert time.monotonic() - t0 < 3
+        # at once, not by the 5 s closing timeout (started before t0): generous
+        # for a loaded, sanitized run
+        assert time.monotonic() - t0 < 4
 
 
 def test_still_serving(server):

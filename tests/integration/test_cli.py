@@ -123,11 +123,12 @@ def test_port_in_use():
         busy.listen(1)
         port = busy.getsockname()[1]
         t0 = time.monotonic()
-        rc, out, err = run(["-b", "127.0.0.1"], "echo:app", port=port)
+        rc, out, err = run(["-b", "127.0.0.1"], "echo:app", port=port, timeout=30)
         assert_one_line_error(rc, err)
         if IS_BAYLEAF:
             assert str(port) in err or "in use" in err.lower(), err
-            assert time.monotonic() - t0 < 5
+            # gives up at once rather than retrying: generous for a loaded, sanitized start
+            assert time.monotonic() - t0 < 20
     finally:
         busy.close()
 

@@ -157,7 +157,8 @@ def test_app_close_handshake_completed_by_server(ws_server, tmp_path):
         t0 = time.monotonic()
         ws.send_close(4003, b"bye")
         assert ws.wait_closed(5)
-        assert time.monotonic() - t0 < 1.0
+        # on our close frame, not by the 5 s closing timeout (started before t0)
+        assert time.monotonic() - t0 < 4.0
     rec = wait_event(out, "after-close")
     assert rec["message"]["type"] == "websocket.disconnect", rec
     if IS_BAYLEAF:
@@ -179,7 +180,8 @@ def test_app_close_client_never_answers(ws_server, tmp_path):
     with open_ws(ws_server, "/close" + outq(out, code=1000)) as ws:
         ws.expect_close(5)
         t0 = time.monotonic()
-        assert ws.wait_closed(8)
+        # by the closing timeout: not at once, and surely (a generous deadline)
+        assert ws.wait_closed(20)
         assert time.monotonic() - t0 >= 1.0
     rec = wait_event(out, "after-close")
     assert rec["message"]["type"] == "websocket.disconnect", rec
@@ -290,7 +292,7 @@ def test_app_returning_after_sends_flushes_then_closes_1000(ws_server):
         assert ws.wait_closed(5)
 
 
-def _close_codes_seen(server, tmp_path, codes, wait=2.0):
+def _close_codes_seen(server, tmp_path, codes, wait=4.0):
     """Open one /close?code=C per code at once; return {code: (close frame code or
     None, seconds until it arrived or the connection ended, what the app reported)}."""
     conns = {}
@@ -331,7 +333,8 @@ def test_app_close_with_unsendable_code_fails_fast(ws_server, tmp_path):
     seen = _close_codes_seen(ws_server, tmp_path, codes)
     for c in codes:
         frame_code, elapsed, reports = seen[c]
-        assert isinstance(frame_code, int) and elapsed < 1.5, seen
+        # before the 5 s closing timeout (started before the clock here) could end it
+        assert isinstance(frame_code, int) and elapsed < 4.0, seen
         raised = any(r["event"] == "close-raised" for r in reports)
         if IS_BAYLEAF:
             assert raised and frame_code == 1011, seen
@@ -362,7 +365,9 @@ def test_app_outliving_its_client_is_cancelled(start_server, tmp_path, mode):
     if mode == "receive":
         rec = wait_event(out, "received")
         assert rec["message"]["type"] == "websocket.disconnect"
-    rec = wait_event(out, "cancelled", timeout=5)
+    rec = wait_event(out, "cancelled", timeout=30)
     elapsed = time.monotonic() - t0
-    assert 0.8 <= elapsed <= 3.0, (elapsed, rec)
+    # not before the 1 s given (timer granularity aside), and by it, well before
+    # the default 10 s: generous for a loaded, sanitized run
+    assert 0.8 <= elapsed < 9, (elapsed, rec)
     check_echo(server)

@@ -99,14 +99,15 @@ def test_shutdown_closes_open_websockets_with_1001(start_server, tmp_path, sig):
         for ws in conns:
             assert ws.wait_closed(5)
             ws.close()
-        rc = server.wait_exit(10)
+        rc = server.wait_exit(30)
         assert rc == 0, server.describe()
-        assert time.monotonic() - t0 < 5
+        # once every session closed, not by a timeout: generous for a loaded run
+        assert time.monotonic() - t0 < 20
     finally:
         for ws in conns:
             ws.close()
     for o in outs:
-        rec = wait_event(o, "disconnect", timeout=2)
+        rec = wait_event(o, "disconnect", timeout=10)
         assert rec["code"] in (1001, 1000), rec
 
 
@@ -118,11 +119,12 @@ def test_shutdown_with_client_ignoring_close(start_server, tmp_path):
     try:
         t0 = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        f = ws.expect_close(5)
+        f = ws.expect_close(10)
         assert f.close_code == 1001
-        rc = server.wait_exit(10)
-        assert rc is not None, "server still running 10 s after SIGTERM"
-        assert time.monotonic() - t0 < 8
+        rc = server.wait_exit(60)
+        assert rc is not None, "server still running 60 s after SIGTERM"
+        # bounded by the 3 s graceful timeout: generous for a loaded, sanitized run
+        assert time.monotonic() - t0 < 20
     finally:
         ws.close()
 
@@ -131,7 +133,9 @@ def test_shutdown_with_client_ignoring_close(start_server, tmp_path):
 def test_slow_app_does_not_get_a_live_client_dropped(start_server, tmp_path):
     """While the app is behind, the server stops reading; a client that answers
     every ping must not be dropped for a pong the server did not read."""
-    server = start_server(APP, "--ping-interval", "0.5", "--ping-timeout", "0.5")
+    # a 2 s ping timeout: a loaded machine has time to answer; a server that
+    # does not read pongs while paused still drops it within the window
+    server = start_server(APP, "--ping-interval", "0.5", "--ping-timeout", "2")
     out = tmp_path / "app.jsonl"
     with open_ws(server, "/slow" + outq(out, delay=1.5)) as ws:
         # 1 MiB in 16 messages: the app (1.5 s a message) stays > 256 KiB behind for 20 s
@@ -139,7 +143,8 @@ def test_slow_app_does_not_get_a_live_client_dropped(start_server, tmp_path):
         ws.send(b"".join(frame(OP_BINARY, payload, key=b"\0\0\0\0") for _ in range(16)))
         t0 = time.monotonic()
         dropped = None
-        while time.monotonic() - t0 < 3.0:
+        # a fixed window for a negative check (a slow machine only pings less)
+        while time.monotonic() - t0 < 6.0:
             try:
                 f = ws.recv_frame(timeout=0.5)
             except TimeoutError:
