@@ -205,6 +205,7 @@ def test_busy_app_gets_exit_grace():
 
     async def main():
         lifespan = Lifespan(app, "on", LOGGER)
+        lifespan.exit_grace = 8  # generous for a loaded machine; under run()'s 10 s bound
         await lifespan.startup()
         await lifespan.shutdown()
 
