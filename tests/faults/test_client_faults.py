@@ -31,7 +31,7 @@ def vanish(sock, how):
         sock.close()
 
 
-def settle_fds(srv, base, slack=2, timeout=10):
+def settle_fds(srv, base, slack=2, timeout=30):
     wait_for(lambda: fd_count(srv.pid) <= base + slack, timeout,
              what=f"server fds back to {base} (+{slack}); now {fd_count(srv.pid)}")
 
@@ -63,7 +63,7 @@ def test_ws_client_vanishes(fault_server, where, how):
         ws.send_close(1000)
     time.sleep(0.1)
     vanish(ws.sock, how)
-    wait_for(lambda: get_json(srv, "/stats")["disconnects"] > before, 5, what="the app's websocket.disconnect")
+    wait_for(lambda: get_json(srv, "/stats")["disconnects"] > before, 30, what="the app's websocket.disconnect")
     settle_fds(srv, base)
 
 
@@ -179,19 +179,20 @@ def test_http_client_that_never_reads_is_dropped(fault_server):
         t0 = time.monotonic()
         time.sleep(1.0)
         # stalled, not dropped yet; others are served meanwhile
-        t1 = time.monotonic()
-        assert get_json(srv, "/stats")["stream_failed"] == 0
-        assert time.monotonic() - t1 < 1.0, "another client waited behind the stalled one"
-        wait_for(lambda: get_json(srv, "/stats")["stream_failed"] >= 1, 10, what="the stalled response to be dropped")
+        # the answer says the stream has not failed yet: this client was served
+        # before the drop, not behind the stalled one (an event, not a latency)
+        assert get_json(srv, "/stats")["stream_failed"] == 0, "another client waited behind the stalled one"
+        wait_for(lambda: get_json(srv, "/stats")["stream_failed"] >= 1, 30, what="the stalled response to be dropped")
         took = time.monotonic() - t0
         peak = srv.rss_kb()
-        # 2 s without progress (+ a quarter between looks, + the time to fill the buffers)
-        assert 1.9 <= took < 6, f"dropped after {took:.1f}s with --send-timeout 2"
+        # not before 2 s without progress; the upper bound is generous for a
+        # loaded, sanitized run, yet well below the 60 s default
+        assert 1.9 <= took < 20, f"dropped after {took:.1f}s with --send-timeout 2"
         _, how = read_all(s, 5)
         assert how == "reset", "the connection was not reset"
     finally:
         s.close()
-    wait_for(lambda: get_json(srv, "/stats")["stream_after_fail"] == "http.disconnect", 5,
+    wait_for(lambda: get_json(srv, "/stats")["stream_after_fail"] == "http.disconnect", 30,
              what="the app's receive() to say http.disconnect")
     srv.wait_for_text(r"client %s .*--send-timeout" % re.escape(me))
     if not SANITIZED:
@@ -271,9 +272,10 @@ def test_ws_client_that_sends_but_never_reads_is_dropped(fault_server):
                     break
             except OSError:
                 break
-        wait_for(lambda: get_json(srv, "/stats")["disconnects"] > before, 5, what="the app's websocket.disconnect")
+        wait_for(lambda: get_json(srv, "/stats")["disconnects"] > before, 30, what="the app's websocket.disconnect")
         took = time.monotonic() - t0
-        assert took < 8, f"dropped after {took:.1f}s with --send-timeout 2"
+        # generous for a loaded, sanitized run, yet well below the 60 s default
+        assert took < 20, f"dropped after {took:.1f}s with --send-timeout 2"
     finally:
         ws.sock.close()
     srv.wait_for_text(r"--send-timeout")

@@ -586,7 +586,7 @@ class Server:
         self.returncode = self.proc.wait(timeout=10)
         return self.returncode, True
 
-    def wait_for_text(self, pattern, timeout=5.0, stream="stderr"):
+    def wait_for_text(self, pattern, timeout=30.0, stream="stderr"):  # a deadline, not a window
         rx = re.compile(pattern)
         path = self.stderr_path if stream == "stderr" else self.stdout_path
 

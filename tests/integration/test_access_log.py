@@ -55,7 +55,7 @@ def test_access_log_to_stdout(start_server):
     server = start_server("echo:app", "--access-log", "-")
     make_requests(server)
     try:
-        wait_until(lambda: len(log_lines(server.stdout)) >= 3, 3, message="3 access log lines on stdout")
+        wait_until(lambda: len(log_lines(server.stdout)) >= 3, 30, message="3 access log lines on stdout")
     except AssertionError:
         server.stop()
     check(log_lines(server.stdout))
@@ -70,7 +70,7 @@ def test_access_log_records_error_statuses(start_server, tmp_path):
         conn.send(build_request("GET", "/ok"))
         conn.read_response()
     try:
-        wait_until(lambda: log.exists() and len(log_lines(log.read_text())) >= 2, 3, message="2 lines")
+        wait_until(lambda: log.exists() and len(log_lines(log.read_text())) >= 2, 30, message="2 lines")
     except AssertionError:
         server.stop()
     lines = log_lines(log.read_text())

@@ -79,7 +79,7 @@ def test_lifespan_auto_app_raises_serving_goes_on(start_server, tmp_path):
     server = start_server("lifespan_apps:no_lifespan", env={"LIFESPAN_OUT": str(out)})
     status, _, body = server.get("/")
     assert status == 200 and body == b"served without lifespan"
-    wait_until(lambda: read_json_lines(out), 5, message="the app to be called for lifespan")
+    wait_until(lambda: read_json_lines(out), 30, message="the app to be called for lifespan")
     assert read_json_lines(out)[0] == {"event": "raised", "type": "lifespan"}
     server.assert_serving("/")
     rc, killed = server.stop()

@@ -212,5 +212,5 @@ def test_channels_chat_through_nginx(stack_factory, kind):
     stats = json.loads(http_request(st.port, "GET", "/stats/")[2])
     assert stats.get("connect:async:lobby") == 1 and stats.get("connect:sync:lobby") == 1, stats
     wait_until(lambda: json.loads(http_request(st.port, "GET", "/stats/")[2]).get("disconnect:sync:lobby") == 1,
-               5, message="disconnect() of the consumers")
+               30, message="disconnect() of the consumers")
     st.check_clean()

@@ -196,7 +196,7 @@ def run(coro, timeout=30):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def wait_event(out, event, timeout=5.0, **match):
+def wait_event(out, event, timeout=30.0, **match):  # a deadline, not a window
     """Wait for the app to report {"event": event, ...} in file `out`; return it."""
     def find():
         for rec in read_json_lines(out):
