@@ -314,13 +314,29 @@ void bl_conn_finish(bl_conn_t *c)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* Bytes to read now: no more than can fit under the read-ahead bound
+ * (BL_BODY_HIGH_WATER) as events, so that the bound holds in heap bytes
+ * after any read. An empty WebSocket message is a 6-byte frame but a whole
+ * event; a body read is one event. */
+static size_t read_size(bl_conn_t *c, size_t max)
+{
+    if (c->ex == NULL || (c->ws == NULL && c->ws_phase != WS_NONE))
+        return max; /* nothing is queued for an app from this read */
+    uint64_t inflight = c->ex->body_inflight;
+    uint64_t room = inflight < BL_BODY_HIGH_WATER ? BL_BODY_HIGH_WATER - inflight : 0;
+    size_t event = bl_alloc_cost(sizeof(bl_event_t));
+    uint64_t n = c->ws != NULL ? room / event * 6 /* the smallest client frame */
+                               : (room > event ? room - event : 0);
+    return n < 1024 ? 1024 : n < max ? (size_t)n : max;
+}
+
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
     /* One buffer for every connection: each read is parsed before the next. */
     static char shared[65536];
-    (void)h;
+    bl_conn_t *c = h->data;
     (void)size;
-    *buf = uv_buf_init(shared, sizeof(shared));
+    *buf = uv_buf_init(shared, (unsigned)read_size(c, sizeof(shared)));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -355,6 +371,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             bl_conn_process(c, buf->base, (size_t)nread);
         }
     }
+    bl_server_queue_check(c->server);
     if (!c->closing)
         bl_conn_update_reading(c);
 }
@@ -384,7 +401,7 @@ void bl_conn_update_reading(bl_conn_t *c)
     size_t backlog = c->h.stream.write_queue_size;
     bool out_blocked =
         backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
-    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536;
+    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
@@ -392,6 +409,12 @@ void bl_conn_update_reading(bl_conn_t *c)
         uv_read_stop(&c->h.stream);
         c->reading = false;
     }
+}
+
+void bl_conn_update_reading_all(bl_server_t *s)
+{
+    for (bl_conn_t *c = s->conns; c != NULL; c = c->next)
+        bl_conn_update_reading(c);
 }
 
 /* ---- accept ----------------------------------------------------------- */

@@ -126,8 +126,7 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
     if (len > 0)
         memcpy(ev->data, data, len);
     ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
-    /* +1: an empty message still counts against the backlog. */
-    ex->body_inflight += len + 1;
+    ex->body_inflight += bl_event_readahead(ev);
     bl_bridge_post_up(ev);
 }
 

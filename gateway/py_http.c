@@ -173,12 +173,12 @@ static PyObject *message_next_body(ExchangeObject *self)
         ex->pending_tail = NULL;
     if (!(ev->flags & BL_EVF_MORE))
         self->body_done = true;
-    if (ev->len > 0 && !self->disconnected) {
-        /* Reuse the event: tell the I/O thread these bytes were taken. */
-        size_t len = ev->len;
+    size_t readahead = bl_event_readahead(ev);
+    if (readahead > 0 && !self->disconnected) {
+        /* Tell the I/O thread the memory it counted for this event is free. */
         bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
         if (consumed != NULL) {
-            consumed->aux = len;
+            consumed->aux = readahead;
             bl_bridge_post_down(consumed);
         }
     }

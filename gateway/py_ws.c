@@ -105,7 +105,7 @@ static PyObject *message_receive(ExchangeObject *self)
         /* Let the I/O thread read more once the app keeps up. */
         bl_event_t *consumed = bl_event_new(BL_EV_CONSUMED, ex, 0);
         if (consumed != NULL) {
-            consumed->aux = ev->len + 1;
+            consumed->aux = bl_event_readahead(ev);
             bl_bridge_post_down(consumed);
         }
     }

@@ -103,7 +103,7 @@ static void on_unpause_check(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
     bool expired = uv_now(&s->loop) - s->paused_at >= BL_PAUSE_MAX_MS;
-    if (s->draining || (!expired && bl_balance_over(s->nconns)))
+    if (s->draining || s->up_held || (!expired && bl_balance_over(s->nconns)))
         return;
     for (int i = 0; i < s->nlisteners; i++) {
         if (!s->listeners[i].closed)
@@ -125,6 +125,27 @@ static void pause_accepting(bl_server_t *s)
         listener_close(&s->listeners[i]);
     s->paused_at = uv_now(&s->loop);
     uv_timer_start(&s->unpause, on_unpause_check, BL_UNPAUSE_CHECK_MS, BL_UNPAUSE_CHECK_MS);
+}
+
+/* ---- the process-wide bound on work queued toward Python ---- */
+
+void bl_server_queue_check(bl_server_t *s)
+{
+    bool hold = bl_bridge_up_hold(s->up_held);
+    if (hold == s->up_held)
+        return;
+    s->up_held = hold;
+    if (hold) {
+        /* The kernel's backlog and socket buffers hold the excess meanwhile;
+         * listeners reopen on the unpause timer once this clears. */
+        BL_DEBUG("Python is behind (%zu bytes, %zu events queued): not accepting or reading",
+                 atomic_load(&bl_bridge.up_bytes), atomic_load(&bl_bridge.up_events));
+        if (s->paused_at == 0 && !s->draining)
+            pause_accepting(s);
+    } else {
+        BL_DEBUG("Python caught up: accepting and reading again");
+    }
+    bl_conn_update_reading_all(s);
 }
 
 /* Posted once every connection is gone after a stop signal. */
@@ -228,6 +249,8 @@ static void on_wake(uv_async_t *async)
         }
         ev = next;
     }
+    if (s->up_held)
+        bl_server_queue_check(s); /* Python took the up-queue: it woke us */
 }
 
 /* Before the loop blocks: one wake for everything posted this iteration. */
@@ -252,6 +275,7 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->limits.max_head = cfg->max_head;
     s->limits.max_url = cfg->max_url;
     s->limits.max_headers = cfg->max_headers;
+    bl_bridge.up_max_bytes = cfg->max_queued_bytes;
     if ((err = uv_loop_init(&s->loop)) != 0)
         return listen_error("start", "the event loop", err);
     uv_async_init(&s->loop, &s->wake, on_wake);

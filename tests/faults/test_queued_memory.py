@@ -1,0 +1,131 @@
+"""Memory queued toward the app is bounded in bytes of server memory, per
+connection and per process, and a connection the server stopped reading
+still notices its client leaving.
+
+- Read-ahead: an app that does not read lets at most 256 KiB of events pile
+  up per scope, counted as the heap they take (an empty WebSocket message is
+  a whole event), not as payload bytes.
+- A paused connection: the client's FIN or RST is seen while its input is
+  not read (the app is told, or cancelled after --application-close-timeout,
+  and the socket is freed).
+- Per process: with the Python loop blocked, the I/O thread stops accepting
+  and reading beyond --max-queued-bytes; the kernel's backlog holds the
+  rest, and every request is answered once Python is back.
+"""
+
+import select
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance_ws import OP_TEXT, connect, frame
+from faults_support import fd_count, get_json, wait_for
+from harness import SANITIZED, ServerManager, assert_rss_growth
+
+APPS = Path(__file__).resolve().parent / "apps"
+APP = "queue_app:app"
+MB = 1024 * 1024
+# Every queued event takes at least this much heap (its header alone is more).
+MIN_EVENT_COST = 64
+READ_AHEAD = 256 * 1024
+
+
+@pytest.fixture
+def qserver(tmp_path):
+    counter = iter(range(100))
+
+    def mk():
+        d = tmp_path / f"server{next(counter)}"
+        d.mkdir()
+        return d
+
+    mgr = ServerManager(mk)
+
+    def start(*args):
+        return mgr.start(APP, "-v", "1", "--access-log", "/dev/null", *args, cwd=APPS)
+
+    try:
+        yield start
+    finally:
+        problems = mgr.close_all()
+    if problems:
+        pytest.fail("\n\n".join(problems))
+
+
+def flood_until_stalled(sock, data, limit=256 * MB, stall=2.0):
+    """Sends `data` (whole frames or chunks) over and over until the server
+    stops reading: the socket stays unwritable for `stall` seconds. Returns
+    the bytes sent."""
+    sock.setblocking(False)
+    view = memoryview(data)
+    off = sent = 0
+    try:
+        while sent < limit:
+            try:
+                n = sock.send(view[off:])
+            except BlockingIOError:
+                if not select.select([], [sock], [], stall)[1]:
+                    return sent
+                continue
+            sent += n
+            off = (off + n) % len(data)
+        raise AssertionError(f"the server read {sent} bytes and never stopped")
+    finally:
+        sock.setblocking(True)
+
+
+@pytest.mark.parametrize("payload", [b"", b"x"], ids=["empty", "1-byte"])
+def test_ws_read_ahead_counts_real_memory(qserver, payload):
+    srv = qserver()
+    clients = [connect(srv, "/hoard", timeout=30) for _ in range(8)]
+    msgs = frame(OP_TEXT, payload) * 20000
+    rss0 = srv.rss_kb()
+    try:
+        for ws in clients:
+            sent = flood_until_stalled(ws.sock, msgs)
+            # far more than the bound allows to be queued, whatever it costs
+            assert sent // len(frame(OP_TEXT, payload)) > 4 * READ_AHEAD // MIN_EVENT_COST
+        grown = srv.rss_kb() - rss0
+        get_json_text(srv, "/go")
+        for ws in clients:
+            kind, data = ws.recv_message(timeout=30)
+            events, size = map(int, data.split())
+            assert 0 < events <= READ_AHEAD // MIN_EVENT_COST, (
+                f"{events} messages of {len(payload)} bytes were queued for one connection")
+            assert size == events * len(payload)
+        assert_rss_growth(grown, 24 * 1024, "for 8 clients flooding empty messages")
+    finally:
+        for ws in clients:
+            ws.sock.close()
+
+
+def get_json_text(srv, path):
+    with socket.create_connection((srv.host, srv.port), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
+    return data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_http_tiny_chunks_read_ahead_bounded(qserver):
+    srv = qserver()
+    s = socket.create_connection((srv.host, srv.port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        s.sendall(b"POST /hoard HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        flood_until_stalled(s, b"1\r\nx\r\n" * 10000)
+        get_json_text(srv, "/go")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1]:
+            data += s.recv(65536)
+        events, size = map(int, data.split(b"\r\n\r\n", 1)[1].split())
+        assert 0 < events <= READ_AHEAD // MIN_EVENT_COST
+        assert 0 < size <= READ_AHEAD + 1024  # the bound, and at most one small read past it
+    finally:
+        s.close()
