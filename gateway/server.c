@@ -138,8 +138,15 @@ void bl_server_queue_check(bl_server_t *s)
     if (hold) {
         /* The kernel's backlog and socket buffers hold the excess meanwhile;
          * listeners reopen on the unpause timer once this clears. */
-        BL_DEBUG("Python is behind (%zu bytes, %zu events queued): not accepting or reading",
-                 atomic_load(&bl_bridge.up_bytes), atomic_load(&bl_bridge.up_events));
+        static uint64_t logged_at;
+        uint64_t now = uv_now(&s->loop);
+        if (logged_at == 0 || now - logged_at >= 10000) { /* once in a while under overload */
+            logged_at = now;
+            BL_WARN("Python is behind (%zu bytes in %zu events queued, --max-queued-bytes "
+                    "%zu): not accepting or reading until it catches up",
+                    atomic_load(&bl_bridge.up_bytes), atomic_load(&bl_bridge.up_events),
+                    bl_bridge.up_max_bytes);
+        }
         if (s->paused_at == 0 && !s->draining)
             pause_accepting(s);
     } else {

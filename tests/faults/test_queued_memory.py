@@ -24,7 +24,7 @@ import pytest
 
 from conformance_ws import OP_TEXT, connect, frame
 from faults_support import fd_count, get_json, wait_for
-from harness import SANITIZED, ServerManager, assert_rss_growth
+from harness import SANITIZED, RssSampler, ServerManager, assert_rss_growth
 
 APPS = Path(__file__).resolve().parent / "apps"
 APP = "queue_app:app"
@@ -129,3 +129,68 @@ def test_http_tiny_chunks_read_ahead_bounded(qserver):
         assert 0 < size <= READ_AHEAD + 1024  # the bound, and at most one small read past it
     finally:
         s.close()
+
+
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def test_burst_while_python_is_blocked_is_bounded_and_served(qserver, tmp_path):
+    """The issue's 8,000 connect-send requests with 60 KB heads, scaled down:
+    while the loop is blocked the I/O thread queues at most about
+    --max-queued-bytes of them; every one is answered afterwards, and the
+    memory comes back."""
+    n, pad = 600, 60_000
+    srv = qserver("--max-queued-bytes", str(8 * MB))
+    for _ in range(3):
+        get_json_text(srv, "/hello")
+    rss0 = srv.rss_kb()
+    until = tmp_path / "unblock"
+    blocker = socket.create_connection((srv.host, srv.port), timeout=120)
+    blocker.sendall(f"GET /block?until={until} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    wait_for(lambda: Path(str(until) + ".blocked").exists(), 30, what="the loop to block")
+
+    head = (f"GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: {'a' * pad}\r\n\r\n").encode()
+    socks, errors = [], []
+
+    def burst(count):
+        for _ in range(count):
+            try:
+                s = socket.create_connection((srv.host, srv.port), timeout=120)
+                socks.append(s)
+                s.sendall(head)
+            except OSError as exc:
+                errors.append(repr(exc))
+
+    with RssSampler(srv.pid) as rss:
+        threads = [threading.Thread(target=burst, args=(n // 6,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]
+        assert len(socks) == n
+        # the server stopped taking work: the excess waits in the kernel
+        try:
+            held = bool(srv.wait_for_text("Python is behind", timeout=30))
+        except AssertionError:
+            held = False
+        until.touch()
+        assert read_response(blocker).startswith(b"HTTP/1.1 200")
+        for s in socks:
+            s.settimeout(120)
+            assert read_response(s).startswith(b"HTTP/1.1 200")
+            s.close()
+    peak = rss.peak_kb - rss0
+    assert held, "the server went on taking work while Python was blocked"
+    assert_rss_growth(peak, 40 * 1024, f"for {n} requests of {pad // 1000} KB while Python was blocked")
+    # the memory of the burst is given back
+    get_json_text(srv, "/hello")
+    if not SANITIZED:
+        wait_for(lambda: srv.rss_kb() - rss0 < 16 * 1024, 30, what=f"RSS back near {rss0} KiB (now {srv.rss_kb()})")

@@ -2,7 +2,8 @@
 the server, then counts what the server had queued for it.
 
   GET /go           lets every /hoard scope start counting
-  GET /block?s=S    time.sleep(S) on the event loop (blocks Python), then 200
+  GET /block?until=F  blocks the event loop (time.sleep) until file F exists,
+                    having created F.blocked, then 200
   GET /hello        200 "hello"
   GET /stats        {"disconnects": n, "cancelled": n} as JSON
   POST /hoard       waits for /go, then answers "EVENTS BYTES": the body
@@ -15,6 +16,7 @@ the server, then counts what the server had queued for it.
 
 import asyncio
 import json
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -56,8 +58,10 @@ async def http(scope, receive, send):
         go_event().set()
         await respond(send, 200, b"go")
     elif path == "/block":
-        q = parse_qs(scope["query_string"].decode())
-        time.sleep(float(q.get("s", ["1"])[0]))  # blocks the event loop on purpose
+        until = parse_qs(scope["query_string"].decode())["until"][0]
+        open(until + ".blocked", "w").close()
+        while not os.path.exists(until):
+            time.sleep(0.05)  # blocks the event loop on purpose
         await respond(send, 200, b"unblocked")
     elif path == "/stats":
         await respond(send, 200, json.dumps(stats).encode())
