@@ -8,6 +8,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,6 +38,8 @@ static void timer_arm(bl_conn_t *c)
         due = c->timer_due;
     if (c->send_watched && c->send_due < due)
         due = c->send_due;
+    if (c->hup_watched && c->hup_due < due)
+        due = c->hup_due;
     if (due == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -140,12 +143,19 @@ static bool send_check(bl_conn_t *c, uint64_t now)
     return false;
 }
 
+static bool hup_check(bl_conn_t *c);
+
 static void on_timer(uv_timer_t *t)
 {
     bl_conn_t *c = t->data;
     uint64_t now = loop_now(c);
     if (c->send_watched && now >= c->send_due && send_check(c, now))
         return;
+    if (c->hup_watched && now >= c->hup_due) {
+        if (hup_check(c))
+            return;
+        c->hup_due = now + BL_HUP_CHECK_MS;
+    }
     if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
         timer_arm(c); /* only the send watch was due */
         return;
@@ -339,19 +349,65 @@ static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
     *buf = uv_buf_init(shared, (unsigned)read_size(c, sizeof(shared)));
 }
 
+/* The client's input ended: UV_EOF (its FIN), or an error (its RST). */
+static void input_end(bl_conn_t *c, ssize_t err)
+{
+    if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
+        c->message_complete && err == UV_EOF) {
+        /* Half-close after a full request: let the response finish. */
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+        c->keep_alive = false;
+        c->input_ended = true;
+        c->hup_watched = false;
+        return;
+    }
+    bl_conn_close(c);
+}
+
+/* Whether input the kernel holds unread may still complete the request
+ * being read: a client may send its whole request and then half-close. */
+static bool input_may_complete(bl_conn_t *c)
+{
+    int unread = 0;
+    uv_os_fd_t fd;
+    if (c->ws_phase != WS_NONE && c->ws_phase != WS_REFUSED)
+        return false; /* a WebSocket client that half-closes is gone */
+    if (uv_fileno(&c->h.handle, &fd) != 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0)
+        return false; /* nothing left: nothing more can come */
+    const llhttp_t *llh = &c->parser.llh;
+    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
+        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
+        return false; /* too few bytes left to end the body */
+    return true;
+}
+
+/* A connection that is not read would not see its client leave: look at the
+ * socket, without reading it, for a FIN or RST (POLLRDHUP is reported with
+ * input still unread). Returns true when the connection ended. */
+static bool hup_check(bl_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->h.handle, &fd) != 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLERR | POLLHUP)) {
+        input_end(c, UV_ECONNRESET);
+        return true;
+    }
+    if (!(p.revents & POLLRDHUP) || input_may_complete(c))
+        return false;
+    input_end(c, UV_EOF);
+    return true;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     bl_conn_t *c = stream->data;
     if (nread < 0) {
-        if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
-            c->message_complete && nread == UV_EOF) {
-            /* Half-close after a full request: let the response finish. */
-            uv_read_stop(stream);
-            c->reading = false;
-            c->keep_alive = false;
-            return;
-        }
-        bl_conn_close(c);
+        input_end(c, nread);
         return;
     }
     if (nread > 0 && c->ws != NULL) {
@@ -408,6 +464,15 @@ void bl_conn_update_reading(bl_conn_t *c)
     } else if (!want && c->reading) {
         uv_read_stop(&c->h.stream);
         c->reading = false;
+    }
+    /* Not reading, the client's leaving is looked for (hup_check). */
+    bool watch = !c->reading && !c->input_ended;
+    if (watch && !c->hup_watched) {
+        c->hup_watched = true;
+        c->hup_due = loop_now(c) + BL_HUP_CHECK_MS;
+        timer_arm(c);
+    } else if (!watch) {
+        c->hup_watched = false;
     }
 }
 

@@ -12,6 +12,9 @@
  * sends but does not read, e.g. a ping flood). */
 #define BL_OUTPUT_HIGH_WATER (1024u * 1024u)
 
+/* How often a connection that is not read looks for its client leaving. */
+#define BL_HUP_CHECK_MS 1000
+
 /* Body bytes read and dropped after an early response before we close instead. */
 #define BL_DISCARD_LIMIT (4u * 1024u * 1024u)
 
@@ -85,6 +88,9 @@ struct bl_conn_s {
     bool closing;
     bool lingering;
     bool send_watched; /* a write backlog is watched (send_*) */
+    bool hup_watched;  /* not read: the socket is watched for the client leaving */
+    bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
+    uint64_t hup_due;  /* loop time of the next look */
     size_t writes_pending;
     bool close_after_write;
     char client_host[64];

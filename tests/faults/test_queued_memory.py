@@ -13,16 +13,18 @@ still notices its client leaving.
   rest, and every request is answered once Python is back.
 """
 
+import fcntl
 import select
 import socket
 import struct
+import termios
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conformance_ws import OP_TEXT, connect, frame
+from conformance_ws import OP_BINARY, OP_TEXT, connect, frame
 from faults_support import fd_count, get_json, wait_for
 from harness import SANITIZED, RssSampler, ServerManager, assert_rss_growth
 
@@ -194,3 +196,71 @@ def test_burst_while_python_is_blocked_is_bounded_and_served(qserver, tmp_path):
     get_json_text(srv, "/hello")
     if not SANITIZED:
         wait_for(lambda: srv.rss_kb() - rss0 < 16 * 1024, 30, what=f"RSS back near {rss0} KiB (now {srv.rss_kb()})")
+
+
+def leave(sock, how):
+    """The client goes: a FIN, or an RST (SO_LINGER 0)."""
+    if how == "rst":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def unsent(sock):
+    """Bytes the client's kernel holds that the server's has not taken."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def pause_then_leave(sock, data, how):
+    """Sends more than the read-ahead allows (the server stops reading), all
+    of it taken by the server's kernel (a FIN queued behind unsent bytes
+    would never arrive), then leaves."""
+    sock.sendall(data)
+    wait_for(lambda: unsent(sock) == 0, 30, what="the server's kernel to take every byte")
+    leave(sock, how)
+
+
+# A message of more than the read-ahead, then one the server does not read.
+WS_PAUSING = frame(OP_BINARY, b"m" * (300 * 1024)) + frame(OP_BINARY, b"t" * (4 * 1024))
+
+
+def warm(srv):
+    """Makes the server open what it opens lazily, for a stable fd count."""
+    get_json(srv, "/stats")
+    with connect(srv, "/hoard") as ws:
+        ws.sock.close()
+    return fd_count(srv.pid)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_ws_paused_connection_sees_client_leave(qserver, how):
+    """The app never reads; the server stops reading; the client leaves. The
+    app is told (and cancelled after --application-close-timeout) and the
+    socket is freed."""
+    srv = qserver("--application-close-timeout", "1")
+    base = warm(srv)
+    ws = connect(srv, "/never", timeout=30)
+    pause_then_leave(ws.sock, WS_PAUSING, how)
+    wait_for(lambda: get_json(srv, "/stats")["cancelled"] == 1, 30, what="the app to be cancelled")
+    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
+
+
+def test_ws_paused_app_reads_then_sees_disconnect(qserver):
+    srv = qserver()
+    base = warm(srv)
+    ws = connect(srv, "/recv-disconnect", timeout=30)
+    pause_then_leave(ws.sock, WS_PAUSING, "fin")
+    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
+    get_json_text(srv, "/go")
+    # the queued message, then websocket.disconnect
+    wait_for(lambda: get_json(srv, "/stats")["disconnects"] == 1, 30, what="websocket.disconnect")
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_http_paused_upload_sees_client_leave(qserver, how):
+    srv = qserver("--application-close-timeout", "1")
+    base = warm(srv)
+    s = socket.create_connection((srv.host, srv.port), timeout=30)
+    head = b"POST /never HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+    pause_then_leave(s, head + b"u" * (READ_AHEAD + 8 * 1024), how)
+    wait_for(lambda: get_json(srv, "/stats")["cancelled"] == 1, 30, what="the app to be cancelled")
+    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
