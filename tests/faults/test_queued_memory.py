@@ -14,18 +14,18 @@ still notices its client leaving.
 """
 
 import fcntl
+import os
 import select
 import socket
 import struct
 import termios
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from conformance_ws import OP_BINARY, OP_TEXT, connect, frame
-from faults_support import fd_count, get_json, wait_for
+from faults_support import get_json, wait_for
 from harness import SANITIZED, RssSampler, ServerManager, assert_rss_growth
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -223,12 +223,22 @@ def pause_then_leave(sock, data, how):
 WS_PAUSING = frame(OP_BINARY, b"m" * (300 * 1024)) + frame(OP_BINARY, b"t" * (4 * 1024))
 
 
-def warm(srv):
-    """Makes the server open what it opens lazily, for a stable fd count."""
-    get_json(srv, "/stats")
-    with connect(srv, "/hoard") as ws:
-        ws.sock.close()
-    return fd_count(srv.pid)
+def holds(srv, client_port):
+    """Whether the server still has a descriptor for the client at client_port."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == srv.port and int(remote.split(":")[1], 16) == client_port:
+                inodes.add(f"socket:[{fields[9]}]")
+    fds = set()
+    for fd in os.listdir(f"/proc/{srv.pid}/fd"):
+        try:
+            fds.add(os.readlink(f"/proc/{srv.pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return bool(inodes & fds)
 
 
 @pytest.mark.parametrize("how", ["fin", "rst"])
@@ -237,19 +247,21 @@ def test_ws_paused_connection_sees_client_leave(qserver, how):
     app is told (and cancelled after --application-close-timeout) and the
     socket is freed."""
     srv = qserver("--application-close-timeout", "1")
-    base = warm(srv)
     ws = connect(srv, "/never", timeout=30)
+    port = ws.sock.getsockname()[1]
+    assert holds(srv, port)
     pause_then_leave(ws.sock, WS_PAUSING, how)
     wait_for(lambda: get_json(srv, "/stats")["cancelled"] == 1, 30, what="the app to be cancelled")
-    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
+    wait_for(lambda: not holds(srv, port), 30, what="the server to close the socket")
 
 
 def test_ws_paused_app_reads_then_sees_disconnect(qserver):
     srv = qserver()
-    base = warm(srv)
     ws = connect(srv, "/recv-disconnect", timeout=30)
+    port = ws.sock.getsockname()[1]
+    assert holds(srv, port)
     pause_then_leave(ws.sock, WS_PAUSING, "fin")
-    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
+    wait_for(lambda: not holds(srv, port), 30, what="the server to close the socket")
     get_json_text(srv, "/go")
     # the queued message, then websocket.disconnect
     wait_for(lambda: get_json(srv, "/stats")["disconnects"] == 1, 30, what="websocket.disconnect")
@@ -258,9 +270,10 @@ def test_ws_paused_app_reads_then_sees_disconnect(qserver):
 @pytest.mark.parametrize("how", ["fin", "rst"])
 def test_http_paused_upload_sees_client_leave(qserver, how):
     srv = qserver("--application-close-timeout", "1")
-    base = warm(srv)
     s = socket.create_connection((srv.host, srv.port), timeout=30)
+    port = s.getsockname()[1]
+    wait_for(lambda: holds(srv, port), 30, what="the server to accept")
     head = b"POST /never HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
     pause_then_leave(s, head + b"u" * (READ_AHEAD + 8 * 1024), how)
     wait_for(lambda: get_json(srv, "/stats")["cancelled"] == 1, 30, what="the app to be cancelled")
-    wait_for(lambda: fd_count(srv.pid) <= base, 30, what="the server to close the socket")
+    wait_for(lambda: not holds(srv, port), 30, what="the server to close the socket")

@@ -81,6 +81,8 @@ def test_unknown_flag():
     ["--send-timeout", "soon"],
     ["--gc-threshold", "-5"],
     ["--gc-threshold", "many"],
+    ["--max-queued-bytes", "1000"],
+    ["--max-queued-bytes", "lots"],
 ], ids=lambda a: " ".join(a))
 def test_bad_option_values(args):
     port = None if "-p" in args else free_port()
