@@ -146,6 +146,9 @@ void bl_bridge_destroy(void)
 {
     bl_queue_destroy(&bl_bridge.up);
     bl_queue_destroy(&bl_bridge.down);
+    atomic_store(&bl_bridge.up_bytes, 0);
+    atomic_store(&bl_bridge.up_events, 0);
+    atomic_store(&bl_bridge.up_held, false);
     if (bl_bridge.up_fd >= 0)
         close(bl_bridge.up_fd);
     bl_bridge.up_fd = -1;

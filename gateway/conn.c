@@ -151,7 +151,9 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = loop_now(c);
     if (c->send_watched && now >= c->send_due && send_check(c, now))
         return;
-    if (c->hup_watched && now >= c->hup_due) {
+    if (c->hup_watched && (c->lingering || c->close_after_write)) {
+        c->hup_watched = false; /* ending: reads (linger) or writes decide now */
+    } else if (c->hup_watched && now >= c->hup_due) {
         if (hup_check(c))
             return;
         c->hup_due = now + BL_HUP_CHECK_MS;
