@@ -80,6 +80,13 @@ static uint32_t send_outq(bl_conn_t *c)
     return 0;
 }
 
+uint64_t bl_conn_acked(bl_conn_t *c)
+{
+    uint64_t written = send_written(c);
+    uint32_t outq = send_outq(c);
+    return written > outq ? written - outq : 0;
+}
+
 static uint64_t send_timeout_ms(bl_conn_t *c)
 {
     return (uint64_t)(c->server->cfg->send_timeout * 1000);

@@ -107,6 +107,7 @@ struct bl_conn_s {
     uint64_t ws_last_read; /* loop time of the last bytes from the client */
     uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
     uint64_t ws_pongs;     /* pongs seen when that ping went out */
+    uint64_t ws_ping_end;  /* send_queued once that ping was queued */
     uint64_t ws_closing_since;
     bool ws_deflate; /* permessage-deflate agreed for the 101 */
     bl_ws_deflate_params_t ws_deflate_params;
@@ -135,6 +136,9 @@ void bl_conn_ws_going_away(bl_conn_t *c);
 
 /* conn.c */
 void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
+/* Of the bytes ever handed to uv_write, those the client's kernel took
+ * (TCP: acknowledged; unix socket: read). */
+uint64_t bl_conn_acked(bl_conn_t *c);
 /* A write left a backlog in libuv: --send-timeout starts watching it. */
 void bl_conn_send_watch(bl_conn_t *c);
 /* Drops c's reference to its exchange; tell_app: post a disconnect to it. */

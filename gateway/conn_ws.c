@@ -33,12 +33,7 @@ static void ws_schedule(bl_conn_t *c)
     } while (0)
     if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
         NEAREST(c->ws_started + (uint64_t)(cfg->websocket_connect_timeout * 1000));
-    if (c->ws_phase == WS_OPEN && !c->reading) {
-        /* Reading is paused for the app: a pong could not be seen, so no
-         * keepalive until it resumes (the client is not idle, we are). */
-        c->ws_ping_sent = 0;
-        c->ws_last_read = now_ms(c);
-    } else if (c->ws_phase == WS_OPEN) {
+    if (c->ws_phase == WS_OPEN) {
         if (c->ws_ping_sent != 0)
             NEAREST(c->ws_ping_sent + (uint64_t)(cfg->ping_timeout * 1000));
         else if (cfg->ping_interval > 0)
@@ -376,8 +371,12 @@ void bl_conn_ws_timer(bl_conn_t *c)
             ws_close(c, 1000, "", 0);
             return;
         }
-        if (!c->reading) {
-            c->ws_ping_sent = 0; /* paused for the app: see ws_schedule */
+        if (c->ws_ping_sent != 0 && !c->reading &&
+            now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000) &&
+            bl_conn_acked(c) >= c->ws_ping_end) {
+            /* Not read (the app is behind): the pong waits unread, but the
+             * client's kernel took the ping, so the client is there. */
+            c->ws_ping_sent = 0;
             c->ws_last_read = now;
         } else if (c->ws_ping_sent != 0 &&
                    now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
@@ -388,12 +387,13 @@ void bl_conn_ws_timer(bl_conn_t *c)
             bl_conn_close(c);
             return;
         }
-        if (c->reading && c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
+        if (c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
             now - c->ws_last_read >= (uint64_t)(cfg->ping_interval * 1000)) {
             c->ws_pongs = bl_ws_pongs(c->ws);
             c->ws_ping_sent = now;
             bl_ws_send_ping(c->ws, "", 0);
             ws_flush(c, 0, NULL);
+            c->ws_ping_end = c->send_queued;
         }
         break;
     case WS_CLOSING:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance_ws import OP_BINARY, OP_TEXT, connect, frame
+from conformance_ws import OP_BINARY, OP_PING, OP_TEXT, connect, frame
 from faults_support import get_json, wait_for
 from harness import SANITIZED, RssSampler, ServerManager, assert_rss_growth
 
@@ -277,3 +277,17 @@ def test_http_paused_upload_sees_client_leave(qserver, how):
     pause_then_leave(s, head + b"u" * (READ_AHEAD + 8 * 1024), how)
     wait_for(lambda: get_json(srv, "/stats")["cancelled"] == 1, 30, what="the app to be cancelled")
     wait_for(lambda: not holds(srv, port), 30, what="the server to close the socket")
+
+
+def test_ws_paused_connection_keeps_pinging(qserver):
+    """Not read (the app is behind), a WebSocket is still pinged; its pongs
+    wait unread, and a client whose kernel takes the pings is kept."""
+    srv = qserver("--ping-interval", "0.5", "--ping-timeout", "1")
+    ws = connect(srv, "/never", timeout=30)
+    port = ws.sock.getsockname()[1]
+    ws.sock.sendall(WS_PAUSING)
+    wait_for(lambda: unsent(ws.sock) == 0, 30, what="the server's kernel to take every byte")
+    for _ in range(3):  # each a ping timeout after the last: the client was kept
+        assert ws.recv_frame(timeout=30).opcode == OP_PING
+    assert holds(srv, port)
+    ws.sock.close()
