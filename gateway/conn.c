@@ -454,8 +454,33 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     free(data);
 }
 
+/* Frames a client sent before the 101, fed as reads would be: no more at a
+ * time than fits under the read-ahead bound; the rest waits for the app. */
+static void ws_replay_kept(bl_conn_t *c)
+{
+    char *data = c->rbuf;
+    size_t len = c->rlen, off = 0;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    while (off < len && !c->closing && !c->lingering &&
+           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
+        size_t n = read_size(c, len - off);
+        bl_conn_ws_read(c, data + off, n);
+        off += n;
+    }
+    if (off < len && !c->closing && !c->lingering) {
+        memmove(data, data + off, len - off);
+        c->rbuf = data;
+        c->rlen = len - off;
+        return;
+    }
+    free(data);
+}
+
 void bl_conn_update_reading(bl_conn_t *c)
 {
+    if (c->ws != NULL && c->rlen > 0 && !c->closing && !c->lingering)
+        ws_replay_kept(c);
     if (c->closing || c->lingering || c->close_after_write)
         return;
     c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
@@ -466,7 +491,8 @@ void bl_conn_update_reading(bl_conn_t *c)
     size_t backlog = c->h.stream.write_queue_size;
     bool out_blocked =
         backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
-    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held;
+    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held &&
+                !(c->ws != NULL && c->rlen > 0); /* kept frames go first */
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;

@@ -254,9 +254,9 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     uv_buf_t b = uv_buf_init(head, (unsigned)head_len);
     bl_conn_write(c, &b, 1, NULL, head, 0);
     bl_conn_access_log(c, "WSCONNECT");
-    /* Frames the client sent right after its request wait in rbuf. */
-    bl_conn_replay_kept(c, bl_conn_ws_read);
     ws_schedule(c);
+    /* Frames the client sent right after its request wait in rbuf: fed from
+     * here, within the read-ahead bound. */
     bl_conn_update_reading(c);
 }
 

@@ -14,6 +14,12 @@
 /* How long a draining worker waits before closing connections without a request. */
 #define BL_SERVER_SETTLE_MS 250
 
+/* Work queued toward Python that makes a burst: its memory (request heads,
+ * bodies) is freed between live allocations once served, where free()
+ * keeps the pages; a few sweeps after it give them back. */
+#define BL_SWEEP_BURST_BYTES (4u * 1024u * 1024u)
+#define BL_SWEEP_BURST_TRIMS 3
+
 static bl_server_t *io_server; /* for the wake function */
 
 static void pause_accepting(bl_server_t *s);
@@ -136,6 +142,7 @@ void bl_server_queue_check(bl_server_t *s)
         return;
     s->up_held = hold;
     if (hold) {
+        s->burst_trims = BL_SWEEP_BURST_TRIMS;
         /* The kernel's backlog and socket buffers hold the excess meanwhile;
          * listeners reopen on the unpause timer once this clears. */
         static uint64_t logged_at;
@@ -334,7 +341,15 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
 
 static void on_sweep(uv_timer_t *t)
 {
-    if (bl_conn_ws_sweep(t->data) >= BL_SWEEP_TRIM_AT)
+    bl_server_t *s = t->data;
+    bool trim = bl_conn_ws_sweep(s) >= BL_SWEEP_TRIM_AT;
+    if (s->up_held || atomic_load(&bl_bridge.up_bytes) >= BL_SWEEP_BURST_BYTES) {
+        s->burst_trims = BL_SWEEP_BURST_TRIMS; /* a burst: trim once it is served */
+    } else if (s->burst_trims > 0) {
+        s->burst_trims--;
+        trim = true;
+    }
+    if (trim)
         malloc_trim(0);
 }
 

@@ -44,6 +44,7 @@ struct bl_server_s {
     uv_timer_t sweep;   /* idle WebSocket sessions give back memory */
     uint64_t paused_at; /* loop time of the pause; 0: accepting */
     bool up_held;       /* Python is behind (bl_bridge_up_hold): no accepting, no reading */
+    int burst_trims;    /* sweeps left that give a burst's memory back (malloc_trim) */
     const bl_config_t *cfg;
     bl_http_limits_t limits;
     bl_listener_t listeners[BL_MAX_LISTENERS];

@@ -291,3 +291,30 @@ def test_ws_paused_connection_keeps_pinging(qserver):
         assert ws.recv_frame(timeout=30).opcode == OP_PING
     assert holds(srv, port)
     ws.sock.close()
+
+
+def test_ws_frames_sent_before_the_101_are_queued_within_bound(qserver):
+    """A client that sends its frames with the upgrade request (RFC 6455 4.1
+    says to wait) gets them replayed within the read-ahead bound, not all at
+    once."""
+    srv = qserver()
+    s = socket.create_connection((srv.host, srv.port), timeout=30)
+    request = (b"GET /hoard HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.sendall(request + frame(OP_TEXT, b"") * 10000)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    # the kept frames were queued when the 101 was written: /go comes after
+    get_json_text(srv, "/go")
+    while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
+        chunk = s.recv(65536)
+        assert chunk, rest
+        rest += chunk
+    events, size = map(int, rest[2:2 + (rest[1] & 0x7F)].split())
+    assert 0 < events <= READ_AHEAD // MIN_EVENT_COST
+    s.close()
