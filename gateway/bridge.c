@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-bl_bridge_t bl_bridge = {.up_fd = -1};
+bl_bridge_t bl_bridge = {.up_fd = -1, .up_max_bytes = BL_UP_MAX_BYTES};
 
 int bl_queue_init(bl_queue_t *q)
 {
@@ -88,6 +88,29 @@ size_t bl_event_unsent(const bl_event_t *ev)
     default:
         return 0;
     }
+}
+
+size_t bl_alloc_cost(size_t n)
+{
+    /* glibc: 16-byte granules after an 8-byte size field; 16 more stand for
+     * the slack of bins and arenas. */
+    return ((n + 8 + 15) & ~(size_t)15) + 16;
+}
+
+size_t bl_event_cost(const bl_event_t *ev)
+{
+    return bl_alloc_cost(sizeof(*ev) + ev->len + ev->len2);
+}
+
+size_t bl_event_readahead(const bl_event_t *ev)
+{
+    if (ev->type == BL_EV_BODY || ev->type == BL_EV_REQUEST) {
+        /* Nothing more is read for an ended body: its last event, when
+         * empty, is the app's business alone. */
+        if (ev->len == 0 && !(ev->flags & BL_EVF_MORE))
+            return 0;
+    }
+    return bl_event_cost(ev);
 }
 
 bl_exchange_t *bl_exchange_new(void)
@@ -170,13 +193,34 @@ void bl_bridge_destroy(void)
 {
     bl_queue_destroy(&bl_bridge.up);
     bl_queue_destroy(&bl_bridge.down);
+    atomic_store(&bl_bridge.up_bytes, 0);
+    atomic_store(&bl_bridge.up_events, 0);
+    atomic_store(&bl_bridge.up_held, false);
     if (bl_bridge.up_fd >= 0)
         close(bl_bridge.up_fd);
     bl_bridge.up_fd = -1;
 }
 
+/* What a queued up event pins until Python takes it: the event, and for a
+ * new scope its exchange and request head. */
+static uint32_t up_cost(const bl_event_t *ev)
+{
+    size_t n = bl_event_cost(ev);
+    const bl_head_t *h = ev->ex != NULL ? ev->ex->head : NULL;
+    if (ev->type == BL_EV_REQUEST) {
+        n += bl_alloc_cost(sizeof(bl_exchange_t));
+        if (h != NULL)
+            n += bl_alloc_cost(sizeof(*h)) + bl_alloc_cost(h->cap) +
+                 bl_alloc_cost(h->headers_cap * sizeof(bl_header_t));
+    }
+    return n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+}
+
 void bl_bridge_post_up(bl_event_t *ev)
 {
+    ev->up_cost = up_cost(ev);
+    atomic_fetch_add(&bl_bridge.up_bytes, ev->up_cost);
+    atomic_fetch_add(&bl_bridge.up_events, 1);
     if (bl_queue_push(&bl_bridge.up, ev))
         bl_bridge.up_wake_due = true;
 }
@@ -190,6 +234,42 @@ void bl_bridge_flush_up(void)
     /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
     ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
     (void)n;
+}
+
+bl_event_t *bl_bridge_take_up(void)
+{
+    bl_event_t *list = bl_queue_take(&bl_bridge.up);
+    size_t bytes = 0, n = 0;
+    for (bl_event_t *ev = list; ev != NULL; ev = ev->next) {
+        bytes += ev->up_cost;
+        n++;
+    }
+    if (n == 0)
+        return NULL;
+    atomic_fetch_sub(&bl_bridge.up_bytes, bytes);
+    atomic_fetch_sub(&bl_bridge.up_events, n);
+    /* After the counts (both sequentially consistent): an I/O thread that set
+     * up_held and then still saw them over is woken here. */
+    if (atomic_exchange(&bl_bridge.up_held, false) && bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+    return list;
+}
+
+static bool up_over(bool held)
+{
+    size_t max_bytes = held ? bl_bridge.up_max_bytes / 2 : bl_bridge.up_max_bytes;
+    size_t max_events = held ? BL_UP_MAX_EVENTS / 2 : BL_UP_MAX_EVENTS;
+    return atomic_load(&bl_bridge.up_bytes) > max_bytes ||
+           atomic_load(&bl_bridge.up_events) > max_events;
+}
+
+bool bl_bridge_up_hold(bool held)
+{
+    if (!up_over(held))
+        return false;
+    /* Ask for a wake, then look again: a take in between has been missed. */
+    atomic_store(&bl_bridge.up_held, true);
+    return up_over(held);
 }
 
 void bl_bridge_post_down(bl_event_t *ev)

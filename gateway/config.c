@@ -1,6 +1,7 @@
 /* Command-line parsing. Both underscore and hyphen spellings of Daphne's
  * multi-word flags are accepted. */
 #include "bayleaf/config.h"
+#include "bayleaf/bridge.h"
 #include "bayleaf/proxy.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@ enum {
     OPT_WORKERS,
     OPT_VENV,
     OPT_LIMIT_CONCURRENCY,
+    OPT_MAX_QUEUED_BYTES,
     OPT_WS_COMPRESSION,
     OPT_WS_CONTEXT_TAKEOVER,
     OPT_WS_WINDOW_BITS,
@@ -90,6 +92,7 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"venv", required_argument, NULL, OPT_VENV},
     {"limit-concurrency", required_argument, NULL, OPT_LIMIT_CONCURRENCY},
+    {"max-queued-bytes", required_argument, NULL, OPT_MAX_QUEUED_BYTES},
     {"ws-compression", required_argument, NULL, OPT_WS_COMPRESSION},
     {"ws-compression-context-takeover", no_argument, NULL, OPT_WS_CONTEXT_TAKEOVER},
     {"ws-compression-window-bits", required_argument, NULL, OPT_WS_WINDOW_BITS},
@@ -152,6 +155,8 @@ static const char usage[] =
     "  --workers N                run N worker processes under a supervisor (default 1)\n"
     "  --venv PATH                use this virtualenv (like VIRTUAL_ENV)\n"
     "  --limit-concurrency N      answer 503 beyond N open connections (default: none)\n"
+    "  --max-queued-bytes BYTES   work queued toward a busy Python beyond which no new\n"
+    "                             connections or input are read (default 67108864)\n"
     "  --ws-compression on|off    offer permessage-deflate (default on)\n"
     "  --ws-compression-context-takeover\n"
     "                             keep compression context between messages (more memory)\n"
@@ -218,6 +223,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ping_timeout = 30;
     cfg->application_close_timeout = 10;
     cfg->websocket_max_message_size = 1024 * 1024;
+    cfg->max_queued_bytes = BL_UP_MAX_BYTES;
     cfg->unix_socket_mode = -1;
     cfg->forwarded_allow_ips = "127.0.0.1,::1";
     cfg->ws_compression = true;
@@ -391,6 +397,11 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
             if (parse_long(optarg, 1, 10000000, &n) != 0)
                 return bad(err, "invalid --limit-concurrency", optarg);
             cfg->limit_concurrency = (unsigned)n;
+            break;
+        case OPT_MAX_QUEUED_BYTES:
+            if (parse_long(optarg, 1 << 20, (long)1 << 40, &n) != 0)
+                return bad(err, "invalid --max-queued-bytes (1048576 or more)", optarg);
+            cfg->max_queued_bytes = (size_t)n;
             break;
         case OPT_WS_COMPRESSION:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)

@@ -8,6 +8,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -45,6 +46,8 @@ static void timer_arm(bl_conn_t *c)
         due = c->send_due;
     if (c->body_watched && c->body_since + body_timeout_ms(c) < due)
         due = c->body_since + body_timeout_ms(c);
+    if (c->hup_watched && c->hup_due < due)
+        due = c->hup_due;
     if (due == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -118,6 +121,13 @@ static uint32_t send_outq(bl_conn_t *c)
     return 0;
 }
 
+uint64_t bl_conn_acked(bl_conn_t *c)
+{
+    uint64_t written = send_written(c);
+    uint32_t outq = send_outq(c);
+    return written > outq ? written - outq : 0;
+}
+
 static uint64_t send_timeout_ms(bl_conn_t *c)
 {
     return (uint64_t)(c->server->cfg->send_timeout * 1000);
@@ -181,6 +191,8 @@ static bool send_check(bl_conn_t *c, uint64_t now)
     return false;
 }
 
+static bool hup_check(bl_conn_t *c);
+
 static void on_timer(uv_timer_t *t)
 {
     bl_conn_t *c = t->data;
@@ -189,6 +201,13 @@ static void on_timer(uv_timer_t *t)
         return;
     if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
         return;
+    if (c->hup_watched && (c->lingering || c->close_after_write)) {
+        c->hup_watched = false; /* ending: reads (linger) or writes decide now */
+    } else if (c->hup_watched && now >= c->hup_due) {
+        if (hup_check(c))
+            return;
+        c->hup_due = now + BL_HUP_CHECK_MS;
+    }
     if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
         timer_arm(c); /* only the send watch was due */
         return;
@@ -350,28 +369,90 @@ void bl_conn_finish(bl_conn_t *c)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* Bytes to read now: no more than can fit under the read-ahead bound
+ * (BL_BODY_HIGH_WATER) as events, so that the bound holds in heap bytes
+ * after any read. An empty WebSocket message is a 6-byte frame but a whole
+ * event; a body read is one event. */
+static size_t read_size(bl_conn_t *c, size_t max)
+{
+    if (c->ex == NULL || (c->ws == NULL && c->ws_phase != WS_NONE))
+        return max; /* nothing is queued for an app from this read */
+    uint64_t inflight = c->ex->body_inflight;
+    uint64_t room = inflight < BL_BODY_HIGH_WATER ? BL_BODY_HIGH_WATER - inflight : 0;
+    size_t event = bl_alloc_cost(sizeof(bl_event_t));
+    uint64_t n = c->ws != NULL ? room / event * 6 /* the smallest client frame */
+                               : (room > event ? room - event : 0);
+    return n < 1024 ? 1024 : n < max ? (size_t)n : max;
+}
+
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
     /* One buffer for every connection: each read is parsed before the next. */
     static char shared[65536];
-    (void)h;
+    bl_conn_t *c = h->data;
     (void)size;
-    *buf = uv_buf_init(shared, sizeof(shared));
+    *buf = uv_buf_init(shared, (unsigned)read_size(c, sizeof(shared)));
+}
+
+/* The client's input ended: UV_EOF (its FIN), or an error (its RST). */
+static void input_end(bl_conn_t *c, ssize_t err)
+{
+    if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
+        c->message_complete && err == UV_EOF) {
+        /* Half-close after a full request: let the response finish. */
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+        c->keep_alive = false;
+        c->input_ended = true;
+        c->hup_watched = false;
+        return;
+    }
+    bl_conn_close(c);
+}
+
+/* Whether input the kernel holds unread may still complete the request
+ * being read: a client may send its whole request and then half-close. */
+static bool input_may_complete(bl_conn_t *c)
+{
+    int unread = 0;
+    uv_os_fd_t fd;
+    if (c->ws_phase != WS_NONE && c->ws_phase != WS_REFUSED)
+        return false; /* a WebSocket client that half-closes is gone */
+    if (uv_fileno(&c->h.handle, &fd) != 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0)
+        return false; /* nothing left: nothing more can come */
+    const llhttp_t *llh = &c->parser.llh;
+    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
+        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
+        return false; /* too few bytes left to end the body */
+    return true;
+}
+
+/* A connection that is not read would not see its client leave: look at the
+ * socket, without reading it, for a FIN or RST (POLLRDHUP is reported with
+ * input still unread). Returns true when the connection ended. */
+static bool hup_check(bl_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->h.handle, &fd) != 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLERR | POLLHUP)) {
+        input_end(c, UV_ECONNRESET);
+        return true;
+    }
+    if (!(p.revents & POLLRDHUP) || input_may_complete(c))
+        return false;
+    input_end(c, UV_EOF);
+    return true;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     bl_conn_t *c = stream->data;
     if (nread < 0) {
-        if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
-            c->message_complete && nread == UV_EOF) {
-            /* Half-close after a full request: let the response finish. */
-            uv_read_stop(stream);
-            c->reading = false;
-            c->keep_alive = false;
-            return;
-        }
-        bl_conn_close(c);
+        input_end(c, nread);
         return;
     }
     if (nread > 0 && c->ws != NULL) {
@@ -391,6 +472,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             bl_conn_process(c, buf->base, (size_t)nread);
         }
     }
+    bl_server_queue_check(c->server);
     if (!c->closing)
         bl_conn_update_reading(c);
 }
@@ -408,8 +490,33 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     free(data);
 }
 
+/* Frames a client sent before the 101, fed as reads would be: no more at a
+ * time than fits under the read-ahead bound; the rest waits for the app. */
+static void ws_replay_kept(bl_conn_t *c)
+{
+    char *data = c->rbuf;
+    size_t len = c->rlen, off = 0;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    while (off < len && !c->closing && !c->lingering &&
+           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
+        size_t n = read_size(c, len - off);
+        bl_conn_ws_read(c, data + off, n);
+        off += n;
+    }
+    if (off < len && !c->closing && !c->lingering) {
+        memmove(data, data + off, len - off);
+        c->rbuf = data;
+        c->rlen = len - off;
+        return;
+    }
+    free(data);
+}
+
 void bl_conn_update_reading(bl_conn_t *c)
 {
+    if (c->ws != NULL && c->rlen > 0 && !c->closing && !c->lingering)
+        ws_replay_kept(c);
     if (c->closing || c->lingering || c->close_after_write)
         return;
     c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
@@ -420,7 +527,8 @@ void bl_conn_update_reading(bl_conn_t *c)
     size_t backlog = c->h.stream.write_queue_size;
     bool out_blocked =
         backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
-    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536;
+    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held &&
+                !(c->ws != NULL && c->rlen > 0); /* kept frames go first */
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
@@ -429,6 +537,21 @@ void bl_conn_update_reading(bl_conn_t *c)
         uv_read_stop(&c->h.stream);
         c->reading = false;
     }
+    /* Not reading, the client's leaving is looked for (hup_check). */
+    bool watch = !c->reading && !c->input_ended;
+    if (watch && !c->hup_watched) {
+        c->hup_watched = true;
+        c->hup_due = loop_now(c) + BL_HUP_CHECK_MS;
+        timer_arm(c);
+    } else if (!watch) {
+        c->hup_watched = false;
+    }
+}
+
+void bl_conn_update_reading_all(bl_server_t *s)
+{
+    for (bl_conn_t *c = s->conns; c != NULL; c = c->next)
+        bl_conn_update_reading(c);
 }
 
 /* ---- accept ----------------------------------------------------------- */

@@ -12,6 +12,9 @@
  * sends but does not read, e.g. a ping flood). */
 #define BL_OUTPUT_HIGH_WATER (1024u * 1024u)
 
+/* How often a connection that is not read looks for its client leaving. */
+#define BL_HUP_CHECK_MS 1000
+
 /* Body bytes read and dropped after an early response before we close instead. */
 #define BL_DISCARD_LIMIT (4u * 1024u * 1024u)
 
@@ -88,6 +91,9 @@ struct bl_conn_s {
     bool closing;
     bool lingering;
     bool send_watched; /* a write backlog is watched (send_*) */
+    bool hup_watched;  /* not read: the socket is watched for the client leaving */
+    bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
+    uint64_t hup_due;  /* loop time of the next look */
     size_t writes_pending;
     bool close_after_write;
     char client_host[64];
@@ -104,6 +110,7 @@ struct bl_conn_s {
     uint64_t ws_last_read; /* loop time of the last bytes from the client */
     uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
     uint64_t ws_pongs;     /* pongs seen when that ping went out */
+    uint64_t ws_ping_end;  /* send_queued once that ping was queued */
     uint64_t ws_closing_since;
     uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
     bool ws_deflate;         /* permessage-deflate agreed for the 101 */
@@ -133,6 +140,9 @@ void bl_conn_ws_going_away(bl_conn_t *c);
 
 /* conn.c */
 void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
+/* Of the bytes ever handed to uv_write, those the client's kernel took
+ * (TCP: acknowledged; unix socket: read). */
+uint64_t bl_conn_acked(bl_conn_t *c);
 /* A write left a backlog in libuv: --send-timeout starts watching it. */
 void bl_conn_send_watch(bl_conn_t *c);
 /* Drops c's reference to its exchange; tell_app: post a disconnect to it. */

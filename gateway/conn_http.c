@@ -88,7 +88,7 @@ static void flush_body(bl_conn_t *c)
     if (c->body_len > 0)
         memcpy(ev->data, c->body, c->body_len);
     ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
-    ex->body_inflight += c->body_len;
+    ex->body_inflight += bl_event_readahead(ev);
     c->body_len = 0;
     c->request_posted = true;
     c->body_final_posted = c->message_complete;

@@ -40,11 +40,6 @@ static void ws_schedule(bl_conn_t *c)
     if (c->ws_phase == WS_OPEN && c->ws_fault_since != 0) {
         /* Nothing is read any more: only the wait for the app's reply. */
         NEAREST(c->ws_fault_since + FAULT_REPLY_TIMEOUT_MS);
-    } else if (c->ws_phase == WS_OPEN && !c->reading) {
-        /* Reading is paused for the app: a pong could not be seen, so no
-         * keepalive until it resumes (the client is not idle, we are). */
-        c->ws_ping_sent = 0;
-        c->ws_last_read = now_ms(c);
     } else if (c->ws_phase == WS_OPEN) {
         if (c->ws_ping_sent != 0)
             NEAREST(c->ws_ping_sent + (uint64_t)(cfg->ping_timeout * 1000));
@@ -160,8 +155,7 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
     if (len > 0)
         memcpy(ev->data, data, len);
     ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
-    /* +1: an empty message still counts against the backlog. */
-    ex->body_inflight += len + 1;
+    ex->body_inflight += bl_event_readahead(ev);
     bl_bridge_post_up(ev);
 }
 
@@ -302,9 +296,9 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     uv_buf_t b = bl_buf(head, head_len);
     bl_conn_write(c, &b, 1, NULL, head, 0);
     bl_conn_access_log(c, "WSCONNECT");
-    /* Frames the client sent right after its request wait in rbuf. */
-    bl_conn_replay_kept(c, bl_conn_ws_read);
     ws_schedule(c);
+    /* Frames the client sent right after its request wait in rbuf: fed from
+     * here, within the read-ahead bound. */
     bl_conn_update_reading(c);
 }
 
@@ -427,8 +421,12 @@ void bl_conn_ws_timer(bl_conn_t *c)
             ws_close(c, 1000, "", 0);
             return;
         }
-        if (!c->reading) {
-            c->ws_ping_sent = 0; /* paused for the app: see ws_schedule */
+        if (c->ws_ping_sent != 0 && !c->reading &&
+            now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000) &&
+            bl_conn_acked(c) >= c->ws_ping_end) {
+            /* Not read (the app is behind): the pong waits unread, but the
+             * client's kernel took the ping, so the client is there. */
+            c->ws_ping_sent = 0;
             c->ws_last_read = now;
         } else if (c->ws_ping_sent != 0 &&
                    now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
@@ -439,12 +437,13 @@ void bl_conn_ws_timer(bl_conn_t *c)
             bl_conn_close(c);
             return;
         }
-        if (c->reading && c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
+        if (c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
             now - c->ws_last_read >= (uint64_t)(cfg->ping_interval * 1000)) {
             c->ws_pongs = bl_ws_pongs(c->ws);
             c->ws_ping_sent = now;
             bl_ws_send_ping(c->ws, "", 0);
             ws_flush(c, 0, NULL);
+            c->ws_ping_end = c->send_queued;
         }
         break;
     case WS_CLOSING:

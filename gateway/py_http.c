@@ -174,10 +174,12 @@ static PyObject *message_next_body(ExchangeObject *self)
         ex->pending_tail = NULL;
     if (!(ev->flags & BL_EVF_MORE))
         self->body_done = true;
-    if (ev->len > 0 && !self->disconnected) {
-        /* The event itself tells the I/O thread these bytes were taken: an
-         * allocation failing here would leave reading paused for ever. */
-        bl_py_post_consumed(ex, ev, ev->len);
+    size_t readahead = bl_event_readahead(ev);
+    if (readahead > 0 && !self->disconnected) {
+        /* The event itself tells the I/O thread the memory it counted for it
+         * is free: an allocation failing here would leave reading paused for
+         * ever. */
+        bl_py_post_consumed(ex, ev, readahead);
         return d;
     }
     bl_event_free(ev);

@@ -225,7 +225,7 @@ static PyObject *mod_drain(PyObject *self, PyObject *unused)
     (void)unused;
     ssize_t n = read(bl_bridge.up_fd, &count, sizeof(count));
     (void)n;
-    bl_event_t *ev = bl_queue_take(&bl_bridge.up);
+    bl_event_t *ev = bl_bridge_take_up();
     while (ev != NULL) {
         bl_event_t *next = ev->next;
         switch (ev->type) {

@@ -103,7 +103,7 @@ static PyObject *message_receive(ExchangeObject *self)
         ex->pending_tail = NULL;
     if (!self->disconnected) {
         /* Let the I/O thread read more once the app keeps up. */
-        bl_py_post_consumed(ex, ev, ev->len + 1);
+        bl_py_post_consumed(ex, ev, bl_event_readahead(ev));
         return d;
     }
     bl_event_free(ev);

@@ -19,6 +19,12 @@
 /* How long a draining worker waits before closing connections without a request. */
 #define BL_SERVER_SETTLE_MS 250
 
+/* Work queued toward Python that makes a burst: its memory (request heads,
+ * bodies) is freed between live allocations once served, where free()
+ * keeps the pages; a few sweeps after it give them back. */
+#define BL_SWEEP_BURST_BYTES (4u * 1024u * 1024u)
+#define BL_SWEEP_BURST_TRIMS 3
+
 static bl_server_t *io_server; /* for the wake function */
 
 static void pause_accepting(bl_server_t *s);
@@ -160,7 +166,8 @@ static void on_unpause_check(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
     bool expired = uv_now(&s->loop) - s->paused_at >= BL_PAUSE_MAX_MS;
-    if (s->draining || (s->fd_paused_conns > 0 && s->nconns >= s->fd_paused_conns) ||
+    if (s->draining || s->up_held ||
+        (s->fd_paused_conns > 0 && s->nconns >= s->fd_paused_conns) ||
         (!expired && bl_balance_over(s->nconns)))
         return;
     for (int i = 0; i < s->nlisteners; i++) {
@@ -192,6 +199,35 @@ static void pause_accepting(bl_server_t *s)
         listener_close(&s->listeners[i]);
     s->paused_at = uv_now(&s->loop);
     uv_timer_start(&s->unpause, on_unpause_check, BL_UNPAUSE_CHECK_MS, BL_UNPAUSE_CHECK_MS);
+}
+
+/* ---- the process-wide bound on work queued toward Python ---- */
+
+void bl_server_queue_check(bl_server_t *s)
+{
+    bool hold = bl_bridge_up_hold(s->up_held);
+    if (hold == s->up_held)
+        return;
+    s->up_held = hold;
+    if (hold) {
+        s->burst_trims = BL_SWEEP_BURST_TRIMS;
+        /* The kernel's backlog and socket buffers hold the excess meanwhile;
+         * listeners reopen on the unpause timer once this clears. */
+        static uint64_t logged_at;
+        uint64_t now = uv_now(&s->loop);
+        if (logged_at == 0 || now - logged_at >= 10000) { /* once in a while under overload */
+            logged_at = now;
+            BL_WARN("Python is behind (%zu bytes in %zu events queued, --max-queued-bytes "
+                    "%zu): not accepting or reading until it catches up",
+                    atomic_load(&bl_bridge.up_bytes), atomic_load(&bl_bridge.up_events),
+                    bl_bridge.up_max_bytes);
+        }
+        if (s->paused_at == 0 && !s->draining)
+            pause_accepting(s);
+    } else {
+        BL_DEBUG("Python caught up: accepting and reading again");
+    }
+    bl_conn_update_reading_all(s);
 }
 
 /* Posted once every connection is gone after a stop signal. */
@@ -401,6 +437,8 @@ static void on_wake(uv_async_t *async)
         }
         ev = next;
     }
+    if (s->up_held)
+        bl_server_queue_check(s); /* Python took the up-queue: it woke us */
 }
 
 /* Before the loop blocks: one wake for everything posted this iteration. */
@@ -425,6 +463,7 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->limits.max_head = cfg->max_head;
     s->limits.max_url = cfg->max_url;
     s->limits.max_headers = cfg->max_headers;
+    bl_bridge.up_max_bytes = cfg->max_queued_bytes;
     if ((err = uv_loop_init(&s->loop)) != 0)
         return listen_error("start", "the event loop", err);
     uv_async_init(&s->loop, &s->wake, on_wake);
@@ -496,7 +535,15 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
 
 static void on_sweep(uv_timer_t *t)
 {
-    if (bl_conn_ws_sweep(t->data) >= BL_SWEEP_TRIM_AT)
+    bl_server_t *s = t->data;
+    bool trim = bl_conn_ws_sweep(s) >= BL_SWEEP_TRIM_AT;
+    if (s->up_held || atomic_load(&bl_bridge.up_bytes) >= BL_SWEEP_BURST_BYTES) {
+        s->burst_trims = BL_SWEEP_BURST_TRIMS; /* a burst: trim once it is served */
+    } else if (s->burst_trims > 0) {
+        s->burst_trims--;
+        trim = true;
+    }
+    if (trim)
         malloc_trim(0);
 }
 

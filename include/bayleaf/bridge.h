@@ -59,6 +59,7 @@ typedef struct bl_event_s {
     uint8_t type;
     uint8_t flags;
     uint16_t status;
+    uint32_t up_cost; /* up: what it counts in the up-queue's bound (bl_bridge_post_up) */
     uint64_t aux;
     size_t len;  /* bytes at data */
     size_t len2; /* RESPONSE: body bytes at data + len */
@@ -78,7 +79,7 @@ struct bl_exchange_s {
     atomic_int refs;
     /* I/O-thread-owned */
     void *conn;             /* the connection, NULL once detached */
-    uint64_t body_inflight; /* request body bytes posted but not yet consumed */
+    uint64_t body_inflight; /* bl_event_readahead() of body events posted, not yet consumed */
     /* Reserved at creation: telling the app that its client left cannot fail. */
     bl_event_t *disconnect;
     /* Python-thread-owned */
@@ -106,7 +107,15 @@ struct bl_exchange_s {
  * matters with thousands of push connections. */
 #define BL_WRITE_HIGH_WATER (64u * 1024u)
 #define BL_WRITE_LOW_WATER  (16u * 1024u)
-#define BL_BODY_HIGH_WATER  (256u * 1024u)
+/* Per scope: read-ahead (body chunks, WebSocket messages) the app has not
+ * taken yet, counted in bytes of server memory (bl_event_readahead). */
+#define BL_BODY_HIGH_WATER (256u * 1024u)
+
+/* Per process: work queued toward Python (the up-queue) beyond which the I/O
+ * thread stops accepting and reading; it goes on below half of both. Bytes
+ * are the default of --max-queued-bytes. */
+#define BL_UP_MAX_BYTES  (64u * 1024u * 1024u)
+#define BL_UP_MAX_EVENTS 100000u
 
 int bl_queue_init(bl_queue_t *q);
 void bl_queue_destroy(bl_queue_t *q);
@@ -122,6 +131,16 @@ void bl_event_free(bl_event_t *ev);
  * ex->unsent when it posted it: whoever writes or drops the event must take
  * them off again (bl_conn_event_drop), or a send() waits for good. */
 size_t bl_event_unsent(const bl_event_t *ev);
+/* Heap bytes an allocation of n bytes takes: rounded as malloc does, plus
+ * its header and bookkeeping. */
+size_t bl_alloc_cost(size_t n);
+/* The heap bytes an event takes (its allocation, payload included). */
+size_t bl_event_cost(const bl_event_t *ev);
+/* What a body or message event holds against its scope's read-ahead
+ * (ex->body_inflight): the I/O thread adds it when posting, the Python
+ * thread hands it back (CONSUMED) when the app takes the event. 0 for an
+ * empty last body event, which needs no CONSUMED. */
+size_t bl_event_readahead(const bl_event_t *ev);
 
 bl_exchange_t *bl_exchange_new(void);
 void bl_exchange_ref(bl_exchange_t *ex);
@@ -144,6 +163,11 @@ typedef struct {
     void (*schedule_down_wake)(void); /* Python thread: flush at the end of this iteration */
     bool down_wake_due;               /* Python thread only */
     unsigned down_unwoken;            /* Python thread: posted since the last wake */
+    /* The up-queue's content, for its process-wide bound (bl_bridge_up_hold) */
+    atomic_size_t up_bytes;  /* heap bytes of queued events (a request's head too) */
+    atomic_size_t up_events; /* queued events */
+    atomic_bool up_held;     /* the I/O thread stopped for the bound: wake it on take */
+    size_t up_max_bytes;     /* --max-queued-bytes; set before the I/O thread starts */
 } bl_bridge_t;
 
 /* A loop iteration that posts this many events down wakes the I/O thread
@@ -159,7 +183,14 @@ void bl_bridge_destroy(void);
  * no deferral is set up). */
 void bl_bridge_post_up(bl_event_t *ev);
 void bl_bridge_post_down(bl_event_t *ev);
-void bl_bridge_flush_up(void);   /* I/O thread: end of a loop iteration */
+void bl_bridge_flush_up(void); /* I/O thread: end of a loop iteration */
+/* Python thread: takes every queued up event (a list), off the bound; wakes
+ * the I/O thread if it holds for it. */
+bl_event_t *bl_bridge_take_up(void);
+/* I/O thread: whether to hold (stop accepting and reading) for the up-queue's
+ * bound: over the bound, or, while held (`held`), not yet under half of it.
+ * True means the next take wakes the I/O thread (wake_down). */
+bool bl_bridge_up_hold(bool held);
 void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
 
 #endif

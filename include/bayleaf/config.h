@@ -52,6 +52,7 @@ typedef struct {
     int workers; /* 0: no supervisor, one process */
     const char *venv;
     unsigned limit_concurrency; /* 0: none; 503 beyond it */
+    size_t max_queued_bytes;    /* the up-queue's bound (bridge.h) */
     double loop_watchdog;       /* warn when the event loop is blocked this long; 0: off */
     long gc_threshold;          /* the cyclic GC's young threshold after startup; 0: Python's */
     /* permessage-deflate (RFC 7692) */

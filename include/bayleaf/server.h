@@ -44,6 +44,8 @@ struct bl_server_s {
     uv_timer_t unpause; /* workers: while not accepting to let the others catch up */
     uv_timer_t sweep;   /* idle WebSocket sessions give back memory */
     uint64_t paused_at; /* loop time of the pause; 0: accepting */
+    bool up_held;       /* Python is behind (bl_bridge_up_hold): no accepting, no reading */
+    int burst_trims;    /* sweeps left that give a burst's memory back (malloc_trim) */
     const bl_config_t *cfg;
     bl_http_limits_t limits;
     bl_listener_t listeners[BL_MAX_LISTENERS];
@@ -93,6 +95,11 @@ void bl_conn_close(bl_conn_t *c);
 /* Shutdown: closes idle connections; active ones close after their response. */
 void bl_conn_drain_all(bl_server_t *s, bool force);
 void bl_server_conn_gone(bl_server_t *s);
+/* After work was queued toward Python or taken by it: applies the up-queue's
+ * process-wide bound (stops or resumes accepting and reading). */
+void bl_server_queue_check(bl_server_t *s);
+/* Every connection decides again whether to read (after up_held changed). */
+void bl_conn_update_reading_all(bl_server_t *s);
 /* Lets idle WebSocket sessions free their framing state (ws.h); returns how
  * many went to sleep. */
 size_t bl_conn_ws_sweep(bl_server_t *s);

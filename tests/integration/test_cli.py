@@ -85,6 +85,8 @@ def test_unknown_flag():
     ["--gc-threshold", "many"],
     ["--websocket-max-frame-size", "-1"],
     ["--websocket-max-frame-size", "1k"],
+    ["--max-queued-bytes", "1000"],
+    ["--max-queued-bytes", "lots"],
 ], ids=lambda a: " ".join(a))
 def test_bad_option_values(args):
     port = None if "-p" in args else free_port()

@@ -3,6 +3,7 @@
 #include "bayleaf/bridge.h"
 
 #include <semaphore.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -375,6 +376,95 @@ static void test_disconnect_reserved(void)
     bl_bridge_destroy();
 }
 
+/* Read-ahead is counted as heap: an empty message costs a whole event, and
+ * both sides of CONSUMED compute the same figure from the event. */
+static void test_event_costs(void)
+{
+    bl_event_t *empty = bl_event_new(BL_EV_WS_MESSAGE, NULL, 0);
+    bl_event_t *one = bl_event_new(BL_EV_WS_MESSAGE, NULL, 1);
+    bl_event_t *big = bl_event_new(BL_EV_BODY, NULL, 100000);
+    bl_event_t *last = bl_event_new(BL_EV_BODY, NULL, 0);
+    bl_event_t *first = bl_event_new(BL_EV_REQUEST, NULL, 0);
+    CHECK(bl_event_readahead(empty) >= sizeof(bl_event_t) + 16);
+    CHECK(bl_event_readahead(empty) % 16 == 0);
+    CHECK(bl_event_readahead(one) >= bl_event_readahead(empty));
+    CHECK(bl_event_readahead(big) >= 100000 + sizeof(bl_event_t));
+    CHECK(bl_event_readahead(big) < 100000 + sizeof(bl_event_t) + 64);
+    /* An empty last body event needs no CONSUMED; an empty first one that
+     * announces more does (the body is still being read). */
+    CHECK_EQ_INT(bl_event_readahead(last), 0);
+    last->flags = BL_EVF_MORE;
+    CHECK(bl_event_readahead(last) > 0);
+    CHECK_EQ_INT(bl_event_readahead(first), 0);
+    first->flags = BL_EVF_MORE;
+    CHECK(bl_event_readahead(first) > 0);
+    CHECK_EQ_INT(bl_alloc_cost(0) % 16, 0);
+    CHECK(bl_alloc_cost(24) >= 32);
+    bl_event_free(empty);
+    bl_event_free(one);
+    bl_event_free(big);
+    bl_event_free(last);
+    bl_event_free(first);
+}
+
+/* The up-queue's process-wide bound: counted from post to take (a request
+ * counts its exchange and head), held above the bound, released below half;
+ * a take wakes a holding I/O thread. */
+static void test_up_bound(void)
+{
+    CHECK_EQ_INT(bl_bridge_init(), 0);
+    bl_bridge.wake_down = count_down_wake;
+    bl_bridge.schedule_down_wake = NULL;
+    bl_bridge.up_max_bytes = 64 * 1024;
+    int wakes = down_wakes;
+
+    bl_exchange_t *ex = bl_exchange_new();
+    ex->head = calloc(1, sizeof(*ex->head));
+    ex->head->buf = malloc(60000);
+    ex->head->cap = 60000;
+    bl_event_t *req = bl_event_new(BL_EV_REQUEST, ex, 0);
+    size_t req_event = bl_event_cost(req);
+    bl_bridge_post_up(req);
+    CHECK(atomic_load(&bl_bridge.up_bytes) >= req_event + 60000 + sizeof(bl_exchange_t));
+    CHECK_EQ_INT(atomic_load(&bl_bridge.up_events), 1);
+    CHECK(!bl_bridge_up_hold(false));
+    bl_bridge_post_up(bl_event_new(BL_EV_BODY, ex, 8192));
+    CHECK(bl_bridge_up_hold(false)); /* over 64 KiB */
+    CHECK(atomic_load(&bl_bridge.up_held));
+    CHECK(bl_bridge_up_hold(true));
+    CHECK_EQ_INT(down_wakes, wakes);
+
+    bl_event_t *list = bl_bridge_take_up();
+    CHECK_EQ_INT(list_len(list), 2);
+    CHECK_EQ_INT(atomic_load(&bl_bridge.up_bytes), 0);
+    CHECK_EQ_INT(atomic_load(&bl_bridge.up_events), 0);
+    CHECK_EQ_INT(down_wakes, wakes + 1); /* the holder is woken */
+    CHECK(!atomic_load(&bl_bridge.up_held));
+    CHECK(!bl_bridge_up_hold(true)); /* under half: go on */
+    free_list(list);
+    CHECK(bl_bridge_take_up() == NULL);
+    CHECK_EQ_INT(down_wakes, wakes + 1);
+
+    /* Between half and the bound: a holder stays held, others go on. */
+    bl_bridge_post_up(bl_event_new(BL_EV_BODY, NULL, 40000));
+    CHECK(!bl_bridge_up_hold(false));
+    CHECK(bl_bridge_up_hold(true));
+    free_list(bl_bridge_take_up());
+
+    /* Events count too, whatever their size. */
+    for (unsigned i = 0; i <= BL_UP_MAX_EVENTS; i++)
+        bl_bridge_post_up(bl_event_new(BL_EV_DISCONNECT, NULL, 0));
+    bl_bridge.up_max_bytes = (size_t)1 << 40;
+    CHECK(bl_bridge_up_hold(false));
+    free_list(bl_bridge_take_up());
+    CHECK(!bl_bridge_up_hold(false));
+
+    bl_exchange_unref(ex);
+    bl_bridge.up_max_bytes = BL_UP_MAX_BYTES;
+    bl_bridge.wake_down = NULL;
+    bl_bridge_destroy();
+}
+
 int main(void)
 {
     test_queue_order();
@@ -384,5 +474,7 @@ int main(void)
     test_stress();
     test_bridge_posts();
     test_disconnect_reserved();
+    test_event_costs();
+    test_up_bound();
     return check_report();
 }
