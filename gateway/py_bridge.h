@@ -88,6 +88,9 @@ void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */
 void bl_http_on_event(bl_event_t *ev);
 
+/* A new ClientDisconnected instance, or NULL with an error set. */
+PyObject *bl_py_disconnected_error(const char *why);
+
 /* A new future on the loop, or NULL with an error set. */
 PyObject *bl_future_new(void);
 /* Resolves fut (if still pending) with a value or an exception instance; clears

@@ -519,10 +519,12 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
     if (self->close_timer != NULL) {
-        /* The app returned in time: drop the timer and the task it holds. */
-        PyObject *r = PyObject_CallMethod(self->close_timer, "cancel", NULL);
+        /* The app returned in time: drop the timer and the task it holds.
+         * An interned name: a new "cancel" string per call would stay in
+         * CPython's method cache, one per exchange, up to 4096 of them. */
+        PyObject *r = PyObject_CallMethodNoArgs(self->close_timer, bl_str.cancel);
         if (r == NULL)
-            PyErr_Clear();
+            PyErr_WriteUnraisable(self->close_timer);
         Py_XDECREF(r);
         Py_CLEAR(self->close_timer);
     }
@@ -639,8 +641,7 @@ void bl_http_on_event(bl_event_t *ev)
             PyErr_Clear();
         wake_receiver(self);
         if (self->send_waiter != NULL) {
-            PyObject *exc = PyObject_CallOneArg(bl_py.disconnected,
-                                                PyUnicode_FromString("the client disconnected"));
+            PyObject *exc = bl_py_disconnected_error("the client disconnected");
             if (exc != NULL) {
                 bl_future_resolve(&self->send_waiter, exc, true);
                 Py_DECREF(exc);

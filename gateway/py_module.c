@@ -132,6 +132,16 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
     Py_DECREF(f);
 }
 
+PyObject *bl_py_disconnected_error(const char *why)
+{
+    PyObject *msg = PyUnicode_FromString(why);
+    if (msg == NULL)
+        return NULL;
+    PyObject *exc = PyObject_CallOneArg(bl_py.disconnected, msg);
+    Py_DECREF(msg);
+    return exc;
+}
+
 /* ---- module functions --------------------------------------------------- */
 
 /* Runs after every callback of this loop iteration: wakes the I/O thread once. */
