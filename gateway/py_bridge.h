@@ -29,8 +29,14 @@ typedef struct {
 
 extern bl_py_t bl_py;
 
-/* An awaitable that completes at once with a value (no event-loop round trip). */
-PyObject *bl_ready_new(PyObject *value); /* steals value */
+/* An awaitable that completes at once with a value (no event-loop round trip).
+ * Steals value; NULL (its builder failed) gives NULL with that error kept. */
+PyObject *bl_ready_new(PyObject *value);
+
+/* d[key] as a new reference (a borrowed one could be freed by any Python code
+ * that runs before its last use: a key's __eq__, a value's __bool__ or
+ * __index__, a headers iterable), or NULL: with an error set, or absent. */
+PyObject *bl_py_dict_get(PyObject *d, PyObject *key);
 extern PyTypeObject bl_ready_type;
 
 /* The Exchange object: owner of one scope's receive() and send(). */

@@ -158,7 +158,15 @@ int bl_python_run(bl_server_t *server, const bl_config_t *cfg, int argc, char **
         goto error;
     if ((result = PyObject_CallMethod(runner, "main", "O", options)) == NULL)
         goto error;
-    rc = (int)PyLong_AsLong(result);
+    long exit_status = PyLong_AsLong(result);
+    if (exit_status == -1 && PyErr_Occurred())
+        goto error;
+    if (exit_status < 0 || exit_status > 255) {
+        PyErr_Format(PyExc_ValueError, "bayleaf.runner.main() returned %ld, not an exit status",
+                     exit_status);
+        goto error;
+    }
+    rc = (int)exit_status;
     goto done;
 error:
     PyErr_Print();

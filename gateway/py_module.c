@@ -15,6 +15,8 @@ typedef struct {
 
 PyObject *bl_ready_new(PyObject *value)
 {
+    if (value == NULL)
+        return NULL; /* building the value failed: its error propagates */
     ReadyObject *r = PyObject_New(ReadyObject, &bl_ready_type);
     if (r == NULL) {
         Py_XDECREF(value);
@@ -22,6 +24,11 @@ PyObject *bl_ready_new(PyObject *value)
     }
     r->value = value; /* stolen */
     return (PyObject *)r;
+}
+
+PyObject *bl_py_dict_get(PyObject *d, PyObject *key)
+{
+    return Py_XNewRef(PyDict_GetItemWithError(d, key)); /* borrowed, made strong at once */
 }
 
 static void ready_dealloc(ReadyObject *r)
@@ -126,7 +133,7 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
             PyErr_WriteUnraisable(f);
         Py_XDECREF(r);
     } else if (done == NULL) {
-        PyErr_Clear();
+        PyErr_WriteUnraisable(f);
     }
     Py_XDECREF(done);
     Py_DECREF(f);
@@ -158,7 +165,7 @@ static void schedule_down_wake(void)
     PyObject *r = PyObject_CallOneArg(bl_py.call_soon, bl_py.flush_down);
     if (r == NULL) {
         /* Never lose a wake: do it now. */
-        PyErr_Clear();
+        PyErr_WriteUnraisable(bl_py.call_soon);
         bl_bridge_flush_down();
         return;
     }
@@ -189,15 +196,22 @@ static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
     if (asyncio == NULL)
         return NULL;
     Py_XSETREF(bl_py.current_task, PyObject_GetAttrString(asyncio, "current_task"));
-    PyObject *coroutines = PyObject_GetAttrString(asyncio, "coroutines");
-    if (coroutines != NULL) {
-        Py_XSETREF(bl_py.coroutine_marker, PyObject_GetAttrString(coroutines, "_is_coroutine"));
-        Py_DECREF(coroutines);
-    }
-    PyErr_Clear(); /* no marker: asyncio then checks the code object; harmless */
+    PyObject *coroutines =
+        bl_py.current_task != NULL ? PyObject_GetAttrString(asyncio, "coroutines") : NULL;
+    PyObject *marker =
+        coroutines != NULL ? PyObject_GetAttrString(coroutines, "_is_coroutine") : NULL;
+    Py_XDECREF(coroutines);
     Py_DECREF(asyncio);
     if (bl_py.current_task == NULL)
         return NULL;
+    if (marker == NULL) {
+        /* An asyncio without the marker checks the code object instead:
+         * harmless. Any other error is real. */
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+    }
+    Py_XSETREF(bl_py.coroutine_marker, marker);
     Py_XSETREF(bl_py.loop, Py_NewRef(loop));
     Py_XSETREF(bl_py.spawn, Py_NewRef(spawn));
     Py_XSETREF(bl_py.on_drained, Py_NewRef(on_drained));
