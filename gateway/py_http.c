@@ -294,7 +294,7 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
     PyObject **items = PySequence_Fast_ITEMS(seq);
     /* First pass: validate and size. */
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = items[i];
+        PyObject *pair = items[i]; /* borrowed */
         if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2) {
             PyErr_SetString(PyExc_TypeError,
                             "http.response.start: each header must be a [name, value] pair");
@@ -313,6 +313,7 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
     }
     ev->status = (uint16_t)status;
     char *out = ev->data;
+    /* Second pass: serialize (pairs, names and values borrowed, checked above). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = items[i];
         const char *name = PyBytes_AS_STRING(PySequence_Fast_GET_ITEM(pair, 0));
