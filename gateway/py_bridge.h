@@ -94,6 +94,10 @@ void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */
 void bl_http_on_event(bl_event_t *ev);
 
+/* py_embed.c: serving starts; what is allocated from now on is checked for
+ * leaks in ASan builds (a no-op otherwise). */
+void bl_py_startup_done(void);
+
 /* A new ClientDisconnected instance, or NULL with an error set. */
 PyObject *bl_py_disconnected_error(const char *why);
 

@@ -278,6 +278,7 @@ static PyObject *mod_start_io(PyObject *self, PyObject *unused)
     int err = bl_server_start(bl_py.server);
     if (err != 0)
         return PyErr_Format(PyExc_OSError, "cannot start the I/O thread: %s", strerror(-err));
+    bl_py_startup_done();
     Py_RETURN_NONE;
 }
 
