@@ -77,6 +77,8 @@ PyObject *bl_channel_new(ExchangeObject *ex, bool send);
 
 /* py_http.c, shared with py_ws.c */
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);
+/* Holds msg's head in self->start until the first body; 0, or -1 with an error. */
+int bl_py_start_response(ExchangeObject *self, PyObject *msg);
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg);
 void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
 /* Posts ev (len bytes of the app's data) and returns what send() returns: at

@@ -373,6 +373,22 @@ fail:
     return NULL;
 }
 
+int bl_py_start_response(ExchangeObject *self, PyObject *msg)
+{
+    bl_event_t *ev = bl_py_start_event(self, msg);
+    if (ev == NULL)
+        return -1;
+    if (self->started) {
+        /* The headers iterable's code sent a start itself (re-entering). */
+        bl_event_free(ev);
+        PyErr_SetString(PyExc_RuntimeError, "http.response.start sent twice");
+        return -1;
+    }
+    self->start = ev;
+    self->started = true;
+    return 0;
+}
+
 /* Joins the held start message with the first body into one RESPONSE event. */
 static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t len)
 {
@@ -411,6 +427,13 @@ PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
     }
     if (more_o != NULL && (more = PyObject_IsTrue(more_o)) < 0)
         goto fail;
+    if (self->complete || self->disconnected) {
+        /* __bool__ ran the app's code, which may have sent the last body. */
+        PyErr_SetString(bl_py.disconnected, self->disconnected
+                                                ? "the client disconnected"
+                                                : "the response is already complete");
+        goto fail;
+    }
     if (body_o != NULL && PyObject_GetBuffer(body_o, &view, PyBUF_SIMPLE) < 0)
         goto fail;
     const char *data = view.buf ? view.buf : "";
@@ -488,10 +511,8 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_start) == 0) {
         if (self->started)
             return PyErr_Format(PyExc_RuntimeError, "http.response.start sent twice");
-        self->start = bl_py_start_event(self, msg);
-        if (self->start == NULL)
+        if (bl_py_start_response(self, msg) < 0)
             return NULL;
-        self->started = true;
         return Py_NewRef(bl_py.ready_none);
     }
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_body) == 0)

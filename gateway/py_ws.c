@@ -217,6 +217,11 @@ static PyObject *send_accept(ExchangeObject *self, PyObject *msg)
         goto done;
     if ((hdrs = bl_py_start_event(self, probe)) == NULL)
         goto done;
+    if (self->ws_state != BL_WS_CONNECTING && self->ws_state != BL_WS_HANDSHAKE) {
+        /* The copy or the headers iterable ran the app's code, which decided. */
+        PyErr_SetString(PyExc_RuntimeError, "websocket.accept after the handshake");
+        goto done;
+    }
     if ((ev = bl_event_new(BL_EV_WS_ACCEPT, self->ex, hdrs->len + (size_t)sublen)) == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -294,6 +299,10 @@ static PyObject *send_close(ExchangeObject *self, PyObject *msg)
         goto done;
     if (code_o != NULL && ((code = PyLong_AsLong(code_o)) == -1 && PyErr_Occurred()))
         goto done;
+    if (self->ws_state == BL_WS_CLOSED) { /* __index__ ran the app's code, which closed */
+        PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+        goto done;
+    }
     if (code < 0 || code > 65535 || !bl_ws_close_code_sendable((uint16_t)code)) {
         PyErr_Format(PyExc_ValueError,
                      "websocket.close: code %ld cannot be sent (use 1000-1003, "
@@ -390,9 +399,8 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         if (!deciding || self->started)
             return PyErr_Format(PyExc_RuntimeError,
                                 "websocket.http.response.start after the handshake");
-        if ((self->start = bl_py_start_event(self, msg)) == NULL)
+        if (bl_py_start_response(self, msg) < 0)
             return NULL;
-        self->started = true;
         return Py_NewRef(bl_py.ready_none);
     }
     if (is(type, bl_str.ws_http_response_body)) {

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from harness import bayleaf_only, free_port, server_command, server_env
-from ws.ws_support import OP_CLOSE, open_ws
+from ws.ws_support import OP_CLOSE, OP_TEXT, open_ws
 
 APP = "capi_app:app"
 
@@ -66,3 +66,35 @@ def test_runner_result_is_checked(tmp_path, result, status, error):
     if error:
         assert error in r.stderr, r.stderr[-2000:]
     assert "runtime error" not in r.stderr and "Sanitizer" not in r.stderr, r.stderr[-3000:]
+
+
+def test_start_sent_from_inside_start(capi_server):
+    """The headers iterable sends its own start: that one stands, the outer
+    send() raises (before: the inner head was overwritten and leaked)."""
+    with capi_server.connect() as c:
+        r = c.request("GET", "/start-reentered")
+    assert (r.status, r.header("x-inner"), r.body) == (201, "1", b"RuntimeError"), r
+    capi_server.assert_serving("/body-dropped")
+
+
+def test_accept_sent_from_inside_accept(capi_server):
+    """The headers iterable accepts: one 101, the outer accept raises (before:
+    two accept events for one handshake)."""
+    with open_ws(capi_server, "/accept-reentered") as ws:
+        assert ws.recv_message() == (OP_TEXT, b"RuntimeError")
+        ws.send_close(1000)
+        assert ws.expect_close().close_code == 1000
+    capi_server.assert_serving("/body-dropped")
+    assert "Exception inside application" not in capi_server.stderr, capi_server.stderr[-2000:]
+
+
+def test_close_sent_from_inside_close(capi_server):
+    """The close code's __index__ closes first: one close frame (4001), the
+    outer close raises ClientDisconnected (before: a second close event)."""
+    with open_ws(capi_server, "/close-reentered") as ws:
+        f = ws.expect_close()
+        assert f.close_code == 4001, f
+        ws.send_close(4001)
+        assert ws.wait_closed(), "no EOF after the closing handshake"
+    capi_server.assert_serving("/body-dropped")
+    assert "Exception inside application" not in capi_server.stderr, capi_server.stderr[-2000:]
