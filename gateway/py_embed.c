@@ -26,13 +26,50 @@ PyMODINIT_FUNC bl_py_module_init(void);
 /* ASan builds: LeakSanitizer is told what belongs to the interpreter's life
  * rather than suppressing libpython. What is allocated on this thread from
  * Py_InitializeFromConfig until serving starts (imports, the app, lifespan
- * startup) is not reported: extension modules keep objects LSan cannot reach
- * (uvloop's Cython constants) and libpython's lack of frame pointers leaves
- * no stack to tell them apart by. The check then runs before Py_FinalizeEx, not
- * at exit, while every live object is reachable from the interpreter: an
- * object whose reference gateway/ leaked while serving is reported, and what
- * finalization leaves behind is not. */
+ * startup), and by any import later (builtins.__import__ is wrapped), is not
+ * reported: extension modules keep objects LSan cannot reach (the Cython
+ * constants of uvloop, or of msgpack imported on first use) and libpython's
+ * lack of frame pointers leaves no stack to tell them apart by. The check then
+ * runs before Py_FinalizeEx, not at exit, while every live object is reachable
+ * from the interpreter: an object whose reference gateway/ leaked while
+ * serving is reported, and what finalization leaves behind is not. */
 static bool lsan_startup;
+
+#ifdef BL_LSAN
+static PyObject *lsan_import_orig; /* the interpreter's __import__ */
+
+static PyObject *lsan_import(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    __lsan_disable(); /* per thread, nests */
+    PyObject *r = PyObject_Call(lsan_import_orig, args, kw);
+    __lsan_enable();
+    return r;
+}
+
+static PyMethodDef lsan_import_def = {"__import__", (PyCFunction)(void (*)(void))lsan_import,
+                                      METH_VARARGS | METH_KEYWORDS, NULL};
+#endif
+
+/* 0, or -1 with a Python error set. */
+static int lsan_wrap_import(void)
+{
+#ifdef BL_LSAN
+    PyObject *builtins = PyImport_ImportModule("builtins");
+    PyObject *wrapper = NULL;
+    int rc = -1;
+    if (builtins == NULL)
+        return -1;
+    if ((lsan_import_orig = PyObject_GetAttrString(builtins, "__import__")) != NULL &&
+        (wrapper = PyCFunction_New(&lsan_import_def, NULL)) != NULL)
+        rc = PyObject_SetAttrString(builtins, "__import__", wrapper);
+    Py_XDECREF(wrapper);
+    Py_DECREF(builtins);
+    return rc;
+#else
+    return 0;
+#endif
+}
 
 static void lsan_startup_begin(void)
 {
@@ -199,7 +236,8 @@ int bl_python_run(bl_server_t *server, const bl_config_t *cfg, int argc, char **
 
     PyObject *sys_path = PySys_GetObject("path"); /* borrowed */
     PyObject *dir = PyUnicode_FromString(find_pyapp());
-    if (sys_path == NULL || dir == NULL || PyList_Insert(sys_path, 0, dir) < 0)
+    if (sys_path == NULL || dir == NULL || PyList_Insert(sys_path, 0, dir) < 0 ||
+        lsan_wrap_import() < 0)
         goto error;
     if ((runner = PyImport_ImportModule("bayleaf.runner")) == NULL)
         goto error;
