@@ -29,8 +29,14 @@ typedef struct {
 
 extern bl_py_t bl_py;
 
-/* An awaitable that completes at once with a value (no event-loop round trip). */
-PyObject *bl_ready_new(PyObject *value); /* steals value */
+/* An awaitable that completes at once with a value (no event-loop round trip).
+ * Steals value; NULL (its builder failed) gives NULL with that error kept. */
+PyObject *bl_ready_new(PyObject *value);
+
+/* d[key] as a new reference (a borrowed one could be freed by any Python code
+ * that runs before its last use: a key's __eq__, a value's __bool__ or
+ * __index__, a headers iterable), or NULL: with an error set, or absent. */
+PyObject *bl_py_dict_get(PyObject *d, PyObject *key);
 extern PyTypeObject bl_ready_type;
 
 /* The Exchange object: owner of one scope's receive() and send(). */
@@ -71,6 +77,8 @@ PyObject *bl_channel_new(ExchangeObject *ex, bool send);
 
 /* py_http.c, shared with py_ws.c */
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg);
+/* Holds msg's head in self->start until the first body; 0, or -1 with an error. */
+int bl_py_start_response(ExchangeObject *self, PyObject *msg);
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg);
 void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
 /* Sends a delivered body/message event ev (taken off ex->pending) back as
@@ -90,6 +98,13 @@ void bl_ws_wake_receiver(ExchangeObject *self);
 void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */
 void bl_http_on_event(bl_event_t *ev);
+
+/* py_embed.c: serving starts; what is allocated from now on is checked for
+ * leaks in ASan builds (a no-op otherwise). */
+void bl_py_startup_done(void);
+
+/* A new ClientDisconnected instance, or NULL with an error set. */
+PyObject *bl_py_disconnected_error(const char *why);
 
 /* A new future on the loop, or NULL with an error set. */
 PyObject *bl_future_new(void);

@@ -268,47 +268,46 @@ static int check_bytes(PyObject *o, const char *what)
 /* Serializes the app's headers into "name: value\r\n" lines in a new event. */
 bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
 {
-    PyObject *status_o = PyDict_GetItemWithError(msg, bl_str.status);   /* borrowed */
-    PyObject *headers_o = PyDict_GetItemWithError(msg, bl_str.headers); /* borrowed */
+    PyObject *status_o = bl_py_dict_get(msg, bl_str.status);
+    PyObject *headers_o = PyErr_Occurred() ? NULL : bl_py_dict_get(msg, bl_str.headers);
     PyObject *seq = NULL;
     bl_event_t *ev = NULL;
     bl_response_scan_t scan = {0};
     long status;
     size_t size = 0;
 
+    if (PyErr_Occurred())
+        goto fail;
     if (status_o == NULL || !PyLong_Check(status_o)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "http.response.start: 'status' must be an int");
-        return NULL;
+        PyErr_SetString(PyExc_TypeError, "http.response.start: 'status' must be an int");
+        goto fail;
     }
-    status = PyLong_AsLong(status_o);
+    status = PyLong_AsLong(status_o); /* an int (subclass): no __index__ runs */
+    if (status == -1 && PyErr_Occurred())
+        goto fail;
     if (status < 100 || status > 999) {
         PyErr_Format(PyExc_ValueError, "http.response.start: invalid status %ld", status);
-        return NULL;
+        goto fail;
     }
-    if (headers_o == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        headers_o = PyTuple_New(0);
-    } else {
-        Py_INCREF(headers_o);
-    }
+    if (headers_o == NULL && (headers_o = PyTuple_New(0)) == NULL)
+        goto fail;
+    /* Iterating a non-sequence runs the app's code: nothing borrowed is held. */
     seq = PySequence_Fast(headers_o, "http.response.start: 'headers' must be iterable");
-    Py_DECREF(headers_o);
     if (seq == NULL)
-        return NULL;
+        goto fail;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    /* Borrowed from seq (ours): no Python code runs from here to the end. */
     PyObject **items = PySequence_Fast_ITEMS(seq);
     /* First pass: validate and size. */
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = items[i];
+        PyObject *pair = items[i]; /* borrowed */
         if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2) {
             PyErr_SetString(PyExc_TypeError,
                             "http.response.start: each header must be a [name, value] pair");
             goto fail;
         }
-        PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);
-        PyObject *value = PySequence_Fast_GET_ITEM(pair, 1);
+        PyObject *name = PySequence_Fast_GET_ITEM(pair, 0);  /* borrowed */
+        PyObject *value = PySequence_Fast_GET_ITEM(pair, 1); /* borrowed */
         if (check_bytes(name, "name") < 0 || check_bytes(value, "value") < 0)
             goto fail;
         size += (size_t)PyBytes_GET_SIZE(name) + (size_t)PyBytes_GET_SIZE(value) + 4;
@@ -320,6 +319,7 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
     }
     ev->status = (uint16_t)status;
     char *out = ev->data;
+    /* Second pass: serialize (pairs, names and values borrowed, checked above). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = items[i];
         const char *name = PyBytes_AS_STRING(PySequence_Fast_GET_ITEM(pair, 0));
@@ -357,6 +357,8 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
     ev->flags = scan.flags;
     ev->aux = scan.content_length;
     Py_DECREF(seq);
+    Py_DECREF(headers_o);
+    Py_DECREF(status_o);
     return ev;
 bad_framing:
     /* The client gets a 500 when the app lets this propagate; the app learns
@@ -368,8 +370,26 @@ bad_header:
 fail:
     if (ev != NULL)
         bl_event_free(ev);
-    Py_DECREF(seq);
+    Py_XDECREF(seq);
+    Py_XDECREF(headers_o);
+    Py_XDECREF(status_o);
     return NULL;
+}
+
+int bl_py_start_response(ExchangeObject *self, PyObject *msg)
+{
+    bl_event_t *ev = bl_py_start_event(self, msg);
+    if (ev == NULL)
+        return -1;
+    if (self->started) {
+        /* The headers iterable's code sent a start itself (re-entering). */
+        bl_event_free(ev);
+        PyErr_SetString(PyExc_RuntimeError, "http.response.start sent twice");
+        return -1;
+    }
+    self->start = ev;
+    self->started = true;
+    return 0;
 }
 
 /* Joins the held start message with the first body into one RESPONSE event. */
@@ -394,21 +414,31 @@ static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t
 
 PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
 {
-    PyObject *body_o = PyDict_GetItemWithError(msg, bl_str.body);      /* borrowed */
-    PyObject *more_o = PyDict_GetItemWithError(msg, bl_str.more_body); /* borrowed */
+    /* Strong references: more_body's __bool__ may run the app's code, which
+     * may drop the body from the message. */
+    PyObject *body_o = bl_py_dict_get(msg, bl_str.body);
+    PyObject *more_o = PyErr_Occurred() ? NULL : bl_py_dict_get(msg, bl_str.more_body);
     Py_buffer view = {0};
     bl_event_t *ev;
     int more = 0;
 
     if (PyErr_Occurred())
-        return NULL;
-    if (!self->started)
-        return PyErr_Format(PyExc_RuntimeError,
-                            "http.response.body sent before http.response.start");
+        goto fail;
+    if (!self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "http.response.body sent before http.response.start");
+        goto fail;
+    }
     if (more_o != NULL && (more = PyObject_IsTrue(more_o)) < 0)
-        return NULL;
+        goto fail;
+    if (self->complete || self->disconnected) {
+        /* __bool__ ran the app's code, which may have sent the last body. */
+        PyErr_SetString(bl_py.disconnected, self->disconnected
+                                                ? "the client disconnected"
+                                                : "the response is already complete");
+        goto fail;
+    }
     if (body_o != NULL && PyObject_GetBuffer(body_o, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+        goto fail;
     const char *data = view.buf ? view.buf : "";
     size_t len = (size_t)view.len;
     if (self->start != NULL) {
@@ -420,6 +450,8 @@ PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
     }
     if (body_o != NULL)
         PyBuffer_Release(&view);
+    Py_XDECREF(more_o);
+    Py_XDECREF(body_o);
     if (ev == NULL)
         return PyErr_NoMemory();
     if (more)
@@ -433,6 +465,10 @@ PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
         return Py_NewRef(bl_py.ready_none);
     }
     return bl_py_post_paced(self, ev, len);
+fail:
+    Py_XDECREF(more_o);
+    Py_XDECREF(body_o);
+    return NULL;
 }
 
 PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len)
@@ -468,7 +504,8 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
                                                 : "the response is already complete");
         return NULL;
     }
-    type = PyDict_GetItemWithError(msg, bl_str.type); /* borrowed */
+    /* Borrowed: the comparisons run no Python code; not used after a send. */
+    type = PyDict_GetItemWithError(msg, bl_str.type);
     if (type == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_KeyError, "type");
@@ -477,10 +514,8 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_start) == 0) {
         if (self->started)
             return PyErr_Format(PyExc_RuntimeError, "http.response.start sent twice");
-        self->start = bl_py_start_event(self, msg);
-        if (self->start == NULL)
+        if (bl_py_start_response(self, msg) < 0)
             return NULL;
-        self->started = true;
         return Py_NewRef(bl_py.ready_none);
     }
     if (PyUnicode_Check(type) && PyUnicode_Compare(type, bl_str.http_response_body) == 0)
@@ -522,10 +557,12 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
     bl_future_resolve(&self->recv_waiter, Py_None, false);
     bl_future_resolve(&self->send_waiter, Py_None, false);
     if (self->close_timer != NULL) {
-        /* The app returned in time: drop the timer and the task it holds. */
-        PyObject *r = PyObject_CallMethod(self->close_timer, "cancel", NULL);
+        /* The app returned in time: drop the timer and the task it holds.
+         * An interned name: a new "cancel" string per call would stay in
+         * CPython's method cache, one per exchange, up to 4096 of them. */
+        PyObject *r = PyObject_CallMethodNoArgs(self->close_timer, bl_str.cancel);
         if (r == NULL)
-            PyErr_Clear();
+            PyErr_WriteUnraisable(self->close_timer);
         Py_XDECREF(r);
         Py_CLEAR(self->close_timer);
     }
@@ -638,12 +675,11 @@ void bl_http_on_event(bl_event_t *ev)
         self->close_code = ev->status ? ev->status : 1006;
         Py_XSETREF(self->close_reason,
                    PyUnicode_DecodeUTF8(ev->data, (Py_ssize_t)ev->len, "replace"));
-        if (self->close_reason == NULL)
-            PyErr_Clear();
+        if (self->close_reason == NULL) /* out of memory: the app sees reason "" */
+            PyErr_WriteUnraisable((PyObject *)self);
         wake_receiver(self);
         if (self->send_waiter != NULL) {
-            PyObject *exc = PyObject_CallOneArg(bl_py.disconnected,
-                                                PyUnicode_FromString("the client disconnected"));
+            PyObject *exc = bl_py_disconnected_error("the client disconnected");
             if (exc != NULL) {
                 bl_future_resolve(&self->send_waiter, exc, true);
                 Py_DECREF(exc);

@@ -15,6 +15,8 @@ typedef struct {
 
 PyObject *bl_ready_new(PyObject *value)
 {
+    if (value == NULL)
+        return NULL; /* building the value failed: its error propagates */
     ReadyObject *r = PyObject_New(ReadyObject, &bl_ready_type);
     if (r == NULL) {
         Py_XDECREF(value);
@@ -22,6 +24,11 @@ PyObject *bl_ready_new(PyObject *value)
     }
     r->value = value; /* stolen */
     return (PyObject *)r;
+}
+
+PyObject *bl_py_dict_get(PyObject *d, PyObject *key)
+{
+    return Py_XNewRef(PyDict_GetItemWithError(d, key)); /* borrowed, made strong at once */
 }
 
 static void ready_dealloc(ReadyObject *r)
@@ -126,10 +133,20 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
             PyErr_WriteUnraisable(f);
         Py_XDECREF(r);
     } else if (done == NULL) {
-        PyErr_Clear();
+        PyErr_WriteUnraisable(f);
     }
     Py_XDECREF(done);
     Py_DECREF(f);
+}
+
+PyObject *bl_py_disconnected_error(const char *why)
+{
+    PyObject *msg = PyUnicode_FromString(why);
+    if (msg == NULL)
+        return NULL;
+    PyObject *exc = PyObject_CallOneArg(bl_py.disconnected, msg);
+    Py_DECREF(msg);
+    return exc;
 }
 
 /* ---- module functions --------------------------------------------------- */
@@ -148,7 +165,7 @@ static void schedule_down_wake(void)
     PyObject *r = PyObject_CallOneArg(bl_py.call_soon, bl_py.flush_down);
     if (r == NULL) {
         /* Never lose a wake: do it now. */
-        PyErr_Clear();
+        PyErr_WriteUnraisable(bl_py.call_soon);
         bl_bridge_flush_down();
         return;
     }
@@ -179,15 +196,22 @@ static PyObject *mod_setup(PyObject *self, PyObject *args, PyObject *kw)
     if (asyncio == NULL)
         return NULL;
     Py_XSETREF(bl_py.current_task, PyObject_GetAttrString(asyncio, "current_task"));
-    PyObject *coroutines = PyObject_GetAttrString(asyncio, "coroutines");
-    if (coroutines != NULL) {
-        Py_XSETREF(bl_py.coroutine_marker, PyObject_GetAttrString(coroutines, "_is_coroutine"));
-        Py_DECREF(coroutines);
-    }
-    PyErr_Clear(); /* no marker: asyncio then checks the code object; harmless */
+    PyObject *coroutines =
+        bl_py.current_task != NULL ? PyObject_GetAttrString(asyncio, "coroutines") : NULL;
+    PyObject *marker =
+        coroutines != NULL ? PyObject_GetAttrString(coroutines, "_is_coroutine") : NULL;
+    Py_XDECREF(coroutines);
     Py_DECREF(asyncio);
     if (bl_py.current_task == NULL)
         return NULL;
+    if (marker == NULL) {
+        /* An asyncio without the marker checks the code object instead:
+         * harmless. Any other error is real. */
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+    }
+    Py_XSETREF(bl_py.coroutine_marker, marker);
     Py_XSETREF(bl_py.loop, Py_NewRef(loop));
     Py_XSETREF(bl_py.spawn, Py_NewRef(spawn));
     Py_XSETREF(bl_py.on_drained, Py_NewRef(on_drained));
@@ -254,6 +278,7 @@ static PyObject *mod_start_io(PyObject *self, PyObject *unused)
     int err = bl_server_start(bl_py.server);
     if (err != 0)
         return PyErr_Format(PyExc_OSError, "cannot start the I/O thread: %s", strerror(-err));
+    bl_py_startup_done();
     Py_RETURN_NONE;
 }
 

@@ -40,6 +40,7 @@
     X(set_exception, "set_exception")                                                              \
     X(done, "done")                                                                                \
     X(cancelled, "cancelled")                                                                      \
+    X(cancel, "cancel")                                                                            \
     X(websocket, "websocket")                                                                      \
     X(ws, "ws")                                                                                    \
     X(https, "https")                                                                              \

@@ -110,12 +110,13 @@ static PyObject *message_receive(ExchangeObject *self)
     return d;
 }
 
+/* A new reference, or NULL (logged: the caller then knows no task). */
 static PyObject *current_task(void)
 {
     PyObject *t = PyObject_CallNoArgs(bl_py.current_task);
     if (t == NULL)
-        PyErr_Clear();
-    return t; /* new reference, or NULL */
+        PyErr_WriteUnraisable(bl_py.current_task);
+    return t;
 }
 
 /* The next message for the app, or NULL without an error when none is ready.
@@ -173,77 +174,96 @@ void bl_ws_wake_receiver(ExchangeObject *self)
 
 /* ---- send ------------------------------------------------------------------ */
 
-static PyObject *get(PyObject *msg, PyObject *key) /* borrowed, or NULL */
+/* msg[key] as a new reference; NULL when absent or None (or with an error). */
+static PyObject *get(PyObject *msg, PyObject *key)
 {
-    PyObject *v = PyDict_GetItemWithError(msg, key);
-    return v == Py_None ? NULL : v;
+    PyObject *v = bl_py_dict_get(msg, key);
+    if (v == Py_None)
+        Py_CLEAR(v);
+    return v;
 }
 
 static PyObject *send_accept(ExchangeObject *self, PyObject *msg)
 {
+    /* Strong: copying the message and iterating its headers run the app's
+     * code, which may drop the subprotocol while subp points into it. */
     PyObject *sub = get(msg, bl_str.subprotocol);
+    PyObject *probe = NULL, *status = NULL, *r = NULL;
+    bl_event_t *hdrs = NULL, *ev = NULL;
     const char *subp = "";
     Py_ssize_t sublen = 0;
     if (PyErr_Occurred())
-        return NULL;
+        goto done;
     if (sub != NULL) {
-        if (!PyUnicode_Check(sub))
-            return PyErr_Format(PyExc_TypeError, "websocket.accept: 'subprotocol' must be a str");
+        if (!PyUnicode_Check(sub)) {
+            PyErr_SetString(PyExc_TypeError, "websocket.accept: 'subprotocol' must be a str");
+            goto done;
+        }
         if ((subp = PyUnicode_AsUTF8AndSize(sub, &sublen)) == NULL)
-            return NULL;
-        for (Py_ssize_t i = 0; i < sublen; i++)
-            if (subp[i] == '\r' || subp[i] == '\n' || subp[i] == ',')
-                return PyErr_Format(PyExc_ValueError, "websocket.accept: invalid subprotocol");
+            goto done;
+        for (Py_ssize_t i = 0; i < sublen; i++) {
+            if (subp[i] == '\r' || subp[i] == '\n' || subp[i] == ',') {
+                PyErr_SetString(PyExc_ValueError, "websocket.accept: invalid subprotocol");
+                goto done;
+            }
+        }
     }
     /* The header lines come out as for http.response.start (status unused). */
-    PyObject *probe = PyDict_Copy(msg);
-    PyObject *status = PyLong_FromLong(101);
-    if (probe == NULL || status == NULL || PyDict_SetItem(probe, bl_str.status, status) < 0) {
-        Py_XDECREF(probe);
-        Py_XDECREF(status);
-        return NULL;
+    if ((probe = PyDict_Copy(msg)) == NULL || (status = PyLong_FromLong(101)) == NULL ||
+        PyDict_SetItem(probe, bl_str.status, status) < 0)
+        goto done;
+    if ((hdrs = bl_py_start_event(self, probe)) == NULL)
+        goto done;
+    if (self->ws_state != BL_WS_CONNECTING && self->ws_state != BL_WS_HANDSHAKE) {
+        /* The copy or the headers iterable ran the app's code, which decided. */
+        PyErr_SetString(PyExc_RuntimeError, "websocket.accept after the handshake");
+        goto done;
     }
-    Py_DECREF(status);
-    bl_event_t *hdrs = bl_py_start_event(self, probe);
-    Py_DECREF(probe);
-    if (hdrs == NULL)
-        return NULL;
-    bl_event_t *ev = bl_event_new(BL_EV_WS_ACCEPT, self->ex, hdrs->len + (size_t)sublen);
-    if (ev == NULL) {
-        bl_event_free(hdrs);
-        return PyErr_NoMemory();
+    if ((ev = bl_event_new(BL_EV_WS_ACCEPT, self->ex, hdrs->len + (size_t)sublen)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
     memcpy(ev->data, hdrs->data, hdrs->len);
     memcpy(ev->data + hdrs->len, subp, (size_t)sublen);
     ev->len = hdrs->len;
     ev->len2 = (size_t)sublen;
-    bl_event_free(hdrs);
     self->ws_state = BL_WS_OPEN;
     bl_bridge_post_down(ev);
-    return Py_NewRef(bl_py.ready_none);
+    r = Py_NewRef(bl_py.ready_none);
+done:
+    if (hdrs != NULL)
+        bl_event_free(hdrs);
+    Py_XDECREF(status);
+    Py_XDECREF(probe);
+    Py_XDECREF(sub);
+    return r;
 }
 
 static PyObject *send_message(ExchangeObject *self, PyObject *msg)
 {
     PyObject *bytes = get(msg, bl_str.bytes);
     PyObject *text = bytes == NULL && !PyErr_Occurred() ? get(msg, bl_str.text) : NULL;
+    PyObject *r = NULL;
     const char *data;
     Py_ssize_t len;
     Py_buffer view = {0};
     if (PyErr_Occurred())
-        return NULL;
+        goto done;
     if (bytes != NULL) {
         if (PyObject_GetBuffer(bytes, &view, PyBUF_SIMPLE) < 0)
-            return NULL;
+            goto done;
         data = view.buf;
         len = view.len;
     } else if (text != NULL) {
-        if (!PyUnicode_Check(text))
-            return PyErr_Format(PyExc_TypeError, "websocket.send: 'text' must be a str");
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "websocket.send: 'text' must be a str");
+            goto done;
+        }
         if ((data = PyUnicode_AsUTF8AndSize(text, &len)) == NULL)
-            return NULL;
+            goto done;
     } else {
-        return PyErr_Format(PyExc_ValueError, "websocket.send needs 'bytes' or 'text'");
+        PyErr_SetString(PyExc_ValueError, "websocket.send needs 'bytes' or 'text'");
+        goto done;
     }
     bl_event_t *ev = bl_event_new(BL_EV_WS_SEND, self->ex, (size_t)len);
     if (ev != NULL) {
@@ -253,44 +273,67 @@ static PyObject *send_message(ExchangeObject *self, PyObject *msg)
     if (bytes != NULL)
         PyBuffer_Release(&view);
     if (ev == NULL)
-        return PyErr_NoMemory();
-    /* As for HTTP bodies: wait while the client is behind. */
-    return bl_py_post_paced(self, ev, (size_t)len);
+        PyErr_NoMemory();
+    else /* As for HTTP bodies: wait while the client is behind. */
+        r = bl_py_post_paced(self, ev, (size_t)len);
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(bytes);
+    return r;
 }
 
 static PyObject *send_close(ExchangeObject *self, PyObject *msg)
 {
+    /* Strong: a code that is not an int runs its __index__, which may drop
+     * the reason while reason points into it. */
     PyObject *code_o = get(msg, bl_str.code);
     PyObject *reason_o = PyErr_Occurred() ? NULL : get(msg, bl_str.reason);
+    PyObject *r = NULL;
     long code = 1000;
     const char *reason = "";
     Py_ssize_t rlen = 0;
     if (PyErr_Occurred())
-        return NULL;
+        goto done;
     if (code_o != NULL && ((code = PyLong_AsLong(code_o)) == -1 && PyErr_Occurred()))
-        return NULL;
-    if (code < 0 || code > 65535 || !bl_ws_close_code_sendable((uint16_t)code))
-        return PyErr_Format(PyExc_ValueError,
-                            "websocket.close: code %ld cannot be sent (use 1000-1003, "
-                            "1007-1014 or 3000-4999)",
-                            code);
+        goto done;
+    if (self->ws_state == BL_WS_CLOSED) { /* __index__ ran the app's code, which closed */
+        PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+        goto done;
+    }
+    if (code < 0 || code > 65535 || !bl_ws_close_code_sendable((uint16_t)code)) {
+        PyErr_Format(PyExc_ValueError,
+                     "websocket.close: code %ld cannot be sent (use 1000-1003, "
+                     "1007-1014 or 3000-4999)",
+                     code);
+        goto done;
+    }
     if (reason_o != NULL) {
-        if (!PyUnicode_Check(reason_o))
-            return PyErr_Format(PyExc_TypeError, "websocket.close: 'reason' must be a str");
+        if (!PyUnicode_Check(reason_o)) {
+            PyErr_SetString(PyExc_TypeError, "websocket.close: 'reason' must be a str");
+            goto done;
+        }
         if ((reason = PyUnicode_AsUTF8AndSize(reason_o, &rlen)) == NULL)
-            return NULL;
-        if (rlen > 123)
-            return PyErr_Format(PyExc_ValueError,
-                                "websocket.close: the reason is over 123 bytes of UTF-8");
+            goto done;
+        if (rlen > 123) {
+            PyErr_SetString(PyExc_ValueError,
+                            "websocket.close: the reason is over 123 bytes of UTF-8");
+            goto done;
+        }
     }
     bl_event_t *ev = bl_event_new(BL_EV_WS_CLOSE, self->ex, (size_t)rlen);
-    if (ev == NULL)
-        return PyErr_NoMemory();
+    if (ev == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     memcpy(ev->data, reason, (size_t)rlen);
     ev->status = (uint16_t)code;
     self->ws_state = BL_WS_CLOSED;
     bl_bridge_post_down(ev);
-    return Py_NewRef(bl_py.ready_none);
+    r = Py_NewRef(bl_py.ready_none);
+done:
+    Py_XDECREF(reason_o);
+    Py_XDECREF(code_o);
+    return r;
 }
 
 static bool is(PyObject *type, PyObject *name)
@@ -300,7 +343,9 @@ static bool is(PyObject *type, PyObject *name)
 
 PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
 {
-    PyObject *type = PyDict_GetItemWithError(msg, bl_str.type); /* borrowed */
+    /* Borrowed: the comparisons below run no Python code, and it is not used
+     * after a send_*() or current_task() call. */
+    PyObject *type = PyDict_GetItemWithError(msg, bl_str.type);
     if (type == NULL || !PyUnicode_Check(type)) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "an ASGI message needs a str 'type'");
@@ -351,9 +396,8 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         if (!deciding || self->started)
             return PyErr_Format(PyExc_RuntimeError,
                                 "websocket.http.response.start after the handshake");
-        if ((self->start = bl_py_start_event(self, msg)) == NULL)
+        if (bl_py_start_response(self, msg) < 0)
             return NULL;
-        self->started = true;
         return Py_NewRef(bl_py.ready_none);
     }
     if (is(type, bl_str.ws_http_response_body)) {
