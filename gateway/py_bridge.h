@@ -32,6 +32,8 @@ extern bl_py_t bl_py;
 /* An awaitable that completes at once with a value (no event-loop round trip). */
 PyObject *bl_ready_new(PyObject *value); /* steals value */
 extern PyTypeObject bl_ready_type;
+/* throw(typ[, val[, tb]]) of an awaitable: raises what was thrown in. */
+PyObject *bl_awaitable_rethrow(PyObject *args);
 
 /* The Exchange object: owner of one scope's receive() and send(). */
 typedef enum {
@@ -43,8 +45,8 @@ typedef enum {
 
 typedef struct {
     PyObject_HEAD bl_exchange_t *ex; /* a reference */
-    PyObject *recv_waiter;           /* future of a pending receive() */
-    PyObject *send_waiter;           /* future of a send() waiting for the socket */
+    PyObject *receivers;             /* list: the receive() awaitables waiting, in order */
+    PyObject *send_waiters;          /* list: futures of send() calls waiting for the socket */
     bl_event_t *start;               /* http.response.start, held until the first body */
     bool started;                    /* the start message was given */
     bool complete;                   /* the last body was given */
@@ -57,14 +59,15 @@ typedef struct {
     /* WebSocket */
     bl_ws_state_t ws_state;
     int close_code;            /* from the client's close (1006 when none came) */
-    bool disconnect_delivered; /* receive() returned websocket.disconnect */
+    bool disconnect_delivered; /* receive() returned http.disconnect/websocket.disconnect */
     bool receive_driven;       /* the app called receive() after websocket.connect */
-    PyObject *recv_task;       /* the task waiting in receive() */
     PyObject *disconnect_task; /* the task handed websocket.disconnect */
     PyObject *close_reason;    /* str */
 } ExchangeObject;
 
 extern PyTypeObject bl_exchange_type;
+/* What receive() returns when it must wait (py_http.c). */
+extern PyTypeObject bl_receiver_type;
 /* receive/send for the app (marked as coroutine functions). */
 extern PyTypeObject bl_channel_type;
 PyObject *bl_channel_new(ExchangeObject *ex, bool send);
@@ -76,13 +79,19 @@ void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags);
 /* Posts ev (len bytes of the app's data) and returns what send() returns: at
  * once, or a future while the client's unsent bytes are above the high-water mark. */
 PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len);
+/* Whether a task other than `task` (borrowed, may be NULL) waits in receive(). */
+bool bl_py_receiving_elsewhere(ExchangeObject *self, PyObject *task);
 
 /* py_ws.c */
 int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex);
-PyObject *bl_ws_receive(ExchangeObject *self);
 PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg);
-/* Resolves a pending receive() if a message or the disconnect is ready. */
-void bl_ws_wake_receiver(ExchangeObject *self);
+/* Whether receive() has a message (or the disconnect) to return now. */
+bool bl_ws_receive_ready(const ExchangeObject *self);
+/* Takes the next message for the app, or NULL without an error when none is
+ * ready. receiver: the task being handed it (borrowed, may be NULL). */
+PyObject *bl_ws_next_message(ExchangeObject *self, PyObject *receiver);
+/* asyncio.current_task(), a new reference, or NULL (no error set). */
+PyObject *bl_py_current_task(void);
 /* Creates the object for a REQUEST event and starts the app. Takes ev. */
 void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */
@@ -91,7 +100,8 @@ void bl_http_on_event(bl_event_t *ev);
 /* A new future on the loop, or NULL with an error set. */
 PyObject *bl_future_new(void);
 /* Resolves fut (if still pending) with a value or an exception instance; clears
- * the reference. Borrowed value. */
-void bl_future_resolve(PyObject **fut, PyObject *value, bool exception);
+ * the reference. Borrowed value. Returns whether it was pending (a waiter
+ * cancelled meanwhile is done: it takes nothing). */
+bool bl_future_resolve(PyObject **fut, PyObject *value, bool exception);
 
 #endif

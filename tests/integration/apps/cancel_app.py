@@ -1,0 +1,267 @@
+"""Apps that cancel their own receive() and send() (tests/integration/test_cancel_safety.py).
+
+?out=FILE makes an app append JSON lines to FILE (apps/common.py:report).
+
+HTTP routes:
+  /poll-body   reads the body with asyncio.wait_for(receive(), 1 ms) in a loop (the
+               timeouts are counted and reported); responds with the body's length,
+               sha256 and the number of timeouts
+  /two-readers reads the body in the handler while a second task polls receive()
+               under a 1 ms asyncio.timeout, as Starlette's is_disconnected() does; whatever
+               either takes is appended in the order it was taken; same response
+  /send-timeout  pushes ?n= chunks of ?size= bytes, each send() in wait_for(.., 10 ms)
+               (a timeout means "still queued", the next chunk follows); reports
+               {"event": "timeout"} on the first one
+  /spin        responds, then loops on receive() (http.disconnect at once) until
+               /stop-spin is requested; reports how many calls it made
+  /stop-spin   ends /spin's loop
+  /exit        sys.exit(3) before responding
+  /ok          200 "ok"
+WebSocket routes:
+  /poll        accept; receive with wait_for(receive(), 1 ms) (?readers=2: two tasks, each
+               under asyncio.timeout(1 ms)) until the text "end"; then sends one text
+               message: JSON {messages, timeouts}, the messages in the order taken
+  /two-senders accept; the handler and a background task each send ?n= binary
+               messages of ?size= bytes ("main:<i>:" / "bg:<i>:" + padding); the
+               background task wraps each send() in wait_for(.., 10 ms) and goes on
+               after a timeout; then close 1000; reports send errors
+  /exit        accept; sys.exit(4) on the first message
+  /echo        accept; echo text messages
+"""
+
+import asyncio
+import hashlib
+import json
+import sys
+
+from common import query, report
+
+SPIN = {"stop": False}
+
+
+def out_of(scope):
+    return query(scope).get("out")
+
+
+async def respond(send, body, status=200):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def summary(parts, timeouts):
+    data = b"".join(parts)
+    return json.dumps({"length": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                       "timeouts": timeouts}).encode()
+
+
+async def poll_body(scope, receive, send):
+    out = out_of(scope)
+    parts, timeouts = [], 0
+    while True:
+        try:
+            msg = await asyncio.wait_for(receive(), 0.001)
+        except asyncio.TimeoutError:
+            timeouts += 1
+            if timeouts == 1:
+                report(out, event="timeout")
+            continue
+        if msg["type"] != "http.request":
+            report(out, event="unexpected", type=msg["type"])
+            return
+        parts.append(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            break
+    await respond(send, summary(parts, timeouts))
+
+
+async def two_readers(scope, receive, send):
+    out = out_of(scope)
+    parts, state = [], {"timeouts": 0, "done": False}
+
+    async def poller():
+        # Starlette's is_disconnected(): "is a message there right now?". Its
+        # own task awaits receive() (no wait_for task in between), so what it
+        # takes is appended in the order it was taken.
+        while not state["done"]:
+            try:
+                async with asyncio.timeout(0.001):
+                    msg = await receive()
+            except TimeoutError:
+                state["timeouts"] += 1
+                if state["timeouts"] == 1:
+                    report(out, event="timeout")
+                continue
+            if msg["type"] == "http.request":
+                parts.append(msg.get("body", b""))
+                if not msg.get("more_body", False):
+                    state["done"] = True
+            else:
+                report(out, event="poller-got", type=msg["type"])
+                return
+
+    task = asyncio.ensure_future(poller())
+    while not state["done"]:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            report(out, event="unexpected", type=msg["type"])
+            return
+        parts.append(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            state["done"] = True
+    await task
+    await respond(send, summary(parts, state["timeouts"]))
+
+
+async def send_timeout(scope, receive, send):
+    q = query(scope)
+    out, n, size = out_of(scope), int(q.get("n", 64)), int(q.get("size", 65536))
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(n * size).encode())]})
+    timeouts = 0
+    for i in range(n):
+        chunk = bytes([i % 256]) * size
+        try:
+            await asyncio.wait_for(send({"type": "http.response.body", "body": chunk,
+                                         "more_body": i < n - 1}), 0.01)
+        except asyncio.TimeoutError:
+            timeouts += 1
+            if timeouts == 1:
+                report(out, event="timeout")
+        except Exception as exc:
+            report(out, event="send-failed", exc=repr(exc))
+            raise
+    report(out, event="done", timeouts=timeouts)
+
+
+async def spin(scope, receive, send):
+    out = out_of(scope)
+    while (await receive()).get("more_body"):
+        pass
+    await respond(send, b"spinning")
+    calls, types = 0, set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120  # never forever, whatever happens to the test
+    while not SPIN["stop"] and loop.time() < deadline:
+        msg = await receive()
+        types.add(msg["type"])
+        calls += 1
+        if calls == 1:
+            report(out, event="spinning")
+    report(out, event="stopped", calls=calls, types=sorted(types), stopped=SPIN["stop"])
+
+
+async def http_app(scope, receive, send):
+    path = scope["path"]
+    if path == "/poll-body":
+        return await poll_body(scope, receive, send)
+    if path == "/two-readers":
+        return await two_readers(scope, receive, send)
+    if path == "/send-timeout":
+        return await send_timeout(scope, receive, send)
+    if path == "/spin":
+        SPIN["stop"] = False
+        return await spin(scope, receive, send)
+    if path == "/stop-spin":
+        SPIN["stop"] = True
+        return await respond(send, b"stopped")
+    if path == "/exit":
+        sys.exit(3)
+    return await respond(send, b"ok")
+
+
+async def ws_poll(scope, receive, send):
+    q = query(scope)
+    readers = int(q.get("readers", 1))
+    parts, state = [], {"timeouts": 0, "done": False}
+    await send({"type": "websocket.accept"})
+
+    async def take():
+        if readers == 1:
+            return await asyncio.wait_for(receive(), 0.001)
+        async with asyncio.timeout(0.001):  # in this task: appended in the order taken
+            return await receive()
+
+    async def reader():
+        while not state["done"]:
+            try:
+                msg = await take()
+            except TimeoutError:
+                state["timeouts"] += 1
+                continue
+            if msg["type"] != "websocket.receive":
+                state["done"] = True
+                return
+            data = msg.get("text")
+            if data == "end":
+                state["done"] = True
+                return
+            parts.append(data if data is not None else msg["bytes"].decode("latin-1"))
+
+    await asyncio.gather(*(reader() for _ in range(readers)))
+    await send({"type": "websocket.send",
+                "text": json.dumps({"messages": parts, "timeouts": state["timeouts"]})})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def ws_two_senders(scope, receive, send):
+    q = query(scope)
+    out, n, size = out_of(scope), int(q.get("n", 40)), int(q.get("size", 65536))
+    await send({"type": "websocket.accept"})
+
+    def payload(tag, i):
+        head = f"{tag}:{i}:".encode()
+        return head + b"x" * (size - len(head))
+
+    async def background():
+        for i in range(n):
+            try:
+                await asyncio.wait_for(send({"type": "websocket.send", "bytes": payload("bg", i)}),
+                                       0.01)
+            except asyncio.TimeoutError:
+                pass  # the message is queued: go on
+
+    task = asyncio.ensure_future(background())
+    try:
+        for i in range(n):
+            await send({"type": "websocket.send", "bytes": payload("main", i)})
+        await task
+        await send({"type": "websocket.close", "code": 1000})
+        report(out, event="done")
+    except Exception as exc:
+        report(out, event="send-failed", exc=repr(exc))
+        raise
+
+
+async def ws_app(scope, receive, send):
+    path = scope["path"]
+    msg = await receive()
+    assert msg["type"] == "websocket.connect"
+    if path == "/poll":
+        return await ws_poll(scope, receive, send)
+    if path == "/two-senders":
+        return await ws_two_senders(scope, receive, send)
+    await send({"type": "websocket.accept"})
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        if path == "/exit":
+            sys.exit(4)
+        await send({"type": "websocket.send", "text": msg.get("text") or ""})
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        return await http_app(scope, receive, send)
+    if scope["type"] == "websocket":
+        return await ws_app(scope, receive, send)
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
