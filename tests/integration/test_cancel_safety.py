@@ -209,3 +209,16 @@ def test_sys_exit_in_a_consumer_closes_1011(server):
         assert side.recv_text(timeout=10) == "still here"
     assert server.alive(), server.describe()
     check_echo(server)
+
+
+def test_cancelled_waiters_do_not_pile_up(server, tmp_path):
+    """Thousands of receive() and send() calls cancelled while they wait leave no
+    queue of dead waiters behind (a client that sends and reads nothing)."""
+    out = tmp_path / "events.jsonl"
+    with open_ws(server, "/churn" + outq(out, n=5000), rcvbuf=16384, timeout=60):
+        got = wait_event(out, "receive-churn", timeout=60)
+        assert got["receivers"] <= 1 and got["cancelled_futures"] <= 1, got
+        got = wait_event(out, "send-churn", timeout=60)
+        assert got["timeouts"] > 0, got
+        assert got["receivers"] <= 1 and got["cancelled_futures"] <= 1, got
+    check_echo(server)

@@ -25,11 +25,15 @@ WebSocket routes:
                messages of ?size= bytes ("main:<i>:" / "bg:<i>:" + padding); the
                background task wraps each send() in wait_for(.., 10 ms) and goes on
                after a timeout; then close 1000; reports send errors
+  /churn       accept; ?n= receive() calls cancelled by wait_for, then ?n= send() calls
+               cancelled while the client reads nothing (its socket filled first); reports the Receivers and
+               cancelled futures still alive after each round (none must pile up)
   /exit        accept; sys.exit(4) on the first message
   /echo        accept; echo text messages
 """
 
 import asyncio
+import gc
 import hashlib
 import json
 import sys
@@ -234,10 +238,47 @@ async def ws_two_senders(scope, receive, send):
         raise
 
 
+def leftovers():
+    """Receivers and cancelled futures still alive (a queue of dead waiters)."""
+    gc.collect()
+    objs = gc.get_objects()
+    return {"receivers": sum(type(o).__name__ == "Receiver" for o in objs),
+            "cancelled_futures": sum(type(o) is asyncio.Future and o.cancelled() for o in objs)}
+
+
+async def ws_churn(scope, receive, send):
+    """Cancels ?n= receive() calls, then ?n= send() calls stuck behind a client
+    that reads nothing (1-byte messages once its socket is full); reports leftovers()."""
+    q = query(scope)
+    out, n = out_of(scope), int(q.get("n", 20000))
+    await send({"type": "websocket.accept"})
+    for _ in range(n):
+        try:
+            await asyncio.wait_for(receive(), 0.0001)
+        except asyncio.TimeoutError:
+            pass
+    report(out, event="receive-churn", **leftovers())
+    for _ in range(256):  # until the client's socket is full: send() waits
+        try:
+            await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"\0" * 65536}),
+                                   0.0001)
+        except asyncio.TimeoutError:
+            break
+    timeouts = 0
+    for _ in range(n):
+        try:
+            await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"x"}), 0.0001)
+        except asyncio.TimeoutError:
+            timeouts += 1
+    report(out, event="send-churn", timeouts=timeouts, **leftovers())
+
+
 async def ws_app(scope, receive, send):
     path = scope["path"]
     msg = await receive()
     assert msg["type"] == "websocket.connect"
+    if path == "/churn":
+        return await ws_churn(scope, receive, send)
     if path == "/poll":
         return await ws_poll(scope, receive, send)
     if path == "/two-senders":
