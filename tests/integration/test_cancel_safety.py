@@ -22,9 +22,12 @@ pytestmark = pytest.mark.bayleaf_only
 APP = "cancel_app:app"
 
 
-@pytest.fixture
-def server(start_server):
-    return start_server(APP)
+@pytest.fixture(params=["uvloop", "asyncio"])
+def server(request, start_server):
+    """The two loops order a wake-up and a timeout firing together differently."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return start_server(APP, "--loop", request.param)
 
 
 def trickled_body(n=200):
@@ -109,12 +112,11 @@ def test_ws_messages_with_two_polling_readers(server):
     check_echo(server)
 
 
-def test_http_send_wait_for_under_backpressure(start_server, tmp_path):
+def test_http_send_wait_for_under_backpressure(server, tmp_path):
     """wait_for(send(...), 10 ms) times out while the client does not read; the
     app goes on sending; once the client reads, the whole body arrives in order."""
-    server = start_server(APP)
     out = tmp_path / "events.jsonl"
-    n, size = 64, 65536
+    n, size = 160, 65536  # 10 MiB: more than the kernel buffers hold (4 MiB send buffer at most)
     s = server.socket(timeout=30)
     try:
         s.sendall(build_request("GET", "/send-timeout" + qs(out=out, n=n, size=size)))
@@ -219,6 +221,6 @@ def test_cancelled_waiters_do_not_pile_up(server, tmp_path):
         got = wait_event(out, "receive-churn", timeout=60)
         assert got["receivers"] <= 1 and got["cancelled_futures"] <= 1, got
         got = wait_event(out, "send-churn", timeout=60)
-        assert got["timeouts"] > 0, got
+        assert got["timeouts"] >= 2500, got  # they did wait (and were cancelled)
         assert got["receivers"] <= 1 and got["cancelled_futures"] <= 1, got
     check_echo(server)

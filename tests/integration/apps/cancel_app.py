@@ -26,7 +26,7 @@ WebSocket routes:
                background task wraps each send() in wait_for(.., 10 ms) and goes on
                after a timeout; then close 1000; reports send errors
   /churn       accept; ?n= receive() calls cancelled by wait_for, then ?n= send() calls
-               cancelled while the client reads nothing (its socket filled first); reports the Receivers and
+               cancelled while the client reads nothing (8 MiB queued first); reports the Receivers and
                cancelled futures still alive after each round (none must pile up)
   /exit        accept; sys.exit(4) on the first message
   /echo        accept; echo text messages
@@ -248,7 +248,7 @@ def leftovers():
 
 async def ws_churn(scope, receive, send):
     """Cancels ?n= receive() calls, then ?n= send() calls stuck behind a client
-    that reads nothing (1-byte messages once its socket is full); reports leftovers()."""
+    that reads nothing (1-byte messages once 8 MiB are queued); reports leftovers()."""
     q = query(scope)
     out, n = out_of(scope), int(q.get("n", 20000))
     await send({"type": "websocket.accept"})
@@ -258,12 +258,14 @@ async def ws_churn(scope, receive, send):
         except asyncio.TimeoutError:
             pass
     report(out, event="receive-churn", **leftovers())
-    for _ in range(256):  # until the client's socket is full: send() waits
+    # 8 MiB: more than the kernel buffers (4 MiB send buffer at most), so
+    # every later send() waits for good. A timeout leaves its message queued.
+    for _ in range(128):
         try:
             await asyncio.wait_for(send({"type": "websocket.send", "bytes": b"\0" * 65536}),
                                    0.0001)
         except asyncio.TimeoutError:
-            break
+            pass
     timeouts = 0
     for _ in range(n):
         try:
