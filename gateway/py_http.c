@@ -337,6 +337,7 @@ static PySendResult receiver_am_send(PyObject *op, PyObject *arg, PyObject **res
 {
     ReceiverObject *r = (ReceiverObject *)op;
     ExchangeObject *self = r->ex;
+    PyObject *fut = NULL;
     (void)arg;
     *result = NULL;
     if (r->finished) {
@@ -354,15 +355,17 @@ static PySendResult receiver_am_send(PyObject *op, PyObject *arg, PyObject **res
         PyObject *msg = receive_take(self, r->task);
         if (msg == NULL && !PyErr_Occurred())
             PyErr_SetString(PyExc_SystemError, "receive(): a ready message vanished");
+        if (msg == NULL)
+            goto fail;
         r->finished = true;
         if (r->queued)
             receivers_prune(self, r);
         if (receive_ready(self))
             wake_receivers(self, false); /* the next one in line takes the rest */
         *result = msg;
-        return msg != NULL ? PYGEN_RETURN : PYGEN_ERROR;
+        return PYGEN_RETURN;
     }
-    PyObject *fut = bl_future_new();
+    fut = bl_future_new();
     if (fut == NULL || PyObject_SetAttr(fut, bl_str.future_blocking, Py_True) < 0)
         goto fail;
     if (!r->queued) {
@@ -378,7 +381,11 @@ static PySendResult receiver_am_send(PyObject *op, PyObject *arg, PyObject **res
     return PYGEN_NEXT;
 fail:
     Py_XDECREF(fut);
+    /* Out of the queue, the error kept aside: the clean-up calls Python. */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
     receiver_abandon(r);
+    PyErr_Restore(et, ev, tb);
     return PYGEN_ERROR;
 }
 
@@ -484,7 +491,9 @@ static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
     if (receive_ready(self) && !self->disconnect_delivered) {
         PyObject *msg = receive_take(self, task);
         Py_XDECREF(task);
-        return msg != NULL ? bl_ready_new(msg) : NULL;
+        if (msg == NULL && !PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError, "receive(): a ready message vanished");
+        return msg != NULL ? bl_ready_new(msg) : NULL; /* steals msg */
     }
     if (!ws && !receive_ready(self) && !self->body_done && self->ex->head->expect_continue &&
         !self->continue_asked) {
