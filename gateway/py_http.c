@@ -203,9 +203,9 @@ void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags)
  * timeout, Starlette's is_disconnected() polling) leaves every message queued
  * for the next receive(). Waiting receivers are woken one per message in the
  * order they started waiting; one woken but cancelled before it ran hands the
- * wake-up on. After the disconnect was delivered, receive() still returns it at
- * once, but lets the loop run once first: a `while True: await receive()`
- * cannot starve the other tasks. */
+ * wake-up on. A message at hand is taken at once, without a loop round trip. After the disconnect
+ * was delivered, receive() still returns it at once, but lets the loop run once first: a `while
+ * True: await receive()` cannot starve the other tasks. */
 
 typedef struct {
     PyObject_HEAD ExchangeObject *ex; /* a reference */
@@ -479,6 +479,9 @@ PyTypeObject bl_receiver_type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 };
 
+/* Even with a message at hand, the Receiver takes it only when awaited: a
+ * receive() whose task is cancelled before it first runs (wait_for(.., 0),
+ * create_task() then cancel()) takes nothing. */
 static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
 {
     bool ws = self->ex->kind == BL_KIND_WEBSOCKET;
@@ -486,15 +489,8 @@ static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
     (void)unused;
     if (ws && self->ws_state != BL_WS_CONNECTING)
         self->receive_driven = true;
-    if (ws && (self->disconnected || !self->running || !receive_ready(self)))
+    if (ws)
         task = bl_py_current_task(); /* who holds the disconnect, or waits for it */
-    if (receive_ready(self) && !self->disconnect_delivered) {
-        PyObject *msg = receive_take(self, task);
-        Py_XDECREF(task);
-        if (msg == NULL && !PyErr_Occurred())
-            PyErr_SetString(PyExc_SystemError, "receive(): a ready message vanished");
-        return msg != NULL ? bl_ready_new(msg) : NULL; /* steals msg */
-    }
     if (!ws && !receive_ready(self) && !self->body_done && self->ex->head->expect_continue &&
         !self->continue_asked) {
         self->continue_asked = true;

@@ -36,20 +36,21 @@ def trickled_body(n=200):
 
 
 def send_trickle(conn, pieces, chunked):
-    for piece in pieces:
+    for i, piece in enumerate(pieces):
         conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-        time.sleep(0.002)  # pacing only: the app's 1 ms timeouts fire in between
+        if i % 10 < 5:
+            time.sleep(0.002)  # pacing only: the app's timeouts fire in between; or bursts
     if chunked:
         conn.send(b"0\r\n\r\n")
 
 
-def post_trickle(server, tmp_path, path, chunked):
+def post_trickle(server, tmp_path, path, chunked, zero=False):
     out = tmp_path / "events.jsonl"
     pieces = trickled_body()
     body = b"".join(pieces)
     headers = [("Transfer-Encoding", "chunked")] if chunked else [("Content-Length", str(len(body)))]
     with server.connect() as conn:
-        conn.send(build_request("POST", path + qs(out=out), headers=headers))
+        conn.send(build_request("POST", path + qs(out=out, zero=int(zero)), headers=headers))
         # The body starts only once the app has already given up on a receive().
         wait_event(out, "timeout", timeout=10)
         send_trickle(conn, pieces, chunked)
@@ -63,10 +64,13 @@ def post_trickle(server, tmp_path, path, chunked):
     return got
 
 
+@pytest.mark.parametrize("zero", [False, True], ids=["1ms", "0-and-1ms"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_http_body_through_wait_for_timeouts(server, tmp_path, chunked):
-    """wait_for(receive(), 1 ms) times out again and again while the body trickles in."""
-    post_trickle(server, tmp_path, "/poll-body", chunked)
+def test_http_body_through_wait_for_timeouts(server, tmp_path, chunked, zero):
+    """wait_for(receive(), 1 ms) times out again and again while the body trickles
+    in; with every other call's timeout 0, wait_for cancels receive() before it
+    ever runs, whether a chunk is at hand or not."""
+    post_trickle(server, tmp_path, "/poll-body", chunked, zero)
     server.assert_serving("/ok")
 
 
@@ -78,15 +82,16 @@ def test_http_body_with_is_disconnected_polling(server, tmp_path, chunked):
     server.assert_serving("/ok")
 
 
-def ws_trickle(server, readers):
+def ws_trickle(server, readers, zero=False):
     texts = [f"{i}:" + "m" * (i % 13) for i in range(300)]
-    with open_ws(server, f"/poll?readers={readers}") as ws:
+    with open_ws(server, f"/poll?readers={readers}&zero={int(zero)}") as ws:
         for i, t in enumerate(texts):
             if i % 3 == 2:
                 ws.send_frame(OP_BINARY, t.encode())
             else:
                 ws.send_text(t)
-            time.sleep(0.002)  # pacing only
+            if i % 10 < 5:
+                time.sleep(0.002)  # pacing only; the other half arrives in bursts
         ws.send_text("end")
         op, data = ws.recv_message(timeout=30)
         assert op == OP_TEXT
@@ -96,8 +101,9 @@ def ws_trickle(server, readers):
     return texts, got
 
 
-def test_ws_messages_through_wait_for_timeouts(server):
-    texts, got = ws_trickle(server, readers=1)
+@pytest.mark.parametrize("zero", [False, True], ids=["1ms", "0-and-1ms"])
+def test_ws_messages_through_wait_for_timeouts(server, zero):
+    texts, got = ws_trickle(server, readers=1, zero=zero)
     assert got["messages"] == texts, "messages lost, repeated or reordered"
     assert got["timeouts"] >= 1
     check_echo(server)

@@ -3,12 +3,15 @@
 ?out=FILE makes an app append JSON lines to FILE (apps/common.py:report).
 
 HTTP routes:
-  /poll-body   reads the body with asyncio.wait_for(receive(), 1 ms) in a loop (the
-               timeouts are counted and reported); responds with the body's length,
+  /poll-body   reads the body with asyncio.wait_for(receive(), 1 ms) in a loop (?zero=1:
+               every other call's timeout is 0); the timeouts are counted and the first one
+               reported; responds with the body's length,
                sha256 and the number of timeouts
-  /two-readers reads the body in the handler while a second task polls receive()
-               under a 1 ms asyncio.timeout, as Starlette's is_disconnected() does; whatever
-               either takes is appended in the order it was taken; same response
+  /two-readers reads the body with receive() in a task while a second task polls
+               receive() under a 1 ms asyncio.timeout, as Starlette's is_disconnected()
+               does; whatever either takes is appended in the order it was taken (the
+               reading task is cancelled once the poller took the last chunk); same
+               response
   /send-timeout  pushes ?n= chunks of ?size= bytes, each send() in wait_for(.., 10 ms)
                (a timeout means "still queued", the next chunk follows); reports
                {"event": "timeout"} on the first one
@@ -18,7 +21,8 @@ HTTP routes:
   /exit        sys.exit(3) before responding
   /ok          200 "ok"
 WebSocket routes:
-  /poll        accept; receive with wait_for(receive(), 1 ms) (?readers=2: two tasks, each
+  /poll        accept; receive with wait_for(receive(), 1 ms) (?zero=1: every other call's
+               timeout is 0; ?readers=2: two tasks, each
                under asyncio.timeout(1 ms)) until the text "end"; then sends one text
                message: JSON {messages, timeouts}, the messages in the order taken
   /two-senders accept; the handler and a background task each send ?n= binary
@@ -62,10 +66,13 @@ def summary(parts, timeouts):
 
 async def poll_body(scope, receive, send):
     out = out_of(scope)
-    parts, timeouts = [], 0
+    zero = query(scope).get("zero") == "1"
+    parts, timeouts, calls = [], 0, 0
     while True:
+        calls += 1
         try:
-            msg = await asyncio.wait_for(receive(), 0.001)
+            # wait_for(.., 0) cancels its task before it runs, message at hand or not
+            msg = await asyncio.wait_for(receive(), 0 if zero and calls % 2 else 0.001)
         except asyncio.TimeoutError:
             timeouts += 1
             if timeouts == 1:
@@ -83,11 +90,21 @@ async def poll_body(scope, receive, send):
 async def two_readers(scope, receive, send):
     out = out_of(scope)
     parts, state = [], {"timeouts": 0, "done": False}
+    finished = asyncio.Event()
+
+    def took(msg):
+        # In the task that took it, at once: appended in the order taken.
+        if msg["type"] != "http.request":
+            report(out, event="unexpected", type=msg["type"])
+            state["done"] = True
+        else:
+            parts.append(msg.get("body", b""))
+            state["done"] = not msg.get("more_body", False)
+        if state["done"]:
+            finished.set()
 
     async def poller():
-        # Starlette's is_disconnected(): "is a message there right now?". Its
-        # own task awaits receive() (no wait_for task in between), so what it
-        # takes is appended in the order it was taken.
+        # Starlette's is_disconnected(): "is a message there right now?"
         while not state["done"]:
             try:
                 async with asyncio.timeout(0.001):
@@ -97,24 +114,20 @@ async def two_readers(scope, receive, send):
                 if state["timeouts"] == 1:
                     report(out, event="timeout")
                 continue
-            if msg["type"] == "http.request":
-                parts.append(msg.get("body", b""))
-                if not msg.get("more_body", False):
-                    state["done"] = True
-            else:
-                report(out, event="poller-got", type=msg["type"])
-                return
+            took(msg)
 
-    task = asyncio.ensure_future(poller())
+    async def reader():
+        took(await receive())
+
+    polling = asyncio.ensure_future(poller())
     while not state["done"]:
-        msg = await receive()
-        if msg["type"] != "http.request":
-            report(out, event="unexpected", type=msg["type"])
-            return
-        parts.append(msg.get("body", b""))
-        if not msg.get("more_body", False):
-            state["done"] = True
-    await task
+        task = asyncio.ensure_future(reader())
+        end = asyncio.ensure_future(finished.wait())
+        await asyncio.wait([task, end], return_when=asyncio.FIRST_COMPLETED)
+        end.cancel()
+        if not task.done():
+            task.cancel()  # the poller took the last chunk
+    await polling
     await respond(send, summary(parts, state["timeouts"]))
 
 
@@ -178,12 +191,14 @@ async def http_app(scope, receive, send):
 async def ws_poll(scope, receive, send):
     q = query(scope)
     readers = int(q.get("readers", 1))
-    parts, state = [], {"timeouts": 0, "done": False}
+    parts, state = [], {"timeouts": 0, "calls": 0, "done": False}
     await send({"type": "websocket.accept"})
 
     async def take():
         if readers == 1:
-            return await asyncio.wait_for(receive(), 0.001)
+            state["calls"] += 1
+            zero = q.get("zero") == "1" and state["calls"] % 2
+            return await asyncio.wait_for(receive(), 0 if zero else 0.001)
         async with asyncio.timeout(0.001):  # in this task: appended in the order taken
             return await receive()
 
