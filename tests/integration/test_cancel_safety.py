@@ -15,7 +15,8 @@ import time
 import pytest
 
 from harness import IS_BAYLEAF, build_request, qs, read_json_lines, wait_until
-from ws.ws_support import OP_BINARY, OP_CLOSE, OP_TEXT, check_echo, open_ws, outq, wait_event
+from ws.ws_support import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, check_echo, open_ws, outq,
+                           wait_event)
 
 pytestmark = pytest.mark.bayleaf_only
 
@@ -82,6 +83,19 @@ def test_http_body_with_is_disconnected_polling(server, tmp_path, chunked):
     server.assert_serving("/ok")
 
 
+def next_frame(ws, deadline):
+    """The next frame other than a ping or pong, before an overall deadline (the
+    server's pings would renew a per-frame timeout for ever)."""
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the app sent nothing in time"
+        f = ws.recv_frame(timeout=remaining)
+        if f.opcode == OP_PING:
+            ws.send_frame(OP_PONG, f.payload)
+        elif f.opcode != OP_PONG:
+            return f
+
+
 def ws_trickle(server, readers, zero=False):
     texts = [f"{i}:" + "m" * (i % 13) for i in range(300)]
     with open_ws(server, f"/poll?readers={readers}&zero={int(zero)}") as ws:
@@ -93,11 +107,12 @@ def ws_trickle(server, readers, zero=False):
             if i % 10 < 5:
                 time.sleep(0.002)  # pacing only; the other half arrives in bursts
         ws.send_text("end")
-        op, data = ws.recv_message(timeout=30)
-        assert op == OP_TEXT
-        got = json.loads(data)
-        f = ws.expect_close(10)
-        assert f.close_code == 1000, f
+        deadline = time.monotonic() + 30
+        f = next_frame(ws, deadline)
+        assert f.opcode == OP_TEXT and f.fin, f
+        got = json.loads(f.payload)
+        f = next_frame(ws, deadline)
+        assert f.opcode == OP_CLOSE and f.close_code == 1000, f
     return texts, got
 
 
@@ -155,8 +170,9 @@ def test_ws_two_tasks_send_to_a_slow_client(server, tmp_path):
     n, size = 40, 65536
     with open_ws(server, "/two-senders" + outq(out, n=n, size=size), rcvbuf=16384, timeout=30) as ws:
         seen = {"main": [], "bg": []}
+        deadline = time.monotonic() + 60
         while True:
-            f = ws.recv_frame(timeout=30)
+            f = next_frame(ws, deadline)
             if f.opcode == OP_CLOSE:
                 assert f.close_code == 1000, (f, read_json_lines(out), server.stderr[-3000:])
                 break
