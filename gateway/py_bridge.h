@@ -38,6 +38,8 @@ PyObject *bl_ready_new(PyObject *value);
  * __index__, a headers iterable), or NULL: with an error set, or absent. */
 PyObject *bl_py_dict_get(PyObject *d, PyObject *key);
 extern PyTypeObject bl_ready_type;
+/* throw(typ[, val[, tb]]) of an awaitable: raises what was thrown in. */
+PyObject *bl_awaitable_rethrow(PyObject *args);
 
 /* The Exchange object: owner of one scope's receive() and send(). */
 typedef enum {
@@ -49,8 +51,8 @@ typedef enum {
 
 typedef struct {
     PyObject_HEAD bl_exchange_t *ex; /* a reference */
-    PyObject *recv_waiter;           /* future of a pending receive() */
-    PyObject *send_waiter;           /* future of a send() waiting for the socket */
+    PyObject *receivers;             /* list: the receive() awaitables waiting, in order */
+    PyObject *send_waiters;          /* list: futures of send() calls waiting for the socket */
     bl_event_t *start;               /* http.response.start, held until the first body */
     bool started;                    /* the start message was given */
     bool complete;                   /* the last body was given */
@@ -63,14 +65,15 @@ typedef struct {
     /* WebSocket */
     bl_ws_state_t ws_state;
     int close_code;            /* from the client's close (1006 when none came) */
-    bool disconnect_delivered; /* receive() returned websocket.disconnect */
+    bool disconnect_delivered; /* receive() returned http.disconnect/websocket.disconnect */
     bool receive_driven;       /* the app called receive() after websocket.connect */
-    PyObject *recv_task;       /* the task waiting in receive() */
     PyObject *disconnect_task; /* the task handed websocket.disconnect */
     PyObject *close_reason;    /* str */
 } ExchangeObject;
 
 extern PyTypeObject bl_exchange_type;
+/* What receive() returns when it must wait (py_http.c). */
+extern PyTypeObject bl_receiver_type;
 /* receive/send for the app (marked as coroutine functions). */
 extern PyTypeObject bl_channel_type;
 PyObject *bl_channel_new(ExchangeObject *ex, bool send);
@@ -87,13 +90,19 @@ void bl_py_post_consumed(bl_exchange_t *ex, bl_event_t *ev, size_t taken);
 /* Posts ev (len bytes of the app's data) and returns what send() returns: at
  * once, or a future while the client's unsent bytes are above the high-water mark. */
 PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len);
+/* Whether a task other than `task` (borrowed, may be NULL) waits in receive(). */
+bool bl_py_receiving_elsewhere(ExchangeObject *self, PyObject *task);
 
 /* py_ws.c */
 int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex);
-PyObject *bl_ws_receive(ExchangeObject *self);
 PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg);
-/* Resolves a pending receive() if a message or the disconnect is ready. */
-void bl_ws_wake_receiver(ExchangeObject *self);
+/* Whether receive() has a message (or the disconnect) to return now. */
+bool bl_ws_receive_ready(const ExchangeObject *self);
+/* Takes the next message for the app, or NULL without an error when none is
+ * ready. receiver: the task being handed it (borrowed, may be NULL). */
+PyObject *bl_ws_next_message(ExchangeObject *self, PyObject *receiver);
+/* asyncio.current_task(), a new reference, or NULL (logged; no error set). */
+PyObject *bl_py_current_task(void);
 /* Creates the object for a REQUEST event and starts the app. Takes ev. */
 void bl_http_on_request(bl_event_t *ev);
 /* BODY, DISCONNECT, WRITABLE for a running exchange. Takes ev. */
@@ -109,7 +118,8 @@ PyObject *bl_py_disconnected_error(const char *why);
 /* A new future on the loop, or NULL with an error set. */
 PyObject *bl_future_new(void);
 /* Resolves fut (if still pending) with a value or an exception instance; clears
- * the reference. Borrowed value. */
-void bl_future_resolve(PyObject **fut, PyObject *value, bool exception);
+ * the reference. Borrowed value. Returns whether it was pending (a waiter
+ * cancelled meanwhile is done: it takes nothing). */
+bool bl_future_resolve(PyObject **fut, PyObject *value, bool exception);
 
 #endif

@@ -205,47 +205,319 @@ void bl_py_post_simple(bl_exchange_t *ex, int type, unsigned flags)
     }
 }
 
-static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
+/* ---- receive(): waiting, safe to cancel ------------------------------------
+ *
+ * A receive() that has nothing to return gives the app a Receiver. Its future
+ * carries no message, only a wake-up: the message is taken off ex->pending when
+ * the awaiting task runs again, so a task cancelled at any point (wait_for's
+ * timeout, Starlette's is_disconnected() polling) leaves every message queued
+ * for the next receive(). Waiting receivers are woken one per message in the
+ * order they started waiting; one woken but cancelled before it ran hands the
+ * wake-up on. A message at hand is taken at once, without a loop round trip. After the disconnect
+ * was delivered, receive() still returns it at once, but lets the loop run once first: a `while
+ * True: await receive()` cannot starve the other tasks. */
+
+typedef struct {
+    PyObject_HEAD ExchangeObject *ex; /* a reference */
+    PyObject *fut;                    /* the wake-up being awaited, or NULL */
+    PyObject *task;                   /* the task that called receive(), or NULL */
+    bool queued;                      /* in ex->receivers */
+    bool woken;                       /* fut was resolved: this one takes next */
+    bool spin;                        /* yield to the loop once before taking */
+    bool finished;                    /* returned or abandoned */
+} ReceiverObject;
+
+static bool receive_ready(const ExchangeObject *self)
+{
+    if (self->ex->kind == BL_KIND_WEBSOCKET)
+        return bl_ws_receive_ready(self);
+    return self->ex->pending != NULL || self->disconnected || self->complete || !self->running;
+}
+
+/* The next message, or NULL without an error set when none is ready. */
+static PyObject *receive_take(ExchangeObject *self, PyObject *task)
+{
+    if (self->ex->kind == BL_KIND_WEBSOCKET)
+        return bl_ws_next_message(self, task);
+    if (self->ex->pending != NULL)
+        return message_next_body(self);
+    if (self->disconnected || self->complete || !self->running) {
+        self->disconnect_delivered = true;
+        return message_disconnect();
+    }
+    return NULL;
+}
+
+/* A queued receiver whose future was cancelled without its task telling it. */
+static bool receiver_is_dead(ReceiverObject *r)
+{
+    if (r->finished)
+        return true;
+    if (r->woken || r->fut == NULL)
+        return false;
+    PyObject *done = PyObject_CallMethodNoArgs(r->fut, bl_str.done);
+    if (done == NULL) {
+        PyErr_WriteUnraisable(r->fut);
+        return false;
+    }
+    bool dead = done == Py_True;
+    Py_DECREF(done);
+    return dead;
+}
+
+/* Drops the dead receivers (and r, if not NULL) from the queue. */
+static void receivers_prune(ExchangeObject *self, ReceiverObject *r)
+{
+    if (self->receivers == NULL)
+        return;
+    for (Py_ssize_t i = PyList_GET_SIZE(self->receivers) - 1; i >= 0; i--) {
+        if (i >= PyList_GET_SIZE(self->receivers))
+            continue; /* the list shrank under a done() */
+        /* A new reference: done() may run Python code. */
+        ReceiverObject *q = (ReceiverObject *)Py_NewRef(PyList_GET_ITEM(self->receivers, i));
+        if ((q == r || receiver_is_dead(q)) && i < PyList_GET_SIZE(self->receivers) &&
+            PyList_GET_ITEM(self->receivers, i) == (PyObject *)q) {
+            q->queued = false;
+            if (PySequence_DelItem(self->receivers, i) < 0)
+                PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_DECREF(q);
+    }
+}
+
+/* Wakes the first waiting receiver, or all of them. */
+static void wake_receivers(ExchangeObject *self, bool all)
+{
+    if (self->receivers == NULL)
+        return;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->receivers); i++) {
+        /* A new reference: resolving a future may run Python code. */
+        ReceiverObject *r = (ReceiverObject *)Py_NewRef(PyList_GET_ITEM(self->receivers, i));
+        bool woke = false;
+        if (!r->woken && !r->finished && r->fut != NULL) {
+            /* A cancelled one keeps its future: receiver_is_dead() sees it. */
+            PyObject *fut = Py_NewRef(r->fut);
+            woke = bl_future_resolve(&fut, Py_None, false); /* clears fut */
+            if (woke) {
+                r->woken = true;
+                Py_CLEAR(r->fut);
+            }
+        }
+        Py_DECREF(r);
+        if (woke && !all)
+            return;
+    }
+}
+
+bool bl_py_receiving_elsewhere(ExchangeObject *self, PyObject *task)
+{
+    if (self->receivers == NULL)
+        return false;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->receivers); i++) {
+        ReceiverObject *r = (ReceiverObject *)PyList_GET_ITEM(self->receivers, i); /* borrowed */
+        if (r->task != task && !r->finished)
+            return true;
+    }
+    return false;
+}
+
+/* The receiver will not take a message: out of the queue, and a wake-up it
+ * got goes to the next one. */
+static void receiver_abandon(ReceiverObject *r)
+{
+    ExchangeObject *self = r->ex;
+    if (r->finished)
+        return;
+    r->finished = true;
+    if (r->fut != NULL) {
+        PyObject *res = PyObject_CallMethodNoArgs(r->fut, bl_str.cancel);
+        if (res == NULL)
+            PyErr_WriteUnraisable(r->fut);
+        Py_XDECREF(res);
+        Py_CLEAR(r->fut);
+    }
+    if (r->queued)
+        receivers_prune(self, r);
+    if (receive_ready(self))
+        wake_receivers(self, false);
+}
+
+/* One step of `await receiver`: the message, or a future to wait on. */
+static PySendResult receiver_am_send(PyObject *op, PyObject *arg, PyObject **result)
+{
+    ReceiverObject *r = (ReceiverObject *)op;
+    ExchangeObject *self = r->ex;
+    PyObject *fut = NULL;
+    (void)arg;
+    *result = NULL;
+    if (r->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited receive()");
+        return PYGEN_ERROR;
+    }
+    if (r->spin) {
+        r->spin = false;
+        *result = Py_NewRef(Py_None); /* a bare yield: the task runs again next iteration */
+        return PYGEN_NEXT;
+    }
+    Py_CLEAR(r->fut); /* resolved (woken), or never made */
+    r->woken = false;
+    if (receive_ready(self)) {
+        PyObject *msg = receive_take(self, r->task);
+        if (msg == NULL && !PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError, "receive(): a ready message vanished");
+        if (msg == NULL)
+            goto fail;
+        r->finished = true;
+        if (r->queued)
+            receivers_prune(self, r);
+        if (receive_ready(self))
+            wake_receivers(self, false); /* the next one in line takes the rest */
+        *result = msg;
+        return PYGEN_RETURN;
+    }
+    fut = bl_future_new();
+    if (fut == NULL || PyObject_SetAttr(fut, bl_str.future_blocking, Py_True) < 0)
+        goto fail;
+    if (!r->queued) {
+        receivers_prune(self, NULL); /* cancelled ones must not pile up */
+        if (self->receivers == NULL && (self->receivers = PyList_New(0)) == NULL)
+            goto fail;
+        if (PyList_Append(self->receivers, op) < 0)
+            goto fail;
+        r->queued = true;
+    }
+    r->fut = Py_NewRef(fut);
+    *result = fut; /* the task waits for it (asyncio's future protocol) */
+    return PYGEN_NEXT;
+fail:
+    Py_XDECREF(fut);
+    /* Out of the queue, the error kept aside: the clean-up calls Python. */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    receiver_abandon(r);
+    PyErr_Restore(et, ev, tb);
+    return PYGEN_ERROR;
+}
+
+static PyObject *receiver_next(PyObject *op)
+{
+    PyObject *res;
+    switch (receiver_am_send(op, Py_None, &res)) {
+    case PYGEN_NEXT:
+        return res;
+    case PYGEN_RETURN:
+        PyErr_SetObject(PyExc_StopIteration, res); /* the message as the value */
+        Py_DECREF(res);
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *receiver_send(PyObject *op, PyObject *arg)
+{
+    (void)arg;
+    return receiver_next(op);
+}
+
+/* The task was cancelled (or anything else thrown in): take nothing. */
+static PyObject *receiver_throw(PyObject *op, PyObject *args)
+{
+    receiver_abandon((ReceiverObject *)op);
+    return bl_awaitable_rethrow(args);
+}
+
+static PyObject *receiver_close(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    if (self->recv_waiter != NULL)
-        return PyErr_Format(PyExc_RuntimeError, "receive() is already being awaited");
-    if (self->ex->kind == BL_KIND_WEBSOCKET)
-        return bl_ws_receive(self);
-    if (self->ex->pending != NULL)
-        return bl_ready_new(message_next_body(self));
-    if (self->disconnected || self->complete)
-        return bl_ready_new(message_disconnect());
-    if (!self->body_done && self->ex->head->expect_continue && !self->continue_asked) {
+    receiver_abandon((ReceiverObject *)op);
+    Py_RETURN_NONE;
+}
+
+static PyObject *receiver_await(PyObject *op)
+{
+    return Py_NewRef(op);
+}
+
+static int receiver_traverse(ReceiverObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->ex);
+    Py_VISIT(r->fut);
+    Py_VISIT(r->task);
+    return 0;
+}
+
+static int receiver_clear(ReceiverObject *r)
+{
+    Py_CLEAR(r->fut);
+    Py_CLEAR(r->task);
+    Py_CLEAR(r->ex);
+    return 0;
+}
+
+static void receiver_dealloc(ReceiverObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    receiver_clear(r);
+    PyObject_GC_Del(r);
+}
+
+static PyMethodDef receiver_methods[] = {
+    {"send", receiver_send, METH_O, NULL},
+    {"throw", receiver_throw, METH_VARARGS, NULL},
+    {"close", receiver_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods receiver_async = {
+    .am_await = receiver_await,
+    .am_send = receiver_am_send,
+};
+
+/* It has send/throw/close/__await__, so asyncio takes it for a coroutine
+ * (Channels passes receive() to create_task). */
+PyTypeObject bl_receiver_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_bayleaf.Receiver",
+    .tp_basicsize = sizeof(ReceiverObject),
+    .tp_dealloc = (destructor)receiver_dealloc,
+    .tp_as_async = &receiver_async,
+    .tp_iter = receiver_await,
+    .tp_iternext = receiver_next,
+    .tp_traverse = (traverseproc)receiver_traverse,
+    .tp_clear = (inquiry)receiver_clear,
+    .tp_methods = receiver_methods,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+};
+
+/* Even with a message at hand, the Receiver takes it only when awaited: a
+ * receive() whose task is cancelled before it first runs (wait_for(.., 0),
+ * create_task() then cancel()) takes nothing. */
+static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
+{
+    bool ws = self->ex->kind == BL_KIND_WEBSOCKET;
+    PyObject *task = NULL;
+    (void)unused;
+    if (ws && self->ws_state != BL_WS_CONNECTING)
+        self->receive_driven = true;
+    if (ws)
+        task = bl_py_current_task(); /* who holds the disconnect, or waits for it */
+    if (!ws && !receive_ready(self) && !self->body_done && self->ex->head->expect_continue &&
+        !self->continue_asked) {
         self->continue_asked = true;
         bl_py_post_simple(self->ex, BL_EV_CONTINUE, 0);
     }
-    self->recv_waiter = bl_future_new();
-    return Py_XNewRef(self->recv_waiter);
-}
-
-/* Resolves a pending receive() now that something happened. */
-static void wake_receiver(ExchangeObject *self)
-{
-    PyObject *msg;
-    if (self->recv_waiter == NULL)
-        return;
-    if (self->ex->kind == BL_KIND_WEBSOCKET) {
-        bl_ws_wake_receiver(self);
-        return;
+    ReceiverObject *r = PyObject_GC_New(ReceiverObject, &bl_receiver_type);
+    if (r == NULL) {
+        Py_XDECREF(task);
+        return NULL;
     }
-    if (self->ex->pending != NULL)
-        msg = message_next_body(self);
-    else if (self->disconnected || self->complete)
-        msg = message_disconnect();
-    else
-        return;
-    if (msg == NULL) {
-        PyErr_WriteUnraisable((PyObject *)self);
-        return;
-    }
-    bl_future_resolve(&self->recv_waiter, msg, false);
-    Py_DECREF(msg);
+    r->ex = (ExchangeObject *)Py_NewRef(self);
+    r->fut = NULL;
+    r->task = task; /* stolen */
+    r->queued = r->woken = r->finished = false;
+    r->spin = self->disconnect_delivered;
+    PyObject_GC_Track(r);
+    return (PyObject *)r;
 }
 
 /* ---- send ----------------------------------------------------------------- */
@@ -461,7 +733,7 @@ PyObject *bl_py_send_body(ExchangeObject *self, PyObject *msg)
     if (!more) {
         atomic_fetch_add(&self->ex->unsent, len);
         bl_bridge_post_down(ev);
-        wake_receiver(self);
+        wake_receivers(self, true); /* a receive() now returns http.disconnect */
         return Py_NewRef(bl_py.ready_none);
     }
     return bl_py_post_paced(self, ev, len);
@@ -469,6 +741,49 @@ fail:
     Py_XDECREF(more_o);
     Py_XDECREF(body_o);
     return NULL;
+}
+
+/* A future for one more send() waiting for WRITABLE. The message is already
+ * posted: a task cancelled while it waits loses nothing, and any number of
+ * tasks may wait at once (all are woken together). */
+static PyObject *send_wait(ExchangeObject *self)
+{
+    PyObject *fut = NULL;
+    if (self->send_waiters == NULL && (self->send_waiters = PyList_New(0)) == NULL)
+        return NULL;
+    /* Cancelled waiters must not pile up while the client reads nothing. */
+    for (Py_ssize_t i = PyList_GET_SIZE(self->send_waiters) - 1; i >= 0; i--) {
+        if (i >= PyList_GET_SIZE(self->send_waiters))
+            continue;
+        PyObject *w = Py_NewRef(PyList_GET_ITEM(self->send_waiters, i));
+        PyObject *done = PyObject_CallMethodNoArgs(w, bl_str.done);
+        Py_DECREF(w);
+        if (done == NULL)
+            return NULL;
+        bool cancelled = done == Py_True; /* only a cancel makes one done before WRITABLE */
+        Py_DECREF(done);
+        if (cancelled && PySequence_DelItem(self->send_waiters, i) < 0)
+            return NULL;
+    }
+    if ((fut = bl_future_new()) == NULL || PyList_Append(self->send_waiters, fut) < 0) {
+        Py_XDECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+/* Resolves every waiting send() (value, or an exception instance). Borrowed value. */
+static void send_waiters_wake(ExchangeObject *self, PyObject *value, bool exception)
+{
+    PyObject *list = self->send_waiters;
+    if (list == NULL)
+        return;
+    self->send_waiters = NULL; /* a send() run meanwhile starts a new list */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *fut = Py_NewRef(PyList_GET_ITEM(list, i));
+        bl_future_resolve(&fut, value, exception); /* clears fut */
+    }
+    Py_DECREF(list);
 }
 
 PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len)
@@ -479,11 +794,10 @@ PyObject *bl_py_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len)
         /* Wait for the I/O thread to write some; check again after asking so a
          * write that finished in between is not missed. */
         atomic_store(&self->ex->want_writable, true);
-        if (atomic_load(&self->ex->unsent) > BL_WRITE_HIGH_WATER) {
-            self->send_waiter = bl_future_new();
-            return Py_XNewRef(self->send_waiter);
-        }
-        atomic_store(&self->ex->want_writable, false);
+        if (atomic_load(&self->ex->unsent) > BL_WRITE_HIGH_WATER)
+            return send_wait(self);
+        if (self->send_waiters == NULL || PyList_GET_SIZE(self->send_waiters) == 0)
+            atomic_store(&self->ex->want_writable, false);
     }
     return Py_NewRef(bl_py.ready_none);
 }
@@ -494,8 +808,6 @@ static PyObject *exchange_send(ExchangeObject *self, PyObject *msg)
     if (!PyDict_Check(msg))
         return PyErr_Format(PyExc_TypeError, "send() takes a dict, not %.50s",
                             Py_TYPE(msg)->tp_name);
-    if (self->send_waiter != NULL)
-        return PyErr_Format(PyExc_RuntimeError, "send() is already being awaited");
     if (self->ex->kind == BL_KIND_WEBSOCKET)
         return bl_ws_send(self, msg);
     if (self->disconnected || self->complete) {
@@ -554,8 +866,7 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
     }
     if ((!self->complete || self->ex->kind == BL_KIND_WEBSOCKET) && !self->disconnected)
         bl_py_post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
-    bl_future_resolve(&self->recv_waiter, Py_None, false);
-    bl_future_resolve(&self->send_waiter, Py_None, false);
+    send_waiters_wake(self, Py_None, false);
     if (self->close_timer != NULL) {
         /* The app returned in time: drop the timer and the task it holds.
          * An interned name: a new "cancel" string per call would stay in
@@ -567,9 +878,10 @@ static PyObject *exchange_finish(ExchangeObject *self, PyObject *failed_o)
         Py_CLEAR(self->close_timer);
     }
     Py_CLEAR(self->task);
-    Py_CLEAR(self->recv_task);
     Py_CLEAR(self->disconnect_task);
     release_running(self);
+    /* A stray receive() of the app's other tasks hears the end. */
+    wake_receivers(self, true);
     Py_DECREF(self);
     Py_RETURN_NONE;
 }
@@ -660,7 +972,7 @@ void bl_http_on_event(bl_event_t *ev)
             ex->pending = ev;
         ex->pending_tail = ev;
         ev = NULL;
-        wake_receiver(self);
+        wake_receivers(self, false);
         break;
     case BL_EV_DISCONNECT:
         if (!self->disconnected && self->task != NULL) {
@@ -677,11 +989,11 @@ void bl_http_on_event(bl_event_t *ev)
                    PyUnicode_DecodeUTF8(ev->data, (Py_ssize_t)ev->len, "replace"));
         if (self->close_reason == NULL) /* out of memory: the app sees reason "" */
             PyErr_WriteUnraisable((PyObject *)self);
-        wake_receiver(self);
-        if (self->send_waiter != NULL) {
+        wake_receivers(self, true);
+        if (self->send_waiters != NULL) {
             PyObject *exc = bl_py_disconnected_error("the client disconnected");
             if (exc != NULL) {
-                bl_future_resolve(&self->send_waiter, exc, true);
+                send_waiters_wake(self, exc, true);
                 Py_DECREF(exc);
             } else {
                 PyErr_WriteUnraisable((PyObject *)self);
@@ -689,7 +1001,7 @@ void bl_http_on_event(bl_event_t *ev)
         }
         break;
     case BL_EV_WRITABLE:
-        bl_future_resolve(&self->send_waiter, Py_None, false);
+        send_waiters_wake(self, Py_None, false);
         break;
     }
     if (ev != NULL)
@@ -779,11 +1091,10 @@ PyObject *bl_channel_new(ExchangeObject *ex, bool send)
 static int exchange_traverse(ExchangeObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->task);
-    Py_VISIT(self->recv_task);
     Py_VISIT(self->disconnect_task);
     Py_VISIT(self->close_timer);
-    Py_VISIT(self->recv_waiter);
-    Py_VISIT(self->send_waiter);
+    Py_VISIT(self->receivers);
+    Py_VISIT(self->send_waiters);
     return 0;
 }
 
@@ -791,11 +1102,10 @@ static int exchange_clear(ExchangeObject *self)
 {
     Py_CLEAR(self->close_reason);
     Py_CLEAR(self->task);
-    Py_CLEAR(self->recv_task);
     Py_CLEAR(self->disconnect_task);
     Py_CLEAR(self->close_timer);
-    Py_CLEAR(self->recv_waiter);
-    Py_CLEAR(self->send_waiter);
+    Py_CLEAR(self->receivers);
+    Py_CLEAR(self->send_waiters);
     return 0;
 }
 

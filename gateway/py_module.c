@@ -68,10 +68,9 @@ static PyObject *ready_send_method(PyObject *self, PyObject *arg)
     return ready_next(self);
 }
 
-static PyObject *ready_throw(PyObject *self, PyObject *args)
+PyObject *bl_awaitable_rethrow(PyObject *args)
 {
-    (void)self;
-    PyObject *typ, *val = NULL, *tb = NULL;
+    PyObject *typ, *val = NULL, *tb = NULL; /* borrowed from args */
     if (!PyArg_ParseTuple(args, "O|OO", &typ, &val, &tb))
         return NULL;
     if (PyExceptionInstance_Check(typ)) {
@@ -80,6 +79,12 @@ static PyObject *ready_throw(PyObject *self, PyObject *args)
         PyErr_SetObject(typ, val);
     }
     return NULL;
+}
+
+static PyObject *ready_throw(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return bl_awaitable_rethrow(args);
 }
 
 static PyObject *ready_close(PyObject *self, PyObject *unused)
@@ -119,11 +124,12 @@ PyObject *bl_future_new(void)
     return PyObject_CallMethodNoArgs(bl_py.loop, bl_str.create_future);
 }
 
-void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
+bool bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
 {
     PyObject *f = *fut;
+    bool resolved = false;
     if (f == NULL)
-        return;
+        return false;
     *fut = NULL;
     PyObject *done = PyObject_CallMethodNoArgs(f, bl_str.done);
     if (done == Py_False) {
@@ -131,12 +137,14 @@ void bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
             f, exception ? bl_str.set_exception : bl_str.set_result, value);
         if (r == NULL)
             PyErr_WriteUnraisable(f);
+        resolved = r != NULL;
         Py_XDECREF(r);
     } else if (done == NULL) {
         PyErr_WriteUnraisable(f);
     }
     Py_XDECREF(done);
     Py_DECREF(f);
+    return resolved;
 }
 
 PyObject *bl_py_disconnected_error(const char *why)
@@ -322,7 +330,7 @@ PyMODINIT_FUNC bl_py_module_init(void)
     if (bl_strings_init() != 0)
         return NULL;
     if (PyType_Ready(&bl_ready_type) < 0 || PyType_Ready(&bl_exchange_type) < 0 ||
-        PyType_Ready(&bl_channel_type) < 0)
+        PyType_Ready(&bl_channel_type) < 0 || PyType_Ready(&bl_receiver_type) < 0)
         return NULL;
     if ((m = PyModule_Create(&module_def)) == NULL)
         return NULL;

@@ -41,6 +41,7 @@
     X(done, "done")                                                                                \
     X(cancelled, "cancelled")                                                                      \
     X(cancel, "cancel")                                                                            \
+    X(future_blocking, "_asyncio_future_blocking")                                                 \
     X(websocket, "websocket")                                                                      \
     X(ws, "ws")                                                                                    \
     X(https, "https")                                                                              \

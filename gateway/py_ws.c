@@ -111,7 +111,7 @@ static PyObject *message_receive(ExchangeObject *self)
 }
 
 /* A new reference, or NULL (logged: the caller then knows no task). */
-static PyObject *current_task(void)
+PyObject *bl_py_current_task(void)
 {
     PyObject *t = PyObject_CallNoArgs(bl_py.current_task);
     if (t == NULL)
@@ -119,9 +119,13 @@ static PyObject *current_task(void)
     return t;
 }
 
-/* The next message for the app, or NULL without an error when none is ready.
- * receiver: the task being handed it (a new reference is taken). */
-static PyObject *next_message(ExchangeObject *self, PyObject *receiver)
+bool bl_ws_receive_ready(const ExchangeObject *self)
+{
+    return self->ws_state == BL_WS_CONNECTING || self->ex->pending != NULL || self->disconnected ||
+           !self->running;
+}
+
+PyObject *bl_ws_next_message(ExchangeObject *self, PyObject *receiver)
 {
     if (self->ws_state == BL_WS_CONNECTING) {
         self->ws_state = BL_WS_HANDSHAKE;
@@ -129,47 +133,14 @@ static PyObject *next_message(ExchangeObject *self, PyObject *receiver)
     }
     if (self->ex->pending != NULL)
         return message_receive(self);
-    if (self->disconnected) {
+    if (self->disconnected || !self->running) {
+        /* After the app returned, a stray receive() hears the end (1006 if
+         * the client did not close). */
         self->disconnect_delivered = true;
         Py_XSETREF(self->disconnect_task, Py_XNewRef(receiver));
         return message_disconnect(self);
     }
     return NULL;
-}
-
-PyObject *bl_ws_receive(ExchangeObject *self)
-{
-    PyObject *msg;
-    if (self->ws_state != BL_WS_CONNECTING)
-        self->receive_driven = true;
-    if (self->disconnected) {
-        PyObject *task = current_task();
-        msg = next_message(self, task);
-        Py_XDECREF(task);
-    } else {
-        msg = next_message(self, NULL);
-    }
-    if (msg != NULL)
-        return bl_ready_new(msg);
-    if (PyErr_Occurred())
-        return NULL;
-    self->recv_waiter = bl_future_new();
-    Py_XSETREF(self->recv_task, current_task());
-    return Py_XNewRef(self->recv_waiter);
-}
-
-void bl_ws_wake_receiver(ExchangeObject *self)
-{
-    if (self->recv_waiter == NULL)
-        return;
-    PyObject *msg = next_message(self, self->recv_task);
-    if (msg == NULL) {
-        if (PyErr_Occurred())
-            PyErr_WriteUnraisable((PyObject *)self);
-        return;
-    }
-    bl_future_resolve(&self->recv_waiter, msg, false);
-    Py_DECREF(msg);
 }
 
 /* ---- send ------------------------------------------------------------------ */
@@ -358,9 +329,9 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
          * hands receive() results from another, and raising here would end
          * the consumer before its disconnect() (group_discard) runs. Those
          * sends are dropped; that task ends the app. */
-        PyObject *task = current_task();
+        PyObject *task = bl_py_current_task();
         bool elsewhere = (self->disconnect_task != NULL && self->disconnect_task != task) ||
-                         (self->recv_waiter != NULL && self->recv_task != task);
+                         bl_py_receiving_elsewhere(self, task);
         Py_XDECREF(task);
         /* A receive-driven app that has not been handed the disconnect yet
          * will be by its next receive(); a push-only app hears it here. */

@@ -36,15 +36,16 @@ def _spawner(loop, app, log):
         try:
             await app(scope, receive, send)
         except BaseException as exc:  # the server outlives every app error
+            # SystemExit and KeyboardInterrupt included (as uvicorn does): a
+            # sys.exit() in a view ends that request (500, or 1011), not the
+            # server. Signals never raise here: they belong to the I/O thread.
             if isinstance(exc, _bayleaf.ClientDisconnected):
                 # The client left mid-response: its business, not an app bug.
                 log.info("Client gone during %s %s: %s", scope.get("method", ""),
                          scope.get("path", ""), exc)
             elif not isinstance(exc, asyncio.CancelledError):
-                logs.log_exception(log, "Exception inside application: %s" % (exc,), exc)
+                logs.log_exception(log, "Exception inside application: %r" % (exc,), exc)
             exchange.finish(True)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
         else:
             exchange.finish(False)
 

@@ -335,3 +335,21 @@ def test_async_http_consumer_event_stream(chserver):
         # keep-alive after the streamed response
         again = conn.request("GET", "/ahttp/hello/")
         assert again.status == 200
+
+
+@pytest.mark.parametrize("kind", ECHO_KINDS)
+def test_sys_exit_in_a_consumer_closes_it_1011_only(chserver, kind):
+    """sys.exit() in a consumer's handler (in the sync thread for the sync kind)
+    ends that consumer with 1011; the server and the other sockets go on."""
+    async def go():
+        async with connect(chserver, f"/ws/{kind}/echo/") as side, \
+                connect(chserver, f"/ws/{kind}/echo/") as ws:
+            await ws.send("exit")
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await recv(ws)
+            assert info.value.code == 1011, info.value
+            await side.send("still here")
+            assert await recv(side) == "still here"
+
+    run(go())
+    assert chserver.alive(), chserver.describe()

@@ -9,6 +9,7 @@ in group chat_<room>, so they can talk to each other:
 import asyncio
 import hashlib
 import json
+import sys
 import time
 
 from asgiref.sync import async_to_sync
@@ -160,6 +161,8 @@ class AsyncEchoConsumer(AsyncWebsocketConsumer):
             await self.send(bytes_data=bytes_data)
         elif text_data == "where":
             await self.send(text_data=json.dumps({"in_loop": in_event_loop()}))
+        elif text_data == "exit":
+            sys.exit(5)  # ends this consumer (1011), never the server
         elif text_data.startswith("close:"):
             await self.close(code=int(text_data[6:]))
         elif text_data.startswith("later:"):
@@ -185,6 +188,8 @@ class SyncEchoConsumer(WebsocketConsumer):
             self.send(bytes_data=bytes_data)
         elif text_data == "where":
             self.send(text_data=json.dumps({"in_loop": in_event_loop()}))
+        elif text_data == "exit":
+            sys.exit(5)  # in the sync thread: ends this consumer (1011), never the server
         elif text_data.startswith("close:"):
             self.close(code=int(text_data[6:]))
         elif text_data.startswith("later:"):
