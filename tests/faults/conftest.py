@@ -34,8 +34,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def fault_server(tmp_path):
-    """fault_server(*args, env=None): a bayleaf running fault_app for this test."""
+def app_server(tmp_path):
+    """app_server(app, *args, env=None): a bayleaf running an app of apps/ for
+    this test, with BASE_ARGS."""
     counter = iter(range(100))
 
     def mk():
@@ -45,8 +46,8 @@ def fault_server(tmp_path):
 
     mgr = ServerManager(mk)
 
-    def start(*args, env=None):
-        return mgr.start(APP, *BASE_ARGS, *args, cwd=APPS, env=env)
+    def start(app, *args, env=None):
+        return mgr.start(app, *BASE_ARGS, *args, cwd=APPS, env=env)
 
     try:
         yield start
@@ -54,3 +55,9 @@ def fault_server(tmp_path):
         problems = mgr.close_all()
     if problems:
         pytest.fail("\n\n".join(problems))
+
+
+@pytest.fixture
+def fault_server(app_server):
+    """fault_server(*args, env=None): a bayleaf running fault_app for this test."""
+    return lambda *args, env=None: app_server(APP, *args, env=env)

@@ -26,9 +26,8 @@ import pytest
 
 from conformance_ws import OP_BINARY, OP_PING, OP_TEXT, connect, frame
 from faults_support import get_json, wait_for
-from harness import SANITIZED, RssSampler, ServerManager, assert_rss_growth
+from harness import SANITIZED, RssSampler, assert_rss_growth
 
-APPS = Path(__file__).resolve().parent / "apps"
 APP = "queue_app:app"
 MB = 1024 * 1024
 # Every queued event takes at least this much heap (its header alone is more).
@@ -37,25 +36,8 @@ READ_AHEAD = 256 * 1024
 
 
 @pytest.fixture
-def qserver(tmp_path):
-    counter = iter(range(100))
-
-    def mk():
-        d = tmp_path / f"server{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr = ServerManager(mk)
-
-    def start(*args):
-        return mgr.start(APP, "-v", "1", "--access-log", "/dev/null", *args, cwd=APPS)
-
-    try:
-        yield start
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+def qserver(app_server):
+    return lambda *args: app_server(APP, *args)
 
 
 def flood_until_stalled(sock, data, limit=256 * MB, stall=2.0):

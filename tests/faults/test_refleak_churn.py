@@ -11,15 +11,12 @@ only the interpreter's import-time objects)."""
 
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
 from conformance_ws import connect
 from faults_support import get_json, wait_for
-from harness import ServerManager
 
-APPS = Path(__file__).resolve().parent / "apps"
 
 ROUND_CLIENTS = 40  # per round and protocol
 ROUNDS = 3  # measured, after one warm-up round
@@ -27,21 +24,8 @@ RCVBUF = 4096
 
 
 @pytest.fixture
-def refleak_server(tmp_path):
-    counter = iter(range(100))
-
-    def mk():
-        d = tmp_path / f"server{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr = ServerManager(mk)
-    try:
-        yield mgr.start("refleak_app:app", "-v", "1", "--access-log", "/dev/null", cwd=APPS)
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+def refleak_server(app_server):
+    return app_server("refleak_app:app")
 
 
 def rst(sock):
