@@ -206,8 +206,10 @@ void bl_bridge_destroy(void)
 static uint32_t up_cost(const bl_event_t *ev)
 {
     size_t n = bl_event_cost(ev);
-    const bl_head_t *h = ev->ex != NULL ? ev->ex->head : NULL;
     if (ev->type == BL_EV_REQUEST) {
+        /* Only a REQUEST's head is still the I/O thread's: Python frees a
+         * WebSocket's once its scope is built. */
+        const bl_head_t *h = ev->ex != NULL ? ev->ex->head : NULL;
         n += bl_alloc_cost(sizeof(bl_exchange_t));
         if (h != NULL)
             n += bl_alloc_cost(sizeof(*h)) + bl_alloc_cost(h->cap) +
