@@ -8,6 +8,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,7 +383,9 @@ static size_t read_size(bl_conn_t *c, size_t max)
     size_t event = bl_alloc_cost(sizeof(bl_event_t));
     uint64_t n = c->ws != NULL ? room / event * 6 /* the smallest client frame */
                                : (room > event ? room - event : 0);
-    return n < 1024 ? 1024 : n < max ? (size_t)n : max;
+    if (n < 1024)
+        n = 1024; /* progress: the app takes at least one message of it */
+    return n < max ? (size_t)n : max;
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
@@ -448,6 +451,43 @@ static bool hup_check(bl_conn_t *c)
     return true;
 }
 
+/* Appends input to rbuf, to be parsed or fed later. Closes the connection
+ * when memory runs out (returns -ENOMEM). */
+static int keep_input(bl_conn_t *c, const char *data, size_t len)
+{
+    char *keep = realloc(c->rbuf, c->rlen + len);
+    if (keep == NULL) {
+        bl_conn_close(c);
+        return -ENOMEM;
+    }
+    memcpy(keep + c->rlen, data, len);
+    c->rbuf = keep;
+    c->rlen += len;
+    return 0;
+}
+
+/* With permessage-deflate a few bytes may inflate to a thousand times as
+ * many: such input is fed a slice at a time, so the read-ahead bound is
+ * overshot by one slice's worth (plus the message it completes), not by a
+ * whole read's. */
+#define WS_DEFLATE_SLICE 1024
+
+/* Feeds WebSocket input while the app's read-ahead has room. Returns how
+ * much was fed; the caller keeps the rest. */
+static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->closing && !c->lingering &&
+           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
+        size_t n = read_size(c, len - off);
+        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
+            n = WS_DEFLATE_SLICE;
+        bl_conn_ws_read(c, data + off, n);
+        off += n;
+    }
+    return off;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     bl_conn_t *c = stream->data;
@@ -456,21 +496,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0 && c->ws != NULL) {
-        bl_conn_ws_read(c, buf->base, (size_t)nread);
+        size_t used = ws_feed_bounded(c, buf->base, (size_t)nread);
+        if (used < (size_t)nread && !c->closing && !c->lingering &&
+            keep_input(c, buf->base + used, (size_t)nread - used) != 0)
+            return;
     } else if (nread > 0) {
-        if (c->paused) {
-            /* Reading stops when paused, but a read may already be under way. */
-            char *keep = realloc(c->rbuf, c->rlen + (size_t)nread);
-            if (keep == NULL) {
-                bl_conn_close(c);
-                return;
-            }
-            memcpy(keep + c->rlen, buf->base, (size_t)nread);
-            c->rbuf = keep;
-            c->rlen += (size_t)nread;
-        } else {
+        /* Reading stops when paused, but a read may already be under way. */
+        if (c->paused && keep_input(c, buf->base, (size_t)nread) != 0)
+            return;
+        if (!c->paused)
             bl_conn_process(c, buf->base, (size_t)nread);
-        }
     }
     bl_server_queue_check(c->server);
     if (!c->closing)
@@ -490,20 +525,16 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     free(data);
 }
 
-/* Frames a client sent before the 101, fed as reads would be: no more at a
- * time than fits under the read-ahead bound; the rest waits for the app. */
+/* Kept input: frames a client sent before the 101, or the part of a read
+ * the read-ahead bound did not let in. Fed as reads would be; the rest waits
+ * for the app. */
 static void ws_replay_kept(bl_conn_t *c)
 {
     char *data = c->rbuf;
-    size_t len = c->rlen, off = 0;
+    size_t len = c->rlen;
     c->rbuf = NULL;
     c->rlen = 0;
-    while (off < len && !c->closing && !c->lingering &&
-           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
-        size_t n = read_size(c, len - off);
-        bl_conn_ws_read(c, data + off, n);
-        off += n;
-    }
+    size_t off = ws_feed_bounded(c, data, len);
     if (off < len && !c->closing && !c->lingering) {
         memmove(data, data + off, len - off);
         c->rbuf = data;

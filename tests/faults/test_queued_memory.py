@@ -20,11 +20,12 @@ import socket
 import struct
 import termios
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
 
-from conformance_ws import OP_BINARY, OP_PING, OP_TEXT, connect, frame
+from conformance_ws import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, connect, frame
 from faults_support import get_json, wait_for
 from harness import SANITIZED, RssSampler, assert_rss_growth
 
@@ -301,3 +302,95 @@ def test_ws_frames_sent_before_the_101_are_queued_within_bound(qserver):
     events, size = map(int, rest[2:2 + (rest[1] & 0x7F)].split())
     assert 0 < events <= READ_AHEAD // MIN_EVENT_COST
     s.close()
+
+
+# One compressed message that inflates to 64 KiB: a few dozen bytes on the wire.
+DEFLATED_SIZE = 64 * 1024
+# permessage-deflate inflates at most about 1032 bytes out of each input byte;
+# the server feeds compressed input 1 KiB at a time between read-ahead checks.
+DEFLATE_SLICE_WORST = 1032 * 1024
+
+
+def deflated_frame(payload):
+    """A masked, compressed text frame (RFC 7692 7.2.1): raw DEFLATE, its
+    closing 00 00 ff ff removed. A fresh compressor each time is valid with or
+    without context takeover."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = z.compress(payload) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return frame(OP_TEXT, data[:-4], rsv=4)
+
+
+def connect_deflate(srv, path):
+    ws = connect(srv, path, timeout=30,
+                 headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    return ws
+
+
+def test_ws_deflate_read_ahead_bounded_by_one_slice(qserver):
+    """Compressed messages count by their inflated size: what one read held
+    must not all be inflated into the queue at once (one read of ~15 KiB of
+    such frames is ~10 MiB)."""
+    srv = qserver()
+    ws = connect_deflate(srv, "/hoard")
+    msg = deflated_frame(b"a" * DEFLATED_SIZE)
+    assert len(msg) < 200
+    try:
+        flood_until_stalled(ws.sock, msg * 2000)
+        get_json_text(srv, "/go")
+        kind, data = ws.recv_message(timeout=30)
+        events, size = map(int, data.split())
+        assert size == events * DEFLATED_SIZE
+        assert 0 < size <= READ_AHEAD + DEFLATE_SLICE_WORST + DEFLATED_SIZE, (
+            f"{events} messages ({size} bytes inflated) were queued for one connection")
+    finally:
+        ws.sock.close()
+
+
+def test_ws_deflate_read_ahead_memory_for_8_clients(qserver):
+    srv = qserver()
+    clients = [connect_deflate(srv, "/hoard") for _ in range(8)]
+    msg = deflated_frame(b"a" * DEFLATED_SIZE)
+    rss0 = srv.rss_kb()
+    try:
+        for ws in clients:
+            flood_until_stalled(ws.sock, msg * 2000)
+        grown = srv.rss_kb() - rss0
+        # the bound per client, with room for the allocator and the 101s
+        per_client = (READ_AHEAD + DEFLATE_SLICE_WORST + DEFLATED_SIZE) // 1024
+        assert_rss_growth(grown, 8 * per_client + 16 * 1024, "for 8 clients flooding compressed messages")
+        get_json_text(srv, "/go")
+        for ws in clients:
+            kind, data = ws.recv_message(timeout=30)
+            events, size = map(int, data.split())
+            assert 0 < events and size == events * DEFLATED_SIZE
+    finally:
+        for ws in clients:
+            ws.sock.close()
+
+
+@pytest.mark.parametrize("ending", ["close", "fault"])
+def test_ws_deflate_close_behind_kept_input(qserver, ending):
+    """Input the bound kept back is fed once the app reads: a close frame (or
+    a protocol fault) behind it still ends the connection, after the messages
+    before it reached the app."""
+    srv = qserver()
+    ws = connect_deflate(srv, "/recv-disconnect")
+    msg = deflated_frame(b"a" * DEFLATED_SIZE)
+    tail = (frame(OP_CLOSE, struct.pack("!H", 1000)) if ending == "close"
+            else frame(OP_TEXT, b"x", rsv=2))  # RSV2: no extension defines it
+    try:
+        ws.sock.sendall(msg * 100 + tail)
+        # the server stops reading well before the end: the rest is kept
+        wait_for(lambda: unsent(ws.sock) == 0, 30, what="the server's kernel to take every byte")
+        get_json_text(srv, "/go")
+        f = ws.recv_frame(timeout=30)
+        while f.opcode != OP_CLOSE:
+            f = ws.recv_frame(timeout=30)
+        code = struct.unpack("!H", f.payload[:2])[0]
+        assert code == (1000 if ending == "close" else 1002), code
+        wait_for(lambda: get_json(srv, "/stats")["disconnects"] == 1, 30,
+                 what="the app to read every message and then the disconnect")
+        assert get_json(srv, "/stats")["received"] == 100
+    finally:
+        ws.sock.close()

@@ -5,7 +5,7 @@ the server, then counts what the server had queued for it.
   GET /block?until=F  blocks the event loop (time.sleep) until file F exists,
                     having created F.blocked, then 200
   GET /hello        200 "hello"
-  GET /stats        {"disconnects": n, "cancelled": n} as JSON
+  GET /stats        {"disconnects": n, "cancelled": n, "received": n} as JSON
   POST /hoard       waits for /go, then answers "EVENTS BYTES": the body
                     events (and their bytes) that were queued at that moment
   WS /hoard         the same for messages: sends "EVENTS BYTES", then closes
@@ -21,7 +21,7 @@ import time
 from urllib.parse import parse_qs
 
 go = None  # an asyncio.Event, made on the app's loop
-stats = {"disconnects": 0, "cancelled": 0}
+stats = {"disconnects": 0, "cancelled": 0, "received": 0}
 
 
 def go_event():
@@ -97,7 +97,7 @@ async def websocket(scope, receive, send):
         # reads only after /go: its receive() must then see the disconnect
         await go_event().wait()
         while (await receive())["type"] != "websocket.disconnect":
-            pass
+            stats["received"] += 1
         stats["disconnects"] += 1
 
 
