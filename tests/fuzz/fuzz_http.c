@@ -7,7 +7,7 @@
  * must report the same heads, bodies and outcome. Heads are checked for sane
  * offsets and for what strict parsing promises (no CR, LF or NUL in values,
  * lower-case names, trimmed values, limits held). */
-#include "bayleaf/http_parser.h"
+#include "bayleaf/proto/http_parser.h"
 #include "fuzz_common.h"
 
 #include <stdbool.h>

@@ -4,7 +4,7 @@
  * and values above U+10FFFF are invalid); bl_utf8_feed must report the same
  * first invalid offset whether the bytes come whole or in pieces (the first
  * byte is the split seed), since the WebSocket layer fails fast on it. */
-#include "bayleaf/utf8.h"
+#include "bayleaf/proto/utf8.h"
 #include "fuzz_common.h"
 
 #include <stdbool.h>

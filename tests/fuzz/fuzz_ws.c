@@ -9,7 +9,7 @@
  * everything the server writes is parsed back and checked against RFC 6455
  * (unmasked, minimal lengths, short whole control frames, sendable close codes,
  * nothing after the close frame). */
-#include "bayleaf/ws.h"
+#include "bayleaf/proto/ws.h"
 #include "fuzz_common.h"
 
 #include <errno.h>

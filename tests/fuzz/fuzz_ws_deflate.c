@@ -7,7 +7,7 @@
  * never exceeds the limit (decompression bombs stop at it); whatever we
  * compress inflates back to the same bytes, message after message (context
  * takeover included). */
-#include "bayleaf/ws_deflate.h"
+#include "bayleaf/proto/ws_deflate.h"
 #include "fuzz_common.h"
 
 #include <errno.h>

@@ -8,8 +8,8 @@
  * accept value matches SHA-1 + our own base64 of the trimmed key; the list
  * of subprotocols is trimmed and comma-free; the responses are single,
  * complete heads with CRLF line ends and a Content-Length that matches. */
-#include "bayleaf/http_parser.h"
-#include "bayleaf/ws_handshake.h"
+#include "bayleaf/proto/http_parser.h"
+#include "bayleaf/proto/ws_handshake.h"
 #include "fuzz_common.h"
 
 #include <stdbool.h>

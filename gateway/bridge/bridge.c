@@ -1,0 +1,303 @@
+/* Queues of plain C events between the I/O thread and the Python thread. */
+#include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+bl_bridge_t bl_bridge = {.up_fd = -1, .up_max_bytes = BL_UP_MAX_BYTES};
+
+int bl_queue_init(bl_queue_t *q)
+{
+    q->head = q->tail = NULL;
+    return -pthread_mutex_init(&q->lock, NULL);
+}
+
+void bl_queue_destroy(bl_queue_t *q)
+{
+    bl_event_t *ev = bl_queue_take(q);
+    while (ev != NULL) {
+        bl_event_t *next = ev->next;
+        /* Never written: nobody waits any more, but the count must balance. */
+        if (ev->ex != NULL)
+            atomic_fetch_sub(&ev->ex->unsent, bl_event_unsent(ev));
+        bl_event_free(ev);
+        ev = next;
+    }
+    pthread_mutex_destroy(&q->lock);
+}
+
+bool bl_queue_push(bl_queue_t *q, bl_event_t *ev)
+{
+    bool was_empty;
+    ev->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    was_empty = q->head == NULL;
+    if (was_empty)
+        q->head = ev;
+    else
+        q->tail->next = ev;
+    q->tail = ev;
+    pthread_mutex_unlock(&q->lock);
+    return was_empty;
+}
+
+bl_event_t *bl_queue_take(bl_queue_t *q)
+{
+    bl_event_t *list;
+    pthread_mutex_lock(&q->lock);
+    list = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    return list;
+}
+
+bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size)
+{
+    bl_event_t *ev = malloc(sizeof(*ev) + size);
+    if (ev == NULL)
+        return NULL;
+    memset(ev, 0, sizeof(*ev));
+    ev->type = (uint8_t)type;
+    ev->data = ev->payload;
+    ev->len = size;
+    ev->ex = ex;
+    if (ex != NULL)
+        bl_exchange_ref(ex);
+    return ev;
+}
+
+void bl_event_free(bl_event_t *ev)
+{
+    if (ev->ex != NULL)
+        bl_exchange_unref(ev->ex);
+    free(ev);
+}
+
+size_t bl_event_unsent(const bl_event_t *ev)
+{
+    switch (ev->type) {
+    case BL_EV_RESPONSE:
+        return ev->len2; /* the body after the head */
+    case BL_EV_SEND_BODY:
+    case BL_EV_WS_SEND:
+        return ev->len;
+    default:
+        return 0;
+    }
+}
+
+size_t bl_alloc_cost(size_t n)
+{
+    /* glibc: 16-byte granules after an 8-byte size field; 16 more stand for
+     * the slack of bins and arenas. */
+    return ((n + 8 + 15) & ~(size_t)15) + 16;
+}
+
+size_t bl_event_cost(const bl_event_t *ev)
+{
+    return bl_alloc_cost(sizeof(*ev) + ev->len + ev->len2);
+}
+
+size_t bl_event_readahead(const bl_event_t *ev)
+{
+    if (ev->type == BL_EV_BODY || ev->type == BL_EV_REQUEST) {
+        /* Nothing more is read for an ended body: its last event, when
+         * empty, is the app's business alone. */
+        if (ev->len == 0 && !(ev->flags & BL_EVF_MORE))
+            return 0;
+    }
+    return bl_event_cost(ev);
+}
+
+bl_exchange_t *bl_exchange_new(void)
+{
+    bl_exchange_t *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
+    ex->disconnect = bl_event_new(BL_EV_DISCONNECT, NULL, 0);
+    if (ex->disconnect == NULL) {
+        free(ex);
+        return NULL;
+    }
+    atomic_init(&ex->refs, 1);
+    atomic_init(&ex->unsent, 0);
+    atomic_init(&ex->want_writable, false);
+    ex->client_port = -1;
+    ex->server_port = -1;
+    return ex;
+}
+
+void bl_exchange_ref(bl_exchange_t *ex)
+{
+    atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+}
+
+void bl_exchange_unref(bl_exchange_t *ex)
+{
+    if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Last reference: no thread can see it any more. */
+    size_t unsent = atomic_load(&ex->unsent);
+    if (unsent != 0) {
+        /* A write or drop path forgot bl_conn_event_drop: a send() may have
+         * waited on these bytes forever. Tests look for this line. */
+        BL_ERROR("accounting error: an exchange freed with %zu unsent bytes", unsent);
+    }
+    bl_event_t *ev = ex->pending;
+    while (ev != NULL) {
+        bl_event_t *next = ev->next;
+        bl_event_free(ev);
+        ev = next;
+    }
+    if (ex->disconnect != NULL)
+        bl_event_free(ex->disconnect); /* it holds no reference */
+    bl_head_free(ex->head);
+    free(ex);
+}
+
+void bl_exchange_post_disconnect(bl_exchange_t *ex, uint16_t status, const void *reason, size_t len)
+{
+    bl_event_t *ev = len > 0 ? bl_event_new(BL_EV_DISCONNECT, ex, len) : NULL;
+    if (ev != NULL) {
+        memcpy(ev->data, reason, len);
+    } else if (ex->disconnect != NULL) {
+        ev = ex->disconnect; /* without the reason, if that is what did not fit */
+        ex->disconnect = NULL;
+        ev->ex = ex;
+        bl_exchange_ref(ex);
+    } else if ((ev = bl_event_new(BL_EV_DISCONNECT, ex, 0)) == NULL) {
+        return; /* a second one: the first told the app */
+    }
+    ev->status = status;
+    bl_bridge_post_up(ev);
+}
+
+int bl_bridge_init(void)
+{
+    int err;
+    if ((err = bl_queue_init(&bl_bridge.up)) != 0)
+        return err;
+    if ((err = bl_queue_init(&bl_bridge.down)) != 0)
+        return err;
+    bl_bridge.up_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bl_bridge.up_fd < 0)
+        return -errno;
+    return 0;
+}
+
+void bl_bridge_destroy(void)
+{
+    bl_queue_destroy(&bl_bridge.up);
+    bl_queue_destroy(&bl_bridge.down);
+    atomic_store(&bl_bridge.up_bytes, 0);
+    atomic_store(&bl_bridge.up_events, 0);
+    atomic_store(&bl_bridge.up_held, false);
+    if (bl_bridge.up_fd >= 0)
+        close(bl_bridge.up_fd);
+    bl_bridge.up_fd = -1;
+}
+
+/* What a queued up event pins until Python takes it: the event, and for a
+ * new scope its exchange and request head. */
+static uint32_t up_cost(const bl_event_t *ev)
+{
+    size_t n = bl_event_cost(ev);
+    if (ev->type == BL_EV_REQUEST) {
+        /* Only a REQUEST's head is still the I/O thread's: Python frees a
+         * WebSocket's once its scope is built. */
+        const bl_head_t *h = ev->ex != NULL ? ev->ex->head : NULL;
+        n += bl_alloc_cost(sizeof(bl_exchange_t));
+        if (h != NULL)
+            n += bl_alloc_cost(sizeof(*h)) + bl_alloc_cost(h->cap) +
+                 bl_alloc_cost(h->headers_cap * sizeof(bl_header_t));
+    }
+    return n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+}
+
+void bl_bridge_post_up(bl_event_t *ev)
+{
+    ev->up_cost = up_cost(ev);
+    atomic_fetch_add(&bl_bridge.up_bytes, ev->up_cost);
+    atomic_fetch_add(&bl_bridge.up_events, 1);
+    if (bl_queue_push(&bl_bridge.up, ev))
+        bl_bridge.up_wake_due = true;
+}
+
+void bl_bridge_flush_up(void)
+{
+    if (!bl_bridge.up_wake_due)
+        return;
+    bl_bridge.up_wake_due = false;
+    uint64_t one = 1;
+    /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
+    ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
+    (void)n;
+}
+
+bl_event_t *bl_bridge_take_up(void)
+{
+    bl_event_t *list = bl_queue_take(&bl_bridge.up);
+    size_t bytes = 0, n = 0;
+    for (bl_event_t *ev = list; ev != NULL; ev = ev->next) {
+        bytes += ev->up_cost;
+        n++;
+    }
+    if (n == 0)
+        return NULL;
+    atomic_fetch_sub(&bl_bridge.up_bytes, bytes);
+    atomic_fetch_sub(&bl_bridge.up_events, n);
+    /* After the counts (both sequentially consistent): an I/O thread that set
+     * up_held and then still saw them over is woken here. */
+    if (atomic_exchange(&bl_bridge.up_held, false) && bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+    return list;
+}
+
+static bool up_over(bool held)
+{
+    size_t max_bytes = held ? bl_bridge.up_max_bytes / 2 : bl_bridge.up_max_bytes;
+    size_t max_events = held ? BL_UP_MAX_EVENTS / 2 : BL_UP_MAX_EVENTS;
+    return atomic_load(&bl_bridge.up_bytes) > max_bytes ||
+           atomic_load(&bl_bridge.up_events) > max_events;
+}
+
+bool bl_bridge_up_hold(bool held)
+{
+    if (!up_over(held))
+        return false;
+    /* Ask for a wake, then look again: a take in between has been missed. */
+    atomic_store(&bl_bridge.up_held, true);
+    return up_over(held);
+}
+
+void bl_bridge_post_down(bl_event_t *ev)
+{
+    bool was_empty = bl_queue_push(&bl_bridge.down, ev);
+    if (bl_bridge.schedule_down_wake == NULL) {
+        if (was_empty && bl_bridge.wake_down != NULL)
+            bl_bridge.wake_down();
+        return;
+    }
+    if (++bl_bridge.down_unwoken >= BL_DOWN_WAKE_BATCH) {
+        /* Events posted before the I/O thread takes the queue ride along;
+         * later ones find it empty and schedule the usual wake. */
+        bl_bridge.down_unwoken = 0;
+        if (bl_bridge.wake_down != NULL)
+            bl_bridge.wake_down();
+    } else if (was_empty && !bl_bridge.down_wake_due) {
+        bl_bridge.down_wake_due = true;
+        bl_bridge.schedule_down_wake();
+    }
+}
+
+void bl_bridge_flush_down(void)
+{
+    bl_bridge.down_wake_due = false;
+    bl_bridge.down_unwoken = 0;
+    if (bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+}

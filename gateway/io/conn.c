@@ -1,0 +1,670 @@
+/* One client connection on the I/O thread: accept, read, the deadlines and
+ * the send-timeout watch, close and linger. The request cycle is in
+ * conn_http.c, writing in conn_write.c, WebSockets in conn_ws.c. */
+#include "bayleaf/bridge/bridge.h"
+#include "bayleaf/proto/http_response.h"
+#include "bayleaf/common/log.h"
+#include "io.h"
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
+
+/* ---- timers ---------------------------------------------------------- */
+
+/* One uv_timer_t per connection serves three clocks: the deadline of
+ * timer_kind (one at a time), --send-timeout's watch over a write backlog,
+ * and --body-timeout's over a request body (each may run beside a -t
+ * response deadline). It is armed for whichever falls due first. */
+
+static void on_timer(uv_timer_t *t);
+
+static uint64_t loop_now(bl_conn_t *c)
+{
+    return uv_now(&c->server->loop);
+}
+
+static uint64_t body_timeout_ms(bl_conn_t *c)
+{
+    return (uint64_t)(c->server->cfg->body_timeout * 1000);
+}
+
+static void timer_arm(bl_conn_t *c)
+{
+    if (c->closing)
+        return;
+    uint64_t due = UINT64_MAX;
+    if (c->timer_kind != TIMER_NONE)
+        due = c->timer_due;
+    if (c->send_watched && c->send_due < due)
+        due = c->send_due;
+    if (c->body_watched && c->body_since + body_timeout_ms(c) < due)
+        due = c->body_since + body_timeout_ms(c);
+    if (c->hup_watched && c->hup_due < due)
+        due = c->hup_due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = loop_now(c);
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
+{
+    c->timer_kind = kind;
+    if (kind == TIMER_NONE || seconds <= 0)
+        c->timer_kind = TIMER_NONE;
+    else
+        c->timer_due = loop_now(c) + (uint64_t)(seconds * 1000);
+    timer_arm(c);
+}
+
+/* The watched body's turn. Progress is noted lazily (on_body sets
+ * body_since), and the timer re-armed from it here. Returns true when the
+ * connection was ended. */
+static bool body_check(bl_conn_t *c, uint64_t now)
+{
+    if (c->lingering || c->close_after_write) {
+        c->body_watched = false; /* ending anyway */
+        return false;
+    }
+    /* The app is behind, we do not read (the client does not read us), or
+     * the client waits for our 100 Continue: its silence is not a stall. */
+    bool waiting = c->body_blocked || !c->reading || (c->expect_continue && !c->continue_sent);
+    if (waiting)
+        c->body_since = now;
+    if (waiting || now - c->body_since < body_timeout_ms(c))
+        return false;
+    c->body_watched = false;
+    const char *who = c->log_host[0] ? c->log_host : c->client_host;
+    BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
+            who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
+            c->server->cfg->body_timeout, c->resp_started ? "connection closed" : "408");
+    if (!c->resp_started) {
+        bl_conn_detach(c, true); /* the app hears http.disconnect */
+        bl_conn_fail(c, 408);
+    } else if (!c->resp_done) {
+        bl_conn_close(c); /* the response is cut; the app hears of it */
+    } else {
+        c->keep_alive = false; /* an unread body being dropped: end after our writes */
+        bl_conn_finish(c);
+    }
+    return true;
+}
+
+/* Bytes of what was handed to uv_write that reached the socket. */
+static uint64_t send_written(bl_conn_t *c)
+{
+    return c->send_queued - c->h.stream.write_queue_size;
+}
+
+/* What the kernel still holds for the client: for TCP, bytes not yet
+ * acknowledged; for a unix socket, what the peer has not read. It only
+ * shrinks while nothing is written if the client takes data. */
+static uint32_t send_outq(bl_conn_t *c)
+{
+#ifdef SIOCOUTQ
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno(&c->h.handle, &fd) == 0 && ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0)
+        return (uint32_t)n;
+#else
+    (void)c;
+#endif
+    return 0;
+}
+
+uint64_t bl_conn_acked(bl_conn_t *c)
+{
+    uint64_t written = send_written(c);
+    uint32_t outq = send_outq(c);
+    return written > outq ? written - outq : 0;
+}
+
+static uint64_t send_timeout_ms(bl_conn_t *c)
+{
+    return (uint64_t)(c->server->cfg->send_timeout * 1000);
+}
+
+/* The next look at a watched backlog: a quarter of the timeout after this
+ * one, so a stall is noticed within 1.25 timeouts of the last progress. */
+static void send_plan(bl_conn_t *c, uint64_t now)
+{
+    uint64_t limit = send_timeout_ms(c);
+    uint64_t step = limit / 4 > 0 ? limit / 4 : 1;
+    c->send_due = now + step;
+    if (c->send_since + limit < c->send_due)
+        c->send_due = c->send_since + limit;
+}
+
+/* A write left a backlog behind: watch it (once; progress is read lazily). */
+void bl_conn_send_watch(bl_conn_t *c)
+{
+    if (c->send_watched || c->h.stream.write_queue_size == 0 || send_timeout_ms(c) == 0)
+        return;
+    uint64_t now = loop_now(c);
+    c->send_watched = true;
+    c->send_since = now;
+    c->send_mark = send_written(c);
+    c->send_outq = send_outq(c);
+    send_plan(c, now);
+    timer_arm(c);
+}
+
+static void conn_reset(bl_conn_t *c);
+
+/* The watched backlog's turn: returns true when the connection was dropped. */
+static bool send_check(bl_conn_t *c, uint64_t now)
+{
+    size_t backlog = c->h.stream.write_queue_size;
+    if (backlog == 0) {
+        c->send_watched = false; /* drained: a new backlog starts a new watch */
+        return false;
+    }
+    /* Progress: bytes reached the socket, or the client took some from it
+     * (a kernel buffer of megabytes, as on loopback, can take many seconds
+     * to empty far enough for the next write). */
+    uint64_t written = send_written(c);
+    uint32_t outq = send_outq(c);
+    bool moved = written != c->send_mark || outq < c->send_outq;
+    c->send_mark = written;
+    c->send_outq = outq;
+    if (moved) {
+        c->send_since = now;
+    } else if (now - c->send_since >= send_timeout_ms(c)) {
+        const char *who = c->log_host[0] ? c->log_host : c->client_host;
+        BL_INFO("client %s read none of %zu pending bytes in %gs (--send-timeout): "
+                "connection reset",
+                who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"), backlog,
+                c->server->cfg->send_timeout);
+        conn_reset(c);
+        return true;
+    }
+    send_plan(c, now);
+    return false;
+}
+
+static bool hup_check(bl_conn_t *c);
+
+static void on_timer(uv_timer_t *t)
+{
+    bl_conn_t *c = t->data;
+    uint64_t now = loop_now(c);
+    if (c->send_watched && now >= c->send_due && send_check(c, now))
+        return;
+    if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
+        return;
+    if (c->hup_watched && (c->lingering || c->close_after_write)) {
+        c->hup_watched = false; /* ending: reads (linger) or writes decide now */
+    } else if (c->hup_watched && now >= c->hup_due) {
+        if (hup_check(c))
+            return;
+        c->hup_due = now + BL_HUP_CHECK_MS;
+    }
+    if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
+        timer_arm(c); /* only the send watch was due */
+        return;
+    }
+    timer_kind_t kind = c->timer_kind;
+    c->timer_kind = TIMER_NONE;
+    switch (kind) {
+    case TIMER_RESPONSE:
+        if (!c->resp_started) {
+            BL_WARN("application did not start a response within %gs: 503",
+                    c->server->cfg->http_timeout);
+            bl_conn_detach(c, true);
+            bl_conn_fail(c, 503);
+        }
+        break;
+    case TIMER_HEADER:
+        if (bl_http_parser_idle(&c->parser) && c->rlen == 0)
+            bl_conn_close(c);
+        else
+            bl_conn_fail(c, 408);
+        break;
+    case TIMER_IDLE:
+    case TIMER_LINGER:
+        bl_conn_close(c);
+        break;
+    case TIMER_WS:
+        bl_conn_ws_timer(c);
+        break;
+    case TIMER_NONE:
+        break;
+    }
+    timer_arm(c); /* the send watch may still need it */
+}
+
+/* ---- closing --------------------------------------------------------- */
+
+/* Drops the connection's reference to its exchange; the app hears of it
+ * unless the response already completed. */
+void bl_conn_detach(bl_conn_t *c, bool tell_app)
+{
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL)
+        return;
+    c->ex = NULL;
+    ex->conn = NULL;
+    if (tell_app)
+        bl_exchange_post_disconnect(ex, 0, NULL, 0);
+    bl_exchange_unref(ex);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    bl_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    bl_server_t *s = c->server;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->nconns--;
+    bl_conn_ws_free(c);
+    bl_http_parser_free(&c->parser);
+    free(c->rbuf);
+    free(c->body);
+    free(c->log_path);
+    free(c);
+    bl_server_conn_gone(s);
+}
+
+/* A connection that is ending no longer counts for --limit-concurrency. */
+static void conn_inactive(bl_conn_t *c)
+{
+    if (c->active) {
+        c->active = false;
+        c->server->nactive--;
+    }
+}
+
+/* reset: end a TCP connection with a RST, dropping what the kernel still
+ * holds for the client, rather than a FIN behind it. */
+static void conn_close(bl_conn_t *c, bool reset)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    conn_inactive(c);
+    /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
+     * socket closed after its WSREJECT. */
+    if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
+        c->ws_phase == WS_REFUSED)
+        bl_conn_access_log(c, "WSDISCONNECT");
+    bl_conn_detach(c, !c->resp_done);
+    if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
+        uv_close(&c->h.handle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void bl_conn_close(bl_conn_t *c)
+{
+    conn_close(c, false);
+}
+
+static void conn_reset(bl_conn_t *c)
+{
+    conn_close(c, true);
+}
+
+/* Read and drop input until the client closes too, so that our last response
+ * is not destroyed by a reset. */
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        bl_conn_close(stream->data);
+}
+
+static void linger_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    static char sink[16384];
+    (void)h;
+    (void)size;
+    *buf = uv_buf_init(sink, sizeof(sink));
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    bl_conn_t *c = req->data;
+    if (status < 0 || c->closing) {
+        bl_conn_close(c);
+        return;
+    }
+    uv_read_stop(&c->h.stream);
+    if (uv_read_start(&c->h.stream, linger_alloc, on_linger_read) != 0)
+        bl_conn_close(c);
+}
+
+/* Ends the connection once every write is done: FIN, then linger. */
+void bl_conn_finish(bl_conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->writes_pending > 0) {
+        c->close_after_write = true;
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+        return;
+    }
+    c->lingering = true;
+    conn_inactive(c);
+    bl_conn_detach(c, !c->resp_done);
+    bl_conn_timer_set(c, TIMER_LINGER, 2.0);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0)
+        bl_conn_close(c);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* Bytes to read now: no more than can fit under the read-ahead bound
+ * (BL_BODY_HIGH_WATER) as events, so that the bound holds in heap bytes
+ * after any read. An empty WebSocket message is a 6-byte frame but a whole
+ * event; a body read is one event. */
+static size_t read_size(bl_conn_t *c, size_t max)
+{
+    if (c->ex == NULL || (c->ws == NULL && c->ws_phase != WS_NONE))
+        return max; /* nothing is queued for an app from this read */
+    uint64_t inflight = c->ex->body_inflight;
+    uint64_t room = inflight < BL_BODY_HIGH_WATER ? BL_BODY_HIGH_WATER - inflight : 0;
+    size_t event = bl_alloc_cost(sizeof(bl_event_t));
+    uint64_t n = c->ws != NULL ? room / event * 6 /* the smallest client frame */
+                               : (room > event ? room - event : 0);
+    if (n < 1024)
+        n = 1024; /* progress: the app takes at least one message of it */
+    return n < max ? (size_t)n : max;
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    /* One buffer for every connection: each read is parsed before the next. */
+    static char shared[65536];
+    bl_conn_t *c = h->data;
+    (void)size;
+    *buf = uv_buf_init(shared, (unsigned)read_size(c, sizeof(shared)));
+}
+
+/* The client's input ended: UV_EOF (its FIN), or an error (its RST). */
+static void input_end(bl_conn_t *c, ssize_t err)
+{
+    if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
+        c->message_complete && err == UV_EOF) {
+        /* Half-close after a full request: let the response finish. */
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+        c->keep_alive = false;
+        c->input_ended = true;
+        c->hup_watched = false;
+        return;
+    }
+    bl_conn_close(c);
+}
+
+/* Whether input the kernel holds unread may still complete the request
+ * being read: a client may send its whole request and then half-close. */
+static bool input_may_complete(bl_conn_t *c)
+{
+    int unread = 0;
+    uv_os_fd_t fd;
+    if (c->ws_phase != WS_NONE && c->ws_phase != WS_REFUSED)
+        return false; /* a WebSocket client that half-closes is gone */
+    if (uv_fileno(&c->h.handle, &fd) != 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0)
+        return false; /* nothing left: nothing more can come */
+    const llhttp_t *llh = &c->parser.llh;
+    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
+        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
+        return false; /* too few bytes left to end the body */
+    return true;
+}
+
+/* A connection that is not read would not see its client leave: look at the
+ * socket, without reading it, for a FIN or RST (POLLRDHUP is reported with
+ * input still unread). Returns true when the connection ended. */
+static bool hup_check(bl_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->h.handle, &fd) != 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLERR | POLLHUP)) {
+        input_end(c, UV_ECONNRESET);
+        return true;
+    }
+    if (!(p.revents & POLLRDHUP) || input_may_complete(c))
+        return false;
+    input_end(c, UV_EOF);
+    return true;
+}
+
+/* Appends input to rbuf, to be parsed or fed later. Closes the connection
+ * when memory runs out (returns -ENOMEM). */
+static int keep_input(bl_conn_t *c, const char *data, size_t len)
+{
+    char *keep = realloc(c->rbuf, c->rlen + len);
+    if (keep == NULL) {
+        bl_conn_close(c);
+        return -ENOMEM;
+    }
+    memcpy(keep + c->rlen, data, len);
+    c->rbuf = keep;
+    c->rlen += len;
+    return 0;
+}
+
+/* With permessage-deflate a few bytes may inflate to a thousand times as
+ * many: such input is fed a slice at a time, so the read-ahead bound is
+ * overshot by one slice's worth (plus the message it completes), not by a
+ * whole read's. */
+#define WS_DEFLATE_SLICE 1024
+
+/* Feeds WebSocket input while the app's read-ahead has room. Returns how
+ * much was fed; the caller keeps the rest. */
+static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->closing && !c->lingering &&
+           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
+        size_t n = read_size(c, len - off);
+        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
+            n = WS_DEFLATE_SLICE;
+        bl_conn_ws_read(c, data + off, n);
+        off += n;
+    }
+    return off;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    bl_conn_t *c = stream->data;
+    if (nread < 0) {
+        input_end(c, nread);
+        return;
+    }
+    if (nread > 0 && c->ws != NULL) {
+        size_t used = ws_feed_bounded(c, buf->base, (size_t)nread);
+        if (used < (size_t)nread && !c->closing && !c->lingering &&
+            keep_input(c, buf->base + used, (size_t)nread - used) != 0)
+            return;
+    } else if (nread > 0) {
+        /* Reading stops when paused, but a read may already be under way. */
+        if (c->paused && keep_input(c, buf->base, (size_t)nread) != 0)
+            return;
+        if (!c->paused)
+            bl_conn_process(c, buf->base, (size_t)nread);
+    }
+    bl_server_queue_check(c->server);
+    if (!c->closing)
+        bl_conn_update_reading(c);
+}
+
+/* Reads only when the parser can use more input and the app keeps up. */
+void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len))
+{
+    if (c->rlen == 0)
+        return;
+    char *data = c->rbuf;
+    size_t len = c->rlen;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    fn(c, data, len);
+    free(data);
+}
+
+/* Kept input: frames a client sent before the 101, or the part of a read
+ * the read-ahead bound did not let in. Fed as reads would be; the rest waits
+ * for the app. */
+static void ws_replay_kept(bl_conn_t *c)
+{
+    char *data = c->rbuf;
+    size_t len = c->rlen;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    size_t off = ws_feed_bounded(c, data, len);
+    if (off < len && !c->closing && !c->lingering) {
+        memmove(data, data + off, len - off);
+        c->rbuf = data;
+        c->rlen = len - off;
+        return;
+    }
+    free(data);
+}
+
+void bl_conn_update_reading(bl_conn_t *c)
+{
+    if (c->ws != NULL && c->rlen > 0 && !c->closing && !c->lingering)
+        ws_replay_kept(c);
+    if (c->closing || c->lingering || c->close_after_write)
+        return;
+    c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+    /* While paused for a response, input is still read (into rbuf, bounded):
+     * stopping and restarting per request would cost two epoll_ctl calls.
+     * A client that does not read what we write (answers to its pings, say)
+     * is not read either until it catches up. */
+    size_t backlog = c->h.stream.write_queue_size;
+    bool out_blocked =
+        backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
+    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held &&
+                !(c->ws != NULL && c->rlen > 0); /* kept frames go first */
+    if (want && !c->reading) {
+        if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+            c->reading = true;
+        c->body_since = loop_now(c); /* --body-timeout counts from here again */
+    } else if (!want && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+    }
+    /* Not reading, the client's leaving is looked for (hup_check). */
+    bool watch = !c->reading && !c->input_ended;
+    if (watch && !c->hup_watched) {
+        c->hup_watched = true;
+        c->hup_due = loop_now(c) + BL_HUP_CHECK_MS;
+        timer_arm(c);
+    } else if (!watch) {
+        c->hup_watched = false;
+    }
+}
+
+void bl_conn_update_reading_all(bl_server_t *s)
+{
+    for (bl_conn_t *c = s->conns; c != NULL; c = c->next)
+        bl_conn_update_reading(c);
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+static void addr_to_text(const struct sockaddr_storage *ss, char *host, size_t cap, int *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)cap);
+        *port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)cap);
+        *port = ntohs(in6->sin6_port);
+    } else {
+        host[0] = '\0';
+        *port = -1;
+    }
+}
+
+int bl_conn_accept(bl_listener_t *l)
+{
+    bl_server_t *s = l->server;
+    uv_os_fd_t fd = -1;
+    int err;
+    bl_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return UV_ENOMEM;
+    c->server = s;
+    c->listener = l;
+    c->client_port = c->server_port = -1;
+    if (l->is_unix)
+        uv_pipe_init(&s->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(&s->loop, &c->h.tcp);
+    uv_timer_init(&s->loop, &c->timer);
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
+        c->closing = true;
+        uv_close(&c->h.handle, on_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        return err;
+    }
+    if (l->is_unix) {
+        snprintf(c->server_host, sizeof(c->server_host), "%s", l->path);
+    } else {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            addr_to_text(&ss, c->client_host, sizeof(c->client_host), &c->client_port);
+        len = sizeof(ss);
+        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
+    }
+    bl_http_parser_init(&c->parser, &bl_conn_http_handler, &s->limits, c);
+    c->active = true;
+    s->nactive++;
+    bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
+    bl_conn_update_reading(c);
+    uv_fileno(&c->h.handle, &fd);
+    return fd;
+}
+
+void bl_conn_drain_all(bl_server_t *s, bool force)
+{
+    bl_conn_t *c = s->conns;
+    while (c != NULL) {
+        bl_conn_t *next = c->next;
+        if (force)
+            bl_conn_close(c);
+        else if (c->ws_phase == WS_OPEN)
+            bl_conn_ws_going_away(c);
+        else if (c->ex == NULL && !c->closing && !c->lingering && c->writes_pending == 0)
+            bl_conn_close(c); /* idle keep-alive: nothing in flight */
+        c = next;
+    }
+}

@@ -1,0 +1,178 @@
+/* Private to the I/O thread: one client connection (conn.c, conn_write.c,
+ * conn_http.c, conn_ws.c). */
+#ifndef BAYLEAF_CONN_H
+#define BAYLEAF_CONN_H
+
+#include "bayleaf/bridge/bridge.h"
+#include "bayleaf/proto/http_response.h"
+#include "io.h"
+#include "bayleaf/proto/ws_deflate.h"
+
+/* Unwritten output above which a connection is no longer read (a client that
+ * sends but does not read, e.g. a ping flood). */
+#define BL_OUTPUT_HIGH_WATER (1024u * 1024u)
+
+/* How often a connection that is not read looks for its client leaving. */
+#define BL_HUP_CHECK_MS 1000
+
+/* Body bytes read and dropped after an early response before we close instead. */
+#define BL_DISCARD_LIMIT (4u * 1024u * 1024u)
+
+typedef enum {
+    TIMER_NONE,
+    TIMER_HEADER,   /* a request head must complete */
+    TIMER_IDLE,     /* keep-alive between requests */
+    TIMER_RESPONSE, /* -t: the app must start a response */
+    TIMER_LINGER,   /* after our FIN, wait a little for the client's */
+    TIMER_WS,       /* WebSocket deadlines: connect, ping, age, closing */
+} timer_kind_t;
+
+typedef enum {
+    WS_NONE,      /* plain HTTP */
+    WS_HANDSHAKE, /* the app decides: accept, refuse, or answer over HTTP */
+    WS_OPEN,
+    WS_CLOSING, /* we sent a close frame: waiting for the client's */
+    WS_REFUSED, /* answered over HTTP */
+} ws_phase_t;
+
+struct bl_conn_s {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    bl_server_t *server;
+    bl_listener_t *listener;
+    bl_conn_t *prev, *next;
+    bl_http_parser_t parser;
+    bl_exchange_t *ex; /* the request being served (a reference) */
+    char *rbuf;        /* input kept while the parser waits for a response to end */
+    size_t rlen;
+    char *body; /* request body bytes gathered during one read */
+    size_t body_len, body_cap;
+    int handles_open;
+    timer_kind_t timer_kind;
+    uint64_t timer_due; /* loop time (ms) timer_kind falls due */
+    /* --send-timeout: the same timer watches a write backlog for progress */
+    uint64_t send_since;  /* loop time its output last moved */
+    uint64_t send_due;    /* loop time of the next look */
+    uint64_t send_queued; /* bytes ever handed to uv_write */
+    uint64_t send_mark;   /* of those, bytes written at the last look */
+    /* --body-timeout: and a request body being read for progress */
+    bool body_watched;   /* from the head to the body's end (conn_http.c) */
+    uint64_t body_since; /* loop time of its last bytes (or of reading resumed) */
+    /* the current request/response */
+    bl_framing_t framing;
+    int status;
+    uint64_t sent_body;
+    uint64_t discarded; /* body bytes dropped after an early response */
+    uint64_t clen;      /* the response's Content-Length (BL_FRAME_LENGTH) */
+    bool next_waiting;  /* a pipelined request waits for the write backlog to drain */
+    bool active;        /* counted in server->nactive (--limit-concurrency) */
+    char method[16];
+    char *log_path;
+    bool request_posted;
+    bool body_final_posted;
+    bool message_complete;
+    bool resp_started;
+    bool resp_done;
+    bool keep_alive;
+    bool head_request;
+    bool http10;
+    bool expect_continue;
+    bool continue_sent;
+    /* connection state */
+    bool paused;       /* the parser stopped after a message: wait for the response */
+    bool body_blocked; /* too much unconsumed body: reading stopped */
+    bool reading;
+    bool closing;
+    bool lingering;
+    bool send_watched; /* a write backlog is watched (send_*) */
+    bool hup_watched;  /* not read: the socket is watched for the client leaving */
+    bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
+    uint64_t hup_due;  /* loop time of the next look */
+    size_t writes_pending;
+    bool close_after_write;
+    char client_host[64];
+    int client_port;
+    char log_host[72]; /* the access log's client: "host:port" after proxy headers, "" none */
+    char server_host[108];
+    int server_port;
+    uint32_t send_outq; /* the socket's unsent/unread bytes at the last look */
+    /* WebSocket (conn_ws.c) */
+    ws_phase_t ws_phase;
+    struct bl_ws_s *ws;    /* the session, from the 101 on */
+    char ws_accept[32];    /* Sec-WebSocket-Accept for the 101 */
+    uint64_t ws_started;   /* loop time (ms) of the upgrade request */
+    uint64_t ws_last_read; /* loop time of the last bytes from the client */
+    uint64_t ws_ping_sent; /* loop time of an unanswered ping, 0: none */
+    uint64_t ws_pongs;     /* pongs seen when that ping went out */
+    uint64_t ws_ping_end;  /* send_queued once that ping was queued */
+    uint64_t ws_closing_since;
+    uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
+    bool ws_deflate;         /* permessage-deflate agreed for the 101 */
+    bl_ws_deflate_params_t ws_deflate_params;
+};
+
+typedef struct {
+    uv_write_t req;
+    bl_conn_t *conn;
+    bl_event_t *ev;   /* freed when written (its bytes are the payload) */
+    char *mem;        /* freed when written */
+    size_t accounted; /* bytes to take off ex->unsent */
+    bl_exchange_t *ex;
+    char prefix[24];
+} write_req_t;
+
+/* conn_ws.c, for conn.c */
+/* An upgrade head: 0 to serve it as a WebSocket, else the HTTP status to refuse with. */
+int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex);
+void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len);
+/* Takes ev. */
+void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev);
+void bl_conn_ws_timer(bl_conn_t *c);
+void bl_conn_ws_free(bl_conn_t *c);
+/* Shutdown: close with 1001 (going away). */
+void bl_conn_ws_going_away(bl_conn_t *c);
+
+/* conn.c */
+void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
+/* Of the bytes ever handed to uv_write, those the client's kernel took
+ * (TCP: acknowledged; unix socket: read). */
+uint64_t bl_conn_acked(bl_conn_t *c);
+/* A write left a backlog in libuv: --send-timeout starts watching it. */
+void bl_conn_send_watch(bl_conn_t *c);
+/* Drops c's reference to its exchange; tell_app: post a disconnect to it. */
+void bl_conn_detach(bl_conn_t *c, bool tell_app);
+void bl_conn_finish(bl_conn_t *c);
+void bl_conn_update_reading(bl_conn_t *c);
+/* Hands the input kept in rbuf to fn, rbuf emptied first (fn may keep more). */
+void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len));
+
+/* conn_write.c */
+/* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
+void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
+/* Frees a down event that will not be written, its app bytes released: every
+ * drop path goes through it. */
+void bl_conn_event_drop(bl_event_t *ev);
+int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
+                  size_t accounted);
+void bl_conn_fail(bl_conn_t *c, int status);
+void bl_conn_access_log(bl_conn_t *c, const char *what);
+/* The access log line of an HTTP response (WebSockets write their own). */
+void bl_conn_access_log_write(bl_conn_t *c);
+
+/* conn_http.c */
+/* The parser callbacks of an HTTP connection. */
+extern const bl_http_handler_t bl_conn_http_handler;
+/* Parses input until the parser pauses for a response; keeps the rest in rbuf. */
+void bl_conn_process(bl_conn_t *c, const char *data, size_t len);
+/* A response and its request both ended: serve the next request, or end. */
+void bl_conn_next(bl_conn_t *c);
+void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
+void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
+
+#endif

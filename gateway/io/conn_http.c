@@ -1,0 +1,488 @@
+/* The HTTP request cycle of a connection: parse, hand requests to Python,
+ * frame the responses it sends, keep-alive and pipelining in order. */
+#include "bayleaf/bridge/bridge.h"
+#include "bayleaf/io/bufs.h"
+#include "bayleaf/proto/http_response.h"
+#include "bayleaf/common/log.h"
+#include "bayleaf/proto/proxy.h"
+#include "io.h"
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the request cycle ------------------------------------------------ */
+
+static void request_reset(bl_conn_t *c)
+{
+    c->request_posted = c->body_final_posted = c->message_complete = false;
+    c->resp_started = c->resp_done = false;
+    c->expect_continue = c->continue_sent = false;
+    c->sent_body = 0;
+    c->status = 0;
+    c->body_len = 0;
+    free(c->log_path);
+    c->log_path = NULL;
+}
+
+/* After a response and its request both ended: the next request, or the end. */
+void bl_conn_next(bl_conn_t *c)
+{
+    if (!c->resp_done || !c->message_complete || c->closing || c->lingering)
+        return;
+    if (c->h.stream.write_queue_size > BL_WRITE_HIGH_WATER) {
+        /* A client that pipelines but does not read: no new work until it does. */
+        c->next_waiting = true;
+        return;
+    }
+    c->next_waiting = false;
+    bl_conn_detach(c, false);
+    if (!c->keep_alive || c->server->draining) {
+        bl_conn_finish(c);
+        return;
+    }
+    request_reset(c);
+    c->paused = false;
+    bl_http_parser_resume(&c->parser);
+    bl_conn_timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
+    bl_conn_replay_kept(c, bl_conn_process); /* pipelined input: parse it now */
+    bl_conn_update_reading(c);
+}
+
+static void response_done(bl_conn_t *c)
+{
+    c->resp_done = true;
+    bl_conn_access_log_write(c);
+    /* The client was told to wait for 100-continue and never was: its body
+     * may or may not follow, so the connection cannot be reused. */
+    if (c->expect_continue && !c->continue_sent && !c->message_complete)
+        c->keep_alive = false;
+    if (!c->keep_alive && !c->message_complete) {
+        bl_conn_finish(c);
+        return;
+    }
+    if (!c->message_complete) {
+        /* The app answered without reading the whole body: the rest is read
+         * and dropped (up to a bound) so the connection can be reused. */
+        bl_conn_detach(c, false);
+        c->discarded = 0;
+        bl_conn_update_reading(c);
+        return;
+    }
+    bl_conn_next(c);
+}
+
+/* Posts the body gathered so far (the REQUEST event carries the first part). */
+static void flush_body(bl_conn_t *c)
+{
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL || c->body_final_posted ||
+        (c->request_posted && c->body_len == 0 && !c->message_complete))
+        return;
+    bl_event_t *ev = bl_event_new(c->request_posted ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
+    if (ev == NULL) {
+        bl_conn_fail(c, 500);
+        return;
+    }
+    if (c->body_len > 0)
+        memcpy(ev->data, c->body, c->body_len);
+    ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
+    ex->body_inflight += bl_event_readahead(ev);
+    c->body_len = 0;
+    c->request_posted = true;
+    c->body_final_posted = c->message_complete;
+    bl_bridge_post_up(ev);
+}
+
+/* The proxy rules, built on first use (the I/O thread is the only user); the
+ * list was checked when the options were read. */
+static const bl_proxy_t *conn_proxy(const bl_config_t *cfg)
+{
+    static bl_proxy_t proxy;
+    static const bl_config_t *built_for;
+    if (built_for != cfg) {
+        char err[256] = "out of memory";
+        if (built_for != NULL)
+            bl_proxy_free(&proxy);
+        built_for = cfg;
+        if (bl_proxy_init(&proxy, cfg, err, sizeof(err)) != 0) {
+            BL_ERROR("%s: proxy headers are ignored", err);
+            memset(&proxy, 0, sizeof(proxy));
+        }
+        if (!cfg->proxy_headers && (cfg->proxy_headers_host || cfg->proxy_headers_port))
+            BL_WARN("--proxy-headers-host/--proxy-headers-port do nothing without --proxy-headers");
+    }
+    return &proxy;
+}
+
+/* The client, scheme, server port and root path the app and the access log
+ * see: the socket's, or what a trusted proxy says. */
+static void apply_proxy(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
+{
+    bl_proxy_view_t v;
+    memcpy(v.client_host, c->client_host, sizeof(v.client_host));
+    v.client_port = c->client_port;
+    v.server_port = c->server_port;
+    v.unix_peer = c->listener->is_unix;
+    bl_proxy_resolve(conn_proxy(c->server->cfg), head, &v);
+    memcpy(ex->client_host, v.client_host, sizeof(ex->client_host));
+    ex->client_port = v.client_port;
+    memcpy(ex->server_host, c->server_host, sizeof(ex->server_host));
+    ex->server_port = v.server_port;
+    ex->secure = v.secure;
+    ex->has_root_path = v.has_root_path;
+    ex->root_path_off = v.root_path_off;
+    ex->root_path_len = v.root_path_len;
+    if (v.host_len > 0 && bl_proxy_set_host(head, v.host, v.host_len) != 0)
+        BL_WARN("out of memory: the Host from Forwarded is not applied");
+    c->log_host[0] = '\0';
+    if (v.client_port >= 0)
+        snprintf(c->log_host, sizeof(c->log_host), "%s:%d", v.client_host, v.client_port);
+}
+
+static int on_head(bl_http_parser_t *p, bl_head_t *head)
+{
+    bl_conn_t *c = p->data;
+    unsigned limit = c->server->cfg->limit_concurrency;
+    if (limit > 0 && c->server->nactive > limit) {
+        /* Over --limit-concurrency: a quick 503 costs less than a queue.
+         * Counted per request, so connections that never send one do not count. */
+        bl_head_free(head);
+        p->error_status = 503;
+        return -1;
+    }
+    bl_exchange_t *ex = bl_exchange_new();
+    if (ex == NULL) {
+        bl_head_free(head);
+        p->error_status = 500;
+        return -1;
+    }
+    request_reset(c);
+    ex->head = head;
+    ex->conn = c;
+    apply_proxy(c, head, ex);
+    c->ex = ex;
+    snprintf(c->method, sizeof(c->method), "%s", head->method);
+    /* Daphne logs the raw request target for HTTP, the raw path for WebSocket. */
+    if (head->websocket)
+        c->log_path = strndup(head->buf + head->path_off, head->path_len);
+    else
+        c->log_path = strndup(head->buf, head->url_len);
+    c->head_request = strcmp(head->method, "HEAD") == 0;
+    c->http10 = head->http_major == 1 && head->http_minor == 0;
+    /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */
+    c->keep_alive = head->keep_alive && !head->upgrade;
+    c->expect_continue = head->expect_continue;
+    if (head->websocket) {
+        int status = bl_conn_ws_head(c, head, ex);
+        if (status != 0) {
+            p->error_status = status;
+            return -1;
+        }
+        return 0;
+    }
+    /* --body-timeout watches until the body ends (on_complete); set before the
+     * timer is armed below, which then counts it in. */
+    c->body_watched = c->server->cfg->body_timeout > 0;
+    c->body_since = uv_now(&c->server->loop);
+    bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
+                      c->server->cfg->http_timeout);
+    return 0;
+}
+
+static int on_body(bl_http_parser_t *p, const char *at, size_t len)
+{
+    bl_conn_t *c = p->data;
+    c->body_since = uv_now(&c->server->loop); /* --body-timeout: progress */
+    if (c->ex == NULL) {
+        /* The response is done: the app does not want the rest. Past a bound,
+         * closing is cheaper than reading it all. */
+        c->discarded += len;
+        if (c->discarded > BL_DISCARD_LIMIT) {
+            c->keep_alive = false;
+            p->error_status = 0;
+            return -1;
+        }
+        return 0;
+    }
+    if (c->body_len + len > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 16384;
+        while (cap < c->body_len + len)
+            cap *= 2;
+        char *b = realloc(c->body, cap);
+        if (b == NULL) {
+            p->error_status = 500;
+            return -1;
+        }
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_complete(bl_http_parser_t *p)
+{
+    bl_conn_t *c = p->data;
+    c->message_complete = true;
+    c->body_watched = false; /* a timer armed for it finds nothing due */
+    flush_body(c);
+    return 0;
+}
+
+const bl_http_handler_t bl_conn_http_handler = {on_head, on_body, on_complete};
+
+/* Parses as much as allowed; keeps the rest in rbuf. */
+void bl_conn_process(bl_conn_t *c, const char *data, size_t len)
+{
+    while (len > 0 && !c->paused && !c->closing && !c->lingering) {
+        size_t used = 0;
+        if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
+            bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
+        int rc = bl_http_parser_feed(&c->parser, data, len, &used);
+        data += used;
+        len -= used;
+        if (rc == BL_HTTP_ERROR) {
+            if (c->resp_done && !c->message_complete) {
+                /* Broken or too long a body nobody reads: end quietly. */
+                bl_conn_finish(c);
+            } else if (c->ex != NULL && c->request_posted) {
+                /* A broken body: the app's request is cut short. */
+                bl_conn_close(c);
+            } else {
+                bl_conn_detach(c, false);
+                bl_conn_fail(c, c->parser.error_status);
+            }
+            return;
+        }
+        if (rc == BL_HTTP_PAUSED || rc == BL_HTTP_UPGRADE)
+            c->paused = true;
+    }
+    flush_body(c);
+    if (len > 0 && !c->closing && !c->lingering) {
+        char *keep = realloc(c->rbuf, c->rlen + len);
+        if (keep == NULL) {
+            bl_conn_close(c);
+            return;
+        }
+        memcpy(keep + c->rlen, data, len);
+        c->rbuf = keep;
+        c->rlen += len;
+    }
+    if (c->paused)
+        bl_conn_next(c);
+}
+
+/* ---- events from Python ----------------------------------------------- */
+
+/* Holds a body to its Content-Length: bytes beyond it would be read as the
+ * next response. Returns false when the connection was closed instead. */
+static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
+{
+    if (c->framing != BL_FRAME_LENGTH)
+        return true;
+    uint64_t room = c->clen - c->sent_body;
+    if (*len > room) {
+        BL_ERROR("application sent more than its Content-Length (%llu): response cut, "
+                 "connection closed",
+                 (unsigned long long)c->clen);
+        *len = (size_t)room;
+        *more = false;
+        c->keep_alive = false;
+        /* The app's next send() raises: its response is over. */
+        bl_conn_detach(c, true);
+        return true;
+    }
+    if (!*more && c->sent_body + *len < c->clen) {
+        BL_ERROR("application ended its body before its Content-Length (%llu): closing",
+                 (unsigned long long)c->clen);
+        c->keep_alive = false;
+    }
+    return true;
+}
+
+void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
+{
+    bl_response_t r = {
+        .status = ev->status,
+        .headers = ev->data,
+        .headers_len = ev->len,
+        .flags = ev->flags,
+        .content_length = ev->aux,
+        .body_known = !(ev->flags & BL_EVF_MORE),
+        .body_len = ev->len2,
+        .head_request = c->head_request,
+        .http10 = c->http10,
+        .keep_alive = c->keep_alive,
+        .server_name = c->server->cfg->server_name,
+    };
+    char *head;
+    size_t head_len;
+    bool more = (ev->flags & BL_EVF_MORE) != 0;
+    if (c->resp_started) {
+        bl_conn_event_drop(ev);
+        return;
+    }
+    int err = bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive);
+    if (err != 0) {
+        if (err == -EINVAL) /* py_http.c refuses these first; a last guard */
+            BL_ERROR("application response with status %d refused (1xx, or Content-Length "
+                     "with Transfer-Encoding): 500",
+                     ev->status);
+        bl_conn_event_drop(ev);
+        bl_conn_fail(c, 500);
+        return;
+    }
+    c->resp_started = true;
+    c->status = ev->status;
+    c->clen = (ev->flags & BL_EVF_HAS_CLEN) ? ev->aux : ev->len2;
+    if (c->timer_kind == TIMER_RESPONSE)
+        bl_conn_timer_set(c, TIMER_NONE, 0);
+
+    uv_buf_t bufs[4];
+    unsigned n = 0;
+    size_t body_len = ev->len2;
+    if (!body_within_length(c, &body_len, &more)) {
+        bl_conn_event_drop(ev);
+        free(head);
+        return;
+    }
+    char *body = ev->data + ev->len;
+    size_t accounted = ev->len2; /* all of it, cut or not */
+    bufs[n++] = bl_buf(head, head_len);
+    char prefix[24];
+    if (c->framing != BL_FRAME_NONE && body_len > 0) {
+        if (c->framing == BL_FRAME_CHUNKED) {
+            size_t pl = bl_chunk_prefix(prefix, body_len);
+            /* The prefix must outlive this call: append it to the head buffer. */
+            char *h2 = realloc(head, head_len + pl);
+            if (h2 == NULL) {
+                free(head);
+                bl_conn_event_drop(ev);
+                bl_conn_close(c);
+                return;
+            }
+            head = h2;
+            memcpy(head + head_len, prefix, pl);
+            bufs[0] = bl_buf(head, head_len + pl);
+        }
+        bufs[n++] = bl_buf(body, body_len);
+        if (c->framing == BL_FRAME_CHUNKED)
+            bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);
+        c->sent_body += body_len;
+    } else if (c->framing == BL_FRAME_CHUNKED && !more) {
+        bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+    }
+    bl_conn_write(c, bufs, n, ev, head, accounted);
+    if (!more)
+        response_done(c);
+}
+
+void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
+{
+    bool more = (ev->flags & BL_EVF_MORE) != 0;
+    size_t len = ev->len;
+    if (!c->resp_started || c->resp_done) {
+        bl_conn_event_drop(ev);
+        return;
+    }
+    size_t accounted = len;
+    if (!body_within_length(c, &len, &more)) {
+        bl_conn_event_drop(ev);
+        return;
+    }
+    uv_buf_t bufs[3];
+    unsigned n = 0;
+    char *prefix = NULL;
+    if (c->framing == BL_FRAME_NONE) {
+        /* HEAD or a status without a body: the bytes are dropped. */
+        bl_conn_event_drop(ev);
+        if (!more)
+            response_done(c);
+        return;
+    }
+    if (c->framing == BL_FRAME_CHUNKED && len > 0) {
+        prefix = malloc(24);
+        if (prefix == NULL) {
+            bl_conn_event_drop(ev);
+            bl_conn_close(c);
+            return;
+        }
+        bufs[n++] = bl_buf(prefix, bl_chunk_prefix(prefix, len));
+    }
+    if (len > 0)
+        bufs[n++] = bl_buf(ev->data, len);
+    if (c->framing == BL_FRAME_CHUNKED) {
+        if (len > 0)
+            bufs[n++] = uv_buf_init(more ? "\r\n" : "\r\n0\r\n\r\n", more ? 2 : 7);
+        else if (!more)
+            bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+    }
+    c->sent_body += len;
+    if (n > 0) {
+        bl_conn_write(c, bufs, n, ev, prefix, accounted);
+    } else {
+        bl_conn_event_drop(ev);
+    }
+    if (!more) {
+        if (c->framing == BL_FRAME_CLOSE)
+            c->keep_alive = false;
+        response_done(c);
+    }
+}
+
+static void app_finished(bl_conn_t *c, bool failed)
+{
+    if (!c->resp_started) {
+        if (!failed)
+            BL_ERROR("application returned without sending a response: 500");
+        bl_conn_fail(c, 500);
+    } else if (!c->resp_done) {
+        /* Half a response: the client must see it was cut short. */
+        BL_ERROR("application %s before completing its response: closing the connection",
+                 failed ? "raised" : "returned");
+        bl_conn_close(c);
+    }
+}
+
+void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
+{
+    (void)s;
+    bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
+    if (c == NULL || c->closing || c->lingering) {
+        bl_conn_event_drop(ev); /* the connection is gone or going: nothing more is written */
+        return;
+    }
+    if (ev->ex->kind == BL_KIND_WEBSOCKET && ev->type != BL_EV_CONSUMED) {
+        bl_conn_ws_dispatch(c, ev);
+        return;
+    }
+    switch (ev->type) {
+    case BL_EV_RESPONSE:
+        bl_conn_send_response(c, ev);
+        return; /* ev is owned by the write */
+    case BL_EV_SEND_BODY:
+        bl_conn_send_body(c, ev);
+        return;
+    case BL_EV_CONTINUE:
+        if (c->expect_continue && !c->continue_sent && !c->resp_started && !c->message_complete) {
+            static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+            c->continue_sent = true;
+            bl_conn_write(c, &b, 1, NULL, NULL, 0);
+        }
+        break;
+    case BL_EV_CONSUMED:
+        ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
+        bl_conn_update_reading(c);
+        break;
+    case BL_EV_FINISH:
+        app_finished(c, (ev->flags & BL_EVF_ERROR) != 0);
+        break;
+    default:
+        break;
+    }
+    bl_conn_event_drop(ev);
+}

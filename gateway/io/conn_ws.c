@@ -1,0 +1,484 @@
+/* A connection after a WebSocket upgrade request: the app's decision, the 101,
+ * frames both ways through bl_ws_t, keepalive pings, timeouts and closing. */
+#include "bayleaf/io/bufs.h"
+#include "bayleaf/common/log.h"
+#include "bayleaf/proto/ws.h"
+#include "bayleaf/proto/ws_handshake.h"
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLOSE_HANDSHAKE_TIMEOUT_MS 5000
+/* How long a protocol fault's close waits for the app's reply to the messages
+ * that came just before it (bl_ws_fault_pending). */
+#define FAULT_REPLY_TIMEOUT_MS 1000
+
+static uint64_t now_ms(bl_conn_t *c)
+{
+    return uv_now(&c->server->loop);
+}
+
+/* ---- deadlines ------------------------------------------------------------- */
+
+/* One timer serves every WebSocket deadline: arm it for the nearest. */
+static void ws_schedule(bl_conn_t *c)
+{
+    const bl_config_t *cfg = c->server->cfg;
+    uint64_t next = UINT64_MAX;
+    if (c->closing || c->lingering)
+        return;
+#define NEAREST(t)                                                                                 \
+    do {                                                                                           \
+        uint64_t t_ = (t);                                                                         \
+        if (t_ < next)                                                                             \
+            next = t_;                                                                             \
+    } while (0)
+    if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
+        NEAREST(c->ws_started + (uint64_t)(cfg->websocket_connect_timeout * 1000));
+    if (c->ws_phase == WS_OPEN && c->ws_fault_since != 0) {
+        /* Nothing is read any more: only the wait for the app's reply. */
+        NEAREST(c->ws_fault_since + FAULT_REPLY_TIMEOUT_MS);
+    } else if (c->ws_phase == WS_OPEN) {
+        if (c->ws_ping_sent != 0)
+            NEAREST(c->ws_ping_sent + (uint64_t)(cfg->ping_timeout * 1000));
+        else if (cfg->ping_interval > 0)
+            NEAREST(c->ws_last_read + (uint64_t)(cfg->ping_interval * 1000));
+    }
+    if (c->ws_phase == WS_OPEN && cfg->websocket_timeout >= 0)
+        NEAREST(c->ws_started + (uint64_t)(cfg->websocket_timeout * 1000));
+    if (c->ws_phase == WS_CLOSING)
+        NEAREST(c->ws_closing_since + CLOSE_HANDSHAKE_TIMEOUT_MS);
+#undef NEAREST
+    if (next == UINT64_MAX) {
+        bl_conn_timer_set(c, TIMER_NONE, 0);
+        return;
+    }
+    uint64_t now = now_ms(c);
+    double secs = next > now ? (double)(next - now) / 1000.0 : 0.001;
+    bl_conn_timer_set(c, TIMER_WS, secs);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* Writes what the session produced; ends the connection once it is done. */
+static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
+{
+    uint8_t *buf;
+    size_t len;
+    bl_ws_take_output(c->ws, &buf, &len);
+    if (len > 0) {
+        uv_buf_t b = bl_buf((char *)buf, len);
+        bl_conn_write(c, &b, 1, ev, (char *)buf, accounted);
+    } else if (ev != NULL) {
+        bl_conn_event_drop(ev); /* nothing left the session (it was closing) */
+    }
+    if (!c->closing && !c->lingering && bl_ws_done(c->ws))
+        bl_conn_finish(c);
+}
+
+static void post_disconnect(bl_conn_t *c, uint16_t code, const uint8_t *reason, size_t len)
+{
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL)
+        return;
+    bl_exchange_post_disconnect(ex, code, reason, len);
+    /* The app has heard: the connection no longer needs its exchange. */
+    bl_conn_access_log(c, "WSDISCONNECT");
+    c->ex = NULL;
+    ex->conn = NULL;
+    bl_exchange_unref(ex);
+}
+
+/* Every move into WS_CLOSING, whoever closed first: the closing handshake's
+ * deadline runs from now. */
+static void ws_closing_enter(bl_conn_t *c)
+{
+    if (c->ws_phase == WS_CLOSING)
+        return;
+    c->ws_phase = WS_CLOSING;
+    c->ws_closing_since = now_ms(c);
+    c->ws_fault_since = 0;
+}
+
+/* The session failed the connection (1002, 1007, 1009...): the app hears it. */
+static void ws_failed(bl_conn_t *c)
+{
+    ws_closing_enter(c);
+    if (c->ex != NULL)
+        post_disconnect(c, bl_ws_close_code_sent(c->ws), (const uint8_t *)"", 0);
+}
+
+/* Sends the close of a fault held for the app's reply (bl_ws_fault_pending). */
+static void ws_fault_close(bl_conn_t *c)
+{
+    if (bl_ws_fault_close(c->ws) != 0) {
+        bl_conn_close(c);
+        return;
+    }
+    ws_failed(c);
+    ws_flush(c, 0, NULL);
+    if (!c->closing)
+        ws_schedule(c);
+}
+
+/* Starts our side of the closing handshake. */
+static void ws_close(bl_conn_t *c, uint16_t code, const char *reason, size_t len)
+{
+    if (c->ws_phase != WS_OPEN)
+        return;
+    if (bl_ws_fault_pending(c->ws) != 0) {
+        ws_fault_close(c); /* the client broke the protocol: that is the reason */
+        return;
+    }
+    ws_closing_enter(c);
+    if (bl_ws_close(c->ws, code, reason, len) == -EINVAL)
+        bl_ws_close(c->ws, 1011, "", 0); /* never leave the client without a close frame */
+    ws_flush(c, 0, NULL);
+    ws_schedule(c);
+}
+
+/* ---- session callbacks ------------------------------------------------------ */
+
+static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
+{
+    bl_conn_t *c = bl_ws_data(ws);
+    bl_exchange_t *ex = c->ex;
+    if (ex == NULL || c->ws_phase != WS_OPEN)
+        return; /* the app is gone or closing: drop it */
+    bl_event_t *ev = bl_event_new(BL_EV_WS_MESSAGE, ex, len);
+    if (ev == NULL) {
+        ws_close(c, 1011, "out of memory", 13);
+        return;
+    }
+    if (len > 0)
+        memcpy(ev->data, data, len);
+    ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
+    ex->body_inflight += bl_event_readahead(ev);
+    bl_bridge_post_up(ev);
+}
+
+static void on_close(bl_ws_t *ws, uint16_t code, const uint8_t *reason, size_t len)
+{
+    bl_conn_t *c = bl_ws_data(ws);
+    ws_closing_enter(c);
+    post_disconnect(c, code, reason, len);
+}
+
+static void on_pong(bl_ws_t *ws, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    bl_conn_t *c = bl_ws_data(ws);
+    if (c->ws_ping_sent != 0 && bl_ws_pongs(ws) > c->ws_pongs) {
+        c->ws_ping_sent = 0;
+        ws_schedule(c);
+    }
+}
+
+static const bl_ws_callbacks_t callbacks = {on_message, on_close, on_pong};
+
+/* ---- from conn.c ----------------------------------------------------------- */
+
+/* permessage-deflate from the client's offers, unless switched off. */
+static void ws_negotiate(bl_conn_t *c, const char *offers)
+{
+    const bl_config_t *cfg = c->server->cfg;
+    bl_ws_deflate_config_t dc = {
+        .context_takeover = cfg->ws_compression_context_takeover,
+        .window_bits = (uint8_t)cfg->ws_compression_window_bits,
+    };
+    c->ws_deflate =
+        cfg->ws_compression && offers != NULL &&
+        bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+}
+
+/* The 101 head: the agreed extension, then the app's headers. */
+static int ws_response_head(bl_conn_t *c, const char *sub, const char *extra, size_t extra_len,
+                            char **head, size_t *head_len)
+{
+    static const char name[] = "Sec-WebSocket-Extensions: ";
+    char value[BL_WS_DEFLATE_RESPONSE_MAX];
+    if (!c->ws_deflate)
+        return bl_ws_handshake_response(c->ws_accept, sub, extra, extra_len,
+                                        c->server->cfg->server_name, head, head_len);
+    size_t vlen = bl_ws_deflate_response(&c->ws_deflate_params, value, sizeof(value));
+    size_t n = sizeof(name) - 1 + vlen + 2;
+    char *lines = malloc(n + extra_len);
+    if (lines == NULL)
+        return -ENOMEM;
+    memcpy(lines, name, sizeof(name) - 1);
+    memcpy(lines + sizeof(name) - 1, value, vlen);
+    memcpy(lines + n - 2, "\r\n", 2);
+    if (extra_len > 0)
+        memcpy(lines + n, extra, extra_len);
+    int r = bl_ws_handshake_response(c->ws_accept, sub, lines, n + extra_len,
+                                     c->server->cfg->server_name, head, head_len);
+    free(lines);
+    return r;
+}
+
+int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
+{
+    bl_ws_handshake_t hs;
+    int status = bl_ws_handshake_check(head, &hs);
+    if (status == 0) {
+        memcpy(c->ws_accept, hs.accept, sizeof(hs.accept));
+        ws_negotiate(c, hs.extensions);
+    } else
+        BL_DEBUG("refusing a WebSocket handshake with %d: %s", status, hs.reason);
+    bl_ws_handshake_free(&hs);
+    if (status != 0)
+        return status;
+    ex->kind = BL_KIND_WEBSOCKET;
+    c->keep_alive = false;
+    c->ws_phase = WS_HANDSHAKE;
+    c->ws_started = c->ws_last_read = now_ms(c);
+    bl_conn_access_log(c, "WSCONNECTING");
+    ws_schedule(c);
+    return 0;
+}
+
+void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
+{
+    c->ws_last_read = now_ms(c);
+    if (bl_ws_feed(c->ws, data, len) != 0) {
+        bl_conn_close(c);
+        return;
+    }
+    if (c->ws_phase == WS_OPEN && bl_ws_close_sent(c->ws)) {
+        ws_failed(c);
+    } else if (c->ws_phase == WS_OPEN && bl_ws_fault_pending(c->ws) != 0 &&
+               c->ws_fault_since == 0) {
+        /* A fault while the app has messages it has not taken (a message,
+         * then reserved bits, in one read): its replies to them go out first,
+         * for FAULT_REPLY_TIMEOUT_MS at most (see ws_send). */
+        if (c->ex == NULL || c->ex->body_inflight == 0) {
+            ws_fault_close(c);
+            return;
+        }
+        c->ws_fault_since = now_ms(c);
+    }
+    ws_flush(c, 0, NULL);
+    if (!c->closing)
+        ws_schedule(c);
+}
+
+/* The app accepted: 101, then frames. */
+static void ws_accept(bl_conn_t *c, bl_event_t *ev)
+{
+    const bl_config_t *conf = c->server->cfg;
+    bl_ws_config_t cfg = {
+        .max_message_size = conf->websocket_max_message_size,
+        .max_frame_size = conf->websocket_max_frame_size,
+        .hold_fault = true,
+    };
+    char sub[256];
+    char *head;
+    size_t head_len;
+    size_t sublen = ev->len2 < sizeof(sub) - 1 ? ev->len2 : sizeof(sub) - 1;
+    memcpy(sub, ev->data + ev->len, sublen);
+    sub[sublen] = '\0';
+    if (bl_ws_new(&c->ws, &callbacks, &cfg, c) != 0 ||
+        (c->ws_deflate &&
+         bl_ws_use_deflate(c->ws, &c->ws_deflate_params, conf->ws_compression_threshold) != 0) ||
+        ws_response_head(c, sublen ? sub : NULL, ev->data, ev->len, &head, &head_len) != 0) {
+        bl_event_free(ev);
+        bl_conn_fail(c, 500);
+        return;
+    }
+    bl_event_free(ev);
+    c->resp_started = true;
+    c->status = 101;
+    c->ws_phase = WS_OPEN;
+    c->ws_last_read = now_ms(c);
+    uv_buf_t b = bl_buf(head, head_len);
+    bl_conn_write(c, &b, 1, NULL, head, 0);
+    bl_conn_access_log(c, "WSCONNECT");
+    ws_schedule(c);
+    /* Frames the client sent right after its request wait in rbuf: fed from
+     * here, within the read-ahead bound. */
+    bl_conn_update_reading(c);
+}
+
+/* Before the 101: refuse with 403 (websocket.close), or 500 when the app failed. */
+static void ws_refuse(bl_conn_t *c, int status)
+{
+    bl_exchange_t *ex = c->ex;
+    c->ws_phase = WS_REFUSED;
+    bl_conn_access_log(c, "WSREJECT");
+    if (ex != NULL) {
+        /* The app learns the handshake is over (spec: websocket.disconnect). */
+        c->ex = NULL;
+        ex->conn = NULL;
+        bl_exchange_post_disconnect(ex, 1006, NULL, 0);
+        bl_exchange_unref(ex);
+    }
+    bl_conn_fail(c, status);
+}
+
+static void ws_send(bl_conn_t *c, bl_event_t *ev)
+{
+    size_t len = ev->len;
+    int rc = (ev->flags & BL_EVF_BINARY) ? bl_ws_send_binary(c->ws, ev->data, len)
+                                         : bl_ws_send_text(c->ws, ev->data, len);
+    if (rc == -12 /* -ENOMEM */) {
+        bl_conn_event_drop(ev);
+        bl_conn_close(c);
+        return;
+    }
+    /* The frame is copied into the session's output: ev goes with the write so
+     * the app's unsent count drops when the bytes reach the socket. */
+    ws_flush(c, len, ev);
+    /* A held fault: once the app has taken every message before it, this is
+     * its reply (its CONSUMED came first, down events keep their order). */
+    if (!c->closing && !c->lingering && c->ws_fault_since != 0 && c->ex != NULL &&
+        c->ex->body_inflight == 0)
+        ws_fault_close(c);
+}
+
+void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
+{
+    bool deciding = c->ws_phase == WS_HANDSHAKE;
+    switch (ev->type) {
+    case BL_EV_WS_ACCEPT:
+        if (deciding) {
+            ws_accept(c, ev);
+            return;
+        }
+        break;
+    case BL_EV_WS_SEND:
+        if (c->ws_phase == WS_OPEN) {
+            ws_send(c, ev);
+            return;
+        }
+        break;
+    case BL_EV_WS_CLOSE:
+        if (deciding) {
+            bl_event_free(ev);
+            ws_refuse(c, 403);
+            return;
+        }
+        if (c->ws_phase == WS_OPEN)
+            ws_close(c, ev->status, ev->data, ev->len);
+        break;
+    case BL_EV_RESPONSE:
+    case BL_EV_SEND_BODY:
+        /* The denial-response extension: an ordinary HTTP response. */
+        if (deciding || c->ws_phase == WS_REFUSED) {
+            if (deciding) {
+                c->ws_phase = WS_REFUSED;
+                bl_conn_access_log(c, "WSREJECT");
+            }
+            bl_conn_timer_set(c, TIMER_NONE, 0);
+            if (ev->type == BL_EV_RESPONSE)
+                bl_conn_send_response(c, ev);
+            else
+                bl_conn_send_body(c, ev);
+            return;
+        }
+        break;
+    case BL_EV_FINISH:
+        if (deciding) {
+            /* The app ended without deciding. */
+            ws_refuse(c, (ev->flags & BL_EVF_ERROR) ? 500 : 403);
+        } else if (c->ws_phase == WS_OPEN) {
+            bool failed = (ev->flags & BL_EVF_ERROR) != 0;
+            ws_close(c, failed ? 1011 : 1000, "", 0);
+        } else if (c->ws_phase == WS_REFUSED && !c->resp_done) {
+            bl_conn_close(c);
+        }
+        break;
+    default:
+        break;
+    }
+    bl_conn_event_drop(ev); /* a send after our close included */
+}
+
+void bl_conn_ws_timer(bl_conn_t *c)
+{
+    const bl_config_t *cfg = c->server->cfg;
+    uint64_t now = now_ms(c);
+    switch (c->ws_phase) {
+    case WS_HANDSHAKE:
+        if (now - c->ws_started >= (uint64_t)(cfg->websocket_connect_timeout * 1000)) {
+            BL_WARN("WebSocket not accepted within %gs: 403", cfg->websocket_connect_timeout);
+            ws_refuse(c, 403);
+            return;
+        }
+        break;
+    case WS_OPEN:
+        if (c->ws_fault_since != 0) {
+            if (now - c->ws_fault_since >= FAULT_REPLY_TIMEOUT_MS) {
+                ws_fault_close(c); /* no reply in time */
+                return;
+            }
+            break;
+        }
+        if (cfg->websocket_timeout >= 0 &&
+            now - c->ws_started >= (uint64_t)(cfg->websocket_timeout * 1000)) {
+            ws_close(c, 1000, "", 0);
+            return;
+        }
+        if (c->ws_ping_sent != 0 && !c->reading &&
+            now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000) &&
+            bl_conn_acked(c) >= c->ws_ping_end) {
+            /* Not read (the app is behind): the pong waits unread, but the
+             * client's kernel took the ping, so the client is there. */
+            c->ws_ping_sent = 0;
+            c->ws_last_read = now;
+        } else if (c->ws_ping_sent != 0 &&
+                   now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
+            /* No pong: the client is gone without a word. */
+            BL_DEBUG("WebSocket ping timeout: dropping the connection");
+            if (c->ex != NULL)
+                post_disconnect(c, 1006, (const uint8_t *)"", 0);
+            bl_conn_close(c);
+            return;
+        }
+        if (c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
+            now - c->ws_last_read >= (uint64_t)(cfg->ping_interval * 1000)) {
+            c->ws_pongs = bl_ws_pongs(c->ws);
+            c->ws_ping_sent = now;
+            bl_ws_send_ping(c->ws, "", 0);
+            ws_flush(c, 0, NULL);
+            c->ws_ping_end = c->send_queued;
+        }
+        break;
+    case WS_CLOSING:
+        if (now - c->ws_closing_since >= CLOSE_HANDSHAKE_TIMEOUT_MS) {
+            if (c->ex != NULL)
+                post_disconnect(c, 1006, (const uint8_t *)"", 0);
+            bl_conn_close(c);
+            return;
+        }
+        break;
+    default:
+        return;
+    }
+    ws_schedule(c);
+}
+
+void bl_conn_ws_going_away(bl_conn_t *c)
+{
+    ws_close(c, 1001, "", 0);
+}
+
+void bl_conn_ws_free(bl_conn_t *c)
+{
+    if (c->ws != NULL)
+        bl_ws_free(c->ws);
+    c->ws = NULL;
+}
+
+size_t bl_conn_ws_sweep(bl_server_t *s)
+{
+    size_t slept = 0;
+    for (bl_conn_t *c = s->conns; c != NULL; c = c->next) {
+        if (c->ws != NULL && c->ws_phase == WS_OPEN && !c->closing && !c->lingering &&
+            !bl_ws_sleeping(c->ws) && bl_ws_sleep_if_idle(c->ws))
+            slept++;
+    }
+    return slept;
+}

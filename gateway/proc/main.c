@@ -1,0 +1,138 @@
+/* bayleaf: parse the command line, open the listeners, then serve them: Python
+ * on this thread, or --workers processes under a supervisor that never starts it. */
+#include "bayleaf/bridge/bridge.h"
+#include "bayleaf/bridge/io_control.h"
+#include "bayleaf/proc/cmdline.h"
+#include "bayleaf/io/listen.h"
+#include "bayleaf/common/log.h"
+#include "bayleaf/io/sd_notify.h"
+#include "bayleaf/io/server.h"
+#include "bayleaf/proc/supervisor.h"
+#include "bayleaf/py/embed.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+typedef struct {
+    const bl_config_t *cfg;
+    int argc;
+    char **argv;
+} serve_args_t;
+
+/* The I/O thread as the Python side sees it (bridge/io_control.h). */
+static int io_start(void *server)
+{
+    return bl_server_start(server);
+}
+
+static void io_post_stop(void *server)
+{
+    bl_server_post_stop(server);
+}
+
+static void io_join(void *server)
+{
+    bl_server_join(server);
+}
+
+static bool io_running(const void *server)
+{
+    return bl_server_running(server);
+}
+
+/* One serving process: the I/O thread on set's sockets, the app on this thread. */
+static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
+{
+    const serve_args_t *a = arg;
+    int rc;
+    if ((rc = bl_bridge_init()) != 0) {
+        fprintf(stderr, "bayleaf: error: cannot set up the thread bridge: %s\n", strerror(-rc));
+        return 1;
+    }
+    bl_server_t *server = bl_server_new();
+    if (server == NULL) {
+        fprintf(stderr, "bayleaf: error: out of memory\n");
+        bl_bridge_destroy();
+        return 1;
+    }
+    if (bl_server_init(server, a->cfg, set, ready_fd) != 0) {
+        bl_server_close(server);
+        bl_bridge_destroy();
+        return 1;
+    }
+    bl_io_control_t io = {
+        .server = server,
+        .start = io_start,
+        .post_stop = io_post_stop,
+        .join = io_join,
+        .running = io_running,
+        .stack_signal = bl_server_stack_signal(),
+    };
+    rc = bl_python_run(&io, a->cfg, a->argc, a->argv);
+    if (bl_server_running(server)) {
+        /* Python ended without stopping the I/O thread (it failed): stop it. */
+        bl_server_post_stop(server);
+        bl_server_join(server);
+    }
+    bl_server_close(server);
+    bl_bridge_destroy();
+    return rc;
+}
+
+/* Every connection is a descriptor: the soft limit (often 1024) goes up to the
+ * hard one, for the workers too. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_max == RLIM_INFINITY) {
+        /* The kernel refuses more than fs.nr_open. */
+        unsigned long long nr_open = 1048576;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr_open) != 1)
+                nr_open = 1048576;
+            fclose(f);
+        }
+        rl.rlim_max = (rlim_t)nr_open;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        BL_WARN("cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
+                strerror(errno));
+    else
+        BL_DEBUG("file-descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
+}
+
+int main(int argc, char **argv)
+{
+    static bl_config_t cfg;
+    static bl_listen_set_t set;
+    int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
+    if (rc == BL_CONFIG_EXIT)
+        return 0;
+    if (rc < 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    bl_log_verbosity = cfg.verbosity;
+    raise_fd_limit();
+    bl_sd_notify_init();
+    /* Every listener is open before Python (or any worker) starts. */
+    if (bl_listen_open(&set, &cfg) != 0) {
+        bl_listen_close(&set);
+        return 1;
+    }
+    serve_args_t args = {.cfg = &cfg, .argc = argc, .argv = argv};
+    if (cfg.workers > 0)
+        rc = bl_supervisor_run(&cfg, &set, serve, &args);
+    else
+        rc = serve(&set, -1, &args);
+    bl_listen_close(&set);
+    return rc;
+}
