@@ -39,7 +39,7 @@ static uint64_t body_timeout_ms(bl_conn_t *c)
 
 static void timer_arm(bl_conn_t *c)
 {
-    if (c->closing)
+    if (bl_conn_is_closing(c))
         return;
     uint64_t due = UINT64_MAX;
     if (c->timer_kind != TIMER_NONE)
@@ -73,7 +73,7 @@ void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
  * connection was ended. */
 static bool body_check(bl_conn_t *c, uint64_t now)
 {
-    if (c->lingering || c->close_after_write) {
+    if (bl_conn_is_ending(c)) {
         c->body_watched = false; /* ending anyway */
         return false;
     }
@@ -191,7 +191,7 @@ static void on_timer(uv_timer_t *t)
         return;
     if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
         return;
-    if (c->hup_watched && (c->lingering || c->close_after_write)) {
+    if (c->hup_watched && (bl_conn_is_ending(c))) {
         c->hup_watched = false; /* ending: reads (linger) or writes decide now */
     } else if (c->hup_watched && now >= c->hup_due) {
         if (hup_check(c))
@@ -261,9 +261,9 @@ static void conn_inactive(bl_conn_t *c)
  * holds for the client, rather than a FIN behind it. */
 static void conn_close(bl_conn_t *c, bool reset)
 {
-    if (c->closing)
+    if (bl_conn_is_closing(c))
         return;
-    c->closing = true;
+    c->phase = CONN_CLOSING;
     conn_inactive(c);
     if (c->proto->on_close != NULL)
         c->proto->on_close(c);
@@ -303,7 +303,7 @@ static void linger_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     bl_conn_t *c = req->data;
-    if (status < 0 || c->closing) {
+    if (status < 0 || bl_conn_is_closing(c)) {
         bl_conn_close(c);
         return;
     }
@@ -314,21 +314,40 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 void bl_conn_end_after_writes(bl_conn_t *c)
 {
-    if (c->closing || c->lingering)
+    if (bl_conn_is_shut(c))
         return;
     if (c->writes_pending > 0) {
-        c->close_after_write = true;
+        c->phase = CONN_ENDING;
         uv_read_stop(&c->h.stream);
         c->reading = false;
         return;
     }
-    c->lingering = true;
+    c->phase = CONN_LINGERING;
     conn_inactive(c);
     bl_conn_detach(c, !c->resp_done);
     bl_conn_timer_set(c, TIMER_LINGER, 2.0);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0)
         bl_conn_close(c);
+}
+
+/* ---- output limits ---------------------------------------------------- */
+
+bool bl_conn_output_over(const bl_conn_t *c, output_use_t use)
+{
+    size_t backlog = c->h.stream.write_queue_size;
+    switch (use) {
+    case OUTPUT_FOR_READING:
+        /* A client that does not read what we write (answers to its pings,
+         * say) is not read either until it catches up: stopped above
+         * BL_OUTPUT_HIGH_WATER, resumed at BL_WRITE_LOW_WATER. */
+        return backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
+    case OUTPUT_FOR_NEXT:
+        return backlog > BL_WRITE_HIGH_WATER; /* a client that pipelines but does not read */
+    case OUTPUT_FOR_RESUME:
+        return backlog > BL_WRITE_LOW_WATER;
+    }
+    return false;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -416,7 +435,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0 && c->proto->on_read(c, buf->base, (size_t)nread) != 0)
         return;
     c->server->on_input_queued(c->server);
-    if (!c->closing)
+    if (!bl_conn_is_closing(c))
         bl_conn_update_reading(c);
 }
 
@@ -436,20 +455,15 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
 void bl_conn_update_reading(bl_conn_t *c)
 {
     bool kept_waits = false; /* kept input goes first */
-    if (c->proto->replay_kept != NULL && !c->closing && !c->lingering)
+    if (c->proto->replay_kept != NULL && !bl_conn_is_shut(c))
         kept_waits = c->proto->replay_kept(c);
-    if (c->closing || c->lingering || c->close_after_write)
+    if (bl_conn_is_ending(c))
         return;
     c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
     /* While paused for a response, input is still read (into rbuf, bounded):
-     * stopping and restarting per request would cost two epoll_ctl calls.
-     * A client that does not read what we write (answers to its pings, say)
-     * is not read either until it catches up. */
-    size_t backlog = c->h.stream.write_queue_size;
-    bool out_blocked =
-        backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
-    bool want =
-        !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held && !kept_waits;
+     * stopping and restarting per request would cost two epoll_ctl calls. */
+    bool want = !c->body_blocked && !bl_conn_output_over(c, OUTPUT_FOR_READING) &&
+                c->rlen < 65536 && !c->server->up_held && !kept_waits;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
@@ -519,9 +533,7 @@ int bl_conn_accept(bl_listener_t *l)
     s->conns = c;
     s->nconns++;
     if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
-        c->closing = true;
-        uv_close(&c->h.handle, on_handle_closed);
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        bl_conn_close(c);
         return err;
     }
     if (l->is_unix) {
@@ -553,7 +565,7 @@ void bl_conn_drain_all(bl_server_t *s, bool force)
             bl_conn_close(c);
         else if (c->proto->on_shutdown != NULL && c->proto->on_shutdown(c))
             ; /* the protocol ends it (a WebSocket's close handshake) */
-        else if (c->ex == NULL && !c->closing && !c->lingering && c->writes_pending == 0)
+        else if (c->ex == NULL && !bl_conn_is_shut(c) && c->writes_pending == 0)
             bl_conn_close(c); /* idle keep-alive: nothing in flight */
         c = next;
     }

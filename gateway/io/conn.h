@@ -36,6 +36,15 @@ typedef enum {
     WS_REFUSED, /* answered over HTTP */
 } ws_phase_t;
 
+/* How a connection ends. The phase only moves forward, and only through
+ * bl_conn_end_after_writes (ENDING, LINGERING) and bl_conn_close (CLOSING). */
+typedef enum {
+    CONN_OPEN,
+    CONN_ENDING,    /* ends once its writes are done: reading stopped */
+    CONN_LINGERING, /* our FIN sent: input read and dropped until the client's */
+    CONN_CLOSING,   /* uv_close called: memory is freed in the close callbacks */
+} conn_phase_t;
+
 /* The protocol spoken on a connection, h2o style: conn.c calls it through this
  * table and knows neither HTTP nor WebSocket. An upgrade swaps c->proto. NULL
  * entries do nothing (or the default said). */
@@ -125,17 +134,15 @@ struct bl_conn_s {
     bool expect_continue;
     bool continue_sent;
     /* connection state */
-    bool paused;       /* the parser stopped after a message: wait for the response */
-    bool body_blocked; /* too much unconsumed body: reading stopped */
+    conn_phase_t phase; /* see the predicates below */
+    bool paused;        /* the parser stopped after a message: wait for the response */
+    bool body_blocked;  /* too much unconsumed body: reading stopped */
     bool reading;
-    bool closing;
-    bool lingering;
     bool send_watched; /* a write backlog is watched (send_*) */
     bool hup_watched;  /* not read: the socket is watched for the client leaving */
     bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
     uint64_t hup_due;  /* loop time of the next look */
     size_t writes_pending;
-    bool close_after_write;
     char client_host[64];
     int client_port;
     char log_host[72]; /* the access log's client: "host:port" after proxy headers, "" none */
@@ -167,6 +174,31 @@ typedef struct {
     char prefix[24];
 } write_req_t;
 
+/* uv_close was called: no libuv call on the handles any more. */
+static inline bool bl_conn_is_closing(const bl_conn_t *c)
+{
+    return c->phase == CONN_CLOSING;
+}
+
+/* Lingering or closing: nothing more is parsed, fed or written. */
+static inline bool bl_conn_is_shut(const bl_conn_t *c)
+{
+    return c->phase >= CONN_LINGERING;
+}
+
+/* Ending (or shut): no new request, no new reading or deadline. */
+static inline bool bl_conn_is_ending(const bl_conn_t *c)
+{
+    return c->phase >= CONN_ENDING;
+}
+
+/* What a connection's unwritten output is weighed for (bl_conn_output_over). */
+typedef enum {
+    OUTPUT_FOR_READING, /* reading more input (a client that does not read is not read) */
+    OUTPUT_FOR_NEXT,    /* starting a pipelined request's work */
+    OUTPUT_FOR_RESUME,  /* a write completed: has the client caught up? */
+} output_use_t;
+
 /* conn_ws.c: the WebSocket protocol, from the upgrade request on. */
 extern const bl_conn_proto_t bl_conn_ws_proto;
 
@@ -186,6 +218,9 @@ void bl_conn_update_reading(bl_conn_t *c);
 void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len));
 /* Appends input to rbuf; closes the connection when memory runs out (-ENOMEM). */
 int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len);
+/* The one owner of the output-limit policy: whether c's unwritten output
+ * (libuv's write queue) is over the limit for use. */
+bool bl_conn_output_over(const bl_conn_t *c, output_use_t use);
 /* Read-ahead room left for c's exchange under BL_BODY_HIGH_WATER. */
 uint64_t bl_conn_readahead_room(bl_conn_t *c);
 

@@ -30,10 +30,10 @@ static void request_reset(bl_conn_t *c)
 /* After a response and its request both ended: the next request, or the end. */
 static void request_next(bl_conn_t *c)
 {
-    if (!c->resp_done || !c->message_complete || c->closing || c->lingering)
+    if (!c->resp_done || !c->message_complete || bl_conn_is_shut(c))
         return;
-    if (c->h.stream.write_queue_size > BL_WRITE_HIGH_WATER) {
-        /* A client that pipelines but does not read: no new work until it does. */
+    if (bl_conn_output_over(c, OUTPUT_FOR_NEXT)) {
+        /* No new work until the client reads. */
         c->next_waiting = true;
         return;
     }
@@ -239,7 +239,7 @@ static const bl_http_handler_t parser_callbacks = {on_head, on_body, on_complete
 /* Parses as much as allowed; keeps the rest in rbuf. */
 void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
 {
-    while (len > 0 && !c->paused && !c->closing && !c->lingering) {
+    while (len > 0 && !c->paused && !bl_conn_is_shut(c)) {
         size_t used = 0;
         if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
             bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
@@ -263,7 +263,7 @@ void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
             c->paused = true;
     }
     post_request_part(c);
-    if (len > 0 && !c->closing && !c->lingering && bl_conn_input_keep(c, data, len) != 0)
+    if (len > 0 && !bl_conn_is_shut(c) && bl_conn_input_keep(c, data, len) != 0)
         return;
     if (c->paused)
         request_next(c);

@@ -63,9 +63,9 @@ static void on_write(uv_write_t *req, int status)
         bl_conn_close(c);
         return;
     }
-    if (c->writes_pending == 0 && c->close_after_write)
+    if (c->writes_pending == 0 && bl_conn_is_ending(c))
         bl_conn_end_after_writes(c);
-    else if (c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER &&
+    else if (!bl_conn_output_over(c, OUTPUT_FOR_RESUME) &&
              !(c->proto->on_drain != NULL && c->proto->on_drain(c)) && !c->reading)
         bl_conn_update_reading(c); /* the client caught up: read it again */
 }
@@ -91,7 +91,7 @@ size_t bl_bufs_split(const uv_buf_t *in, size_t nin, uv_buf_t *out, size_t cap, 
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted)
 {
-    if (c->closing || c->lingering) {
+    if (bl_conn_is_shut(c)) {
         write_drop(ev, mem, accounted);
         return -1;
     }
@@ -205,7 +205,7 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
 {
     (void)s;
     bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
-    if (c == NULL || c->closing || c->lingering) {
+    if (c == NULL || bl_conn_is_shut(c)) {
         bl_conn_event_drop(ev); /* the connection is gone or going: nothing more is written */
         return;
     }

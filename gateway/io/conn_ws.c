@@ -29,7 +29,7 @@ static void ws_schedule(bl_conn_t *c)
 {
     const bl_config_t *cfg = c->server->cfg;
     uint64_t next = UINT64_MAX;
-    if (c->closing || c->lingering)
+    if (bl_conn_is_shut(c))
         return;
 #define NEAREST(t)                                                                                 \
     do {                                                                                           \
@@ -76,7 +76,7 @@ static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
     } else if (ev != NULL) {
         bl_conn_event_drop(ev); /* nothing left the session (it was closing) */
     }
-    if (!c->closing && !c->lingering && bl_ws_done(c->ws))
+    if (!bl_conn_is_shut(c) && bl_ws_done(c->ws))
         bl_conn_end_after_writes(c);
 }
 
@@ -121,7 +121,7 @@ static void ws_fault_close(bl_conn_t *c)
     }
     ws_failed(c);
     ws_flush(c, 0, NULL);
-    if (!c->closing)
+    if (!bl_conn_is_closing(c))
         ws_schedule(c);
 }
 
@@ -265,7 +265,7 @@ static void ws_feed(bl_conn_t *c, const char *data, size_t len)
         c->ws_fault_since = now_ms(c);
     }
     ws_flush(c, 0, NULL);
-    if (!c->closing)
+    if (!bl_conn_is_closing(c))
         ws_schedule(c);
 }
 
@@ -295,7 +295,7 @@ static size_t read_size(bl_conn_t *c, size_t max)
 static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !c->closing && !c->lingering &&
+    while (off < len && !bl_conn_is_shut(c) &&
            !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
         size_t n = read_size(c, len - off);
         if (c->ws_deflate && n > WS_DEFLATE_SLICE)
@@ -316,7 +316,7 @@ static void ws_replay(bl_conn_t *c)
     c->rbuf = NULL;
     c->rlen = 0;
     size_t off = ws_feed_bounded(c, data, len);
-    if (off < len && !c->closing && !c->lingering) {
+    if (off < len && !bl_conn_is_shut(c)) {
         memmove(data, data + off, len - off);
         c->rbuf = data;
         c->rlen = len - off;
@@ -330,8 +330,7 @@ static int on_read(bl_conn_t *c, const char *data, size_t len)
     if (c->ws == NULL)
         return bl_conn_http_read(c, data, len); /* before the 101 */
     size_t used = ws_feed_bounded(c, data, len);
-    if (used < len && !c->closing && !c->lingering &&
-        bl_conn_input_keep(c, data + used, len - used) != 0)
+    if (used < len && !bl_conn_is_shut(c) && bl_conn_input_keep(c, data + used, len - used) != 0)
         return -1;
     return 0;
 }
@@ -422,8 +421,7 @@ static void ws_send(bl_conn_t *c, bl_event_t *ev)
     ws_flush(c, len, ev);
     /* A held fault: once the app has taken every message before it, this is
      * its reply (its CONSUMED came first, down events keep their order). */
-    if (!c->closing && !c->lingering && c->ws_fault_since != 0 && c->ex != NULL &&
-        c->ex->body_inflight == 0)
+    if (!bl_conn_is_shut(c) && c->ws_fault_since != 0 && c->ex != NULL && c->ex->body_inflight == 0)
         ws_fault_close(c);
 }
 
@@ -583,7 +581,7 @@ size_t bl_conn_ws_sweep(bl_server_t *s)
 {
     size_t slept = 0;
     for (bl_conn_t *c = s->conns; c != NULL; c = c->next) {
-        if (c->ws != NULL && c->ws_phase == WS_OPEN && !c->closing && !c->lingering &&
+        if (c->ws != NULL && c->ws_phase == WS_OPEN && !bl_conn_is_shut(c) &&
             !bl_ws_sleeping(c->ws) && bl_ws_sleep_if_idle(c->ws))
             slept++;
     }
