@@ -20,10 +20,19 @@
 
 /* ---- timers ---------------------------------------------------------- */
 
-/* One uv_timer_t per connection serves three clocks: the deadline of
- * timer_kind (one at a time), --send-timeout's watch over a write backlog,
- * and --body-timeout's over a request body (each may run beside a -t
- * response deadline). It is armed for whichever falls due first. */
+/* A connection's deadlines, each with its own due time (deadline_due) and
+ * its own handler (on_timer): the protocol's (timer_kind: header, idle,
+ * response, linger or WebSocket, one at a time), --send-timeout's watch over
+ * a write backlog, --body-timeout's over a request body, and the look for a
+ * client leaving while it is not read. One uv_timer_t is armed by
+ * timer_arm, and only there, for whichever falls due first. */
+typedef enum {
+    DEADLINE_SEND,
+    DEADLINE_BODY,
+    DEADLINE_HUP,
+    DEADLINE_KIND,
+    DEADLINE_COUNT,
+} deadline_t;
 
 static void on_timer(uv_timer_t *t);
 
@@ -37,19 +46,34 @@ static uint64_t body_timeout_ms(bl_conn_t *c)
     return (uint64_t)(c->server->cfg->body_timeout * 1000);
 }
 
+/* Loop time deadline d falls due; UINT64_MAX when it is not armed. */
+static uint64_t deadline_due(bl_conn_t *c, deadline_t d)
+{
+    switch (d) {
+    case DEADLINE_SEND:
+        return c->send_watched ? c->send_due : UINT64_MAX;
+    case DEADLINE_BODY: /* progress is noted lazily: the due time follows body_since */
+        return c->body_watched ? c->body_since + body_timeout_ms(c) : UINT64_MAX;
+    case DEADLINE_HUP:
+        return c->hup_watched ? c->hup_due : UINT64_MAX;
+    case DEADLINE_KIND:
+        return c->timer_kind != TIMER_NONE ? c->timer_due : UINT64_MAX;
+    case DEADLINE_COUNT:
+        break;
+    }
+    return UINT64_MAX;
+}
+
 static void timer_arm(bl_conn_t *c)
 {
     if (bl_conn_is_closing(c))
         return;
     uint64_t due = UINT64_MAX;
-    if (c->timer_kind != TIMER_NONE)
-        due = c->timer_due;
-    if (c->send_watched && c->send_due < due)
-        due = c->send_due;
-    if (c->body_watched && c->body_since + body_timeout_ms(c) < due)
-        due = c->body_since + body_timeout_ms(c);
-    if (c->hup_watched && c->hup_due < due)
-        due = c->hup_due;
+    for (deadline_t d = 0; d < DEADLINE_COUNT; d++) {
+        uint64_t at = deadline_due(c, d);
+        if (at < due)
+            due = at;
+    }
     if (due == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -187,28 +211,26 @@ static void on_timer(uv_timer_t *t)
 {
     bl_conn_t *c = t->data;
     uint64_t now = loop_now(c);
-    if (c->send_watched && now >= c->send_due && send_check(c, now))
+    if (now >= deadline_due(c, DEADLINE_SEND) && send_check(c, now))
         return;
-    if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
+    if (now >= deadline_due(c, DEADLINE_BODY) && body_check(c, now))
         return;
-    if (c->hup_watched && (bl_conn_is_ending(c))) {
+    if (c->hup_watched && bl_conn_is_ending(c)) {
         c->hup_watched = false; /* ending: reads (linger) or writes decide now */
-    } else if (c->hup_watched && now >= c->hup_due) {
+    } else if (now >= deadline_due(c, DEADLINE_HUP)) {
         if (hup_check(c))
             return;
         c->hup_due = now + BL_HUP_CHECK_MS;
     }
-    if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
-        timer_arm(c); /* only the send watch was due */
-        return;
+    if (now >= deadline_due(c, DEADLINE_KIND)) {
+        timer_kind_t kind = c->timer_kind;
+        c->timer_kind = TIMER_NONE;
+        if (kind == TIMER_LINGER)
+            bl_conn_close(c);
+        else
+            c->proto->on_timer(c, kind);
     }
-    timer_kind_t kind = c->timer_kind;
-    c->timer_kind = TIMER_NONE;
-    if (kind == TIMER_LINGER)
-        bl_conn_close(c);
-    else
-        c->proto->on_timer(c, kind);
-    timer_arm(c); /* the send watch may still need it */
+    timer_arm(c); /* the others may still need it */
 }
 
 /* ---- closing --------------------------------------------------------- */
@@ -352,6 +374,11 @@ bool bl_conn_output_over(const bl_conn_t *c, output_use_t use)
 
 /* ---- reading ---------------------------------------------------------- */
 
+bool bl_conn_readahead_full(const bl_conn_t *c)
+{
+    return c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+}
+
 uint64_t bl_conn_readahead_room(bl_conn_t *c)
 {
     uint64_t inflight = c->ex->body_inflight;
@@ -371,6 +398,7 @@ static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void input_end(bl_conn_t *c, ssize_t err)
 {
     if (c->proto->on_input_end != NULL && c->proto->on_input_end(c, err)) {
+        /* A half-close the protocol lets run (a response still going out). */
         uv_read_stop(&c->h.stream);
         c->reading = false;
         c->input_ended = true;
@@ -459,7 +487,7 @@ void bl_conn_update_reading(bl_conn_t *c)
         kept_waits = c->proto->replay_kept(c);
     if (bl_conn_is_ending(c))
         return;
-    c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+    c->body_blocked = bl_conn_readahead_full(c);
     /* While paused for a response, input is still read (into rbuf, bounded):
      * stopping and restarting per request would cost two epoll_ctl calls. */
     bool want = !c->body_blocked && !bl_conn_output_over(c, OUTPUT_FOR_READING) &&

@@ -221,6 +221,9 @@ int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len);
 /* The one owner of the output-limit policy: whether c's unwritten output
  * (libuv's write queue) is over the limit for use. */
 bool bl_conn_output_over(const bl_conn_t *c, output_use_t use);
+/* The app's read-ahead (events it has not taken) is over BL_BODY_HIGH_WATER:
+ * nothing more is read or fed for it. */
+bool bl_conn_readahead_full(const bl_conn_t *c);
 /* Read-ahead room left for c's exchange under BL_BODY_HIGH_WATER. */
 uint64_t bl_conn_readahead_room(bl_conn_t *c);
 

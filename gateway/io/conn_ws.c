@@ -295,8 +295,7 @@ static size_t read_size(bl_conn_t *c, size_t max)
 static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !bl_conn_is_shut(c) &&
-           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
+    while (off < len && !bl_conn_is_shut(c) && !bl_conn_readahead_full(c)) {
         size_t n = read_size(c, len - off);
         if (c->ws_deflate && n > WS_DEFLATE_SLICE)
             n = WS_DEFLATE_SLICE;
