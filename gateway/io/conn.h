@@ -248,6 +248,7 @@ void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len);
 int bl_conn_http_read(bl_conn_t *c, const char *data, size_t len);
 bool bl_conn_http_input_may_complete(bl_conn_t *c, int unread);
 void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind);
+bool bl_conn_http_drain(bl_conn_t *c);
 void bl_conn_http_free(bl_conn_t *c);
 void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
 void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);

@@ -560,7 +560,7 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
 }
 
 /* A client that pipelines but did not read caught up: its next request. */
-static bool on_drain(bl_conn_t *c)
+bool bl_conn_http_drain(bl_conn_t *c)
 {
     if (!c->next_waiting)
         return false;
@@ -581,6 +581,6 @@ const bl_conn_proto_t bl_conn_http_proto = {
     .input_may_complete = bl_conn_http_input_may_complete,
     .on_event = on_event,
     .on_timer = bl_conn_http_timer,
-    .on_drain = on_drain,
+    .on_drain = bl_conn_http_drain,
     .free = bl_conn_http_free,
 };

@@ -594,6 +594,7 @@ const bl_conn_proto_t bl_conn_ws_proto = {
     .input_may_complete = input_may_complete,
     .on_event = on_event,
     .on_timer = on_timer,
+    .on_drain = bl_conn_http_drain, /* a refusal's HTTP response */
     .on_shutdown = on_shutdown,
     .on_close = on_closing,
     .on_upgrade = on_upgrade,
