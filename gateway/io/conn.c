@@ -1,6 +1,7 @@
 /* One client connection on the I/O thread: accept, read, the deadlines and
- * the send-timeout watch, close and linger. The request cycle is in
- * conn_http.c, writing in conn_write.c, WebSockets in conn_ws.c. */
+ * the send-timeout watch, close and linger. It knows no protocol: HTTP
+ * (conn_http.c) and WebSocket (conn_ws.c) plug in through c->proto, and
+ * writing (conn_write.c) sits on top of this file. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
@@ -19,10 +20,19 @@
 
 /* ---- timers ---------------------------------------------------------- */
 
-/* One uv_timer_t per connection serves three clocks: the deadline of
- * timer_kind (one at a time), --send-timeout's watch over a write backlog,
- * and --body-timeout's over a request body (each may run beside a -t
- * response deadline). It is armed for whichever falls due first. */
+/* A connection's deadlines, each with its own due time (deadline_due) and
+ * its own handler (on_timer): the protocol's (timer_kind: header, idle,
+ * response, linger or WebSocket, one at a time), --send-timeout's watch over
+ * a write backlog, --body-timeout's over a request body, and the look for a
+ * client leaving while it is not read. One uv_timer_t is armed by
+ * timer_arm, and only there, for whichever falls due first. */
+typedef enum {
+    DEADLINE_SEND,
+    DEADLINE_BODY,
+    DEADLINE_HUP,
+    DEADLINE_KIND,
+    DEADLINE_COUNT,
+} deadline_t;
 
 static void on_timer(uv_timer_t *t);
 
@@ -36,19 +46,34 @@ static uint64_t body_timeout_ms(bl_conn_t *c)
     return (uint64_t)(c->server->cfg->body_timeout * 1000);
 }
 
+/* Loop time deadline d falls due; UINT64_MAX when it is not armed. */
+static uint64_t deadline_due(bl_conn_t *c, deadline_t d)
+{
+    switch (d) {
+    case DEADLINE_SEND:
+        return c->send_watched ? c->send_due : UINT64_MAX;
+    case DEADLINE_BODY: /* progress is noted lazily: the due time follows body_since */
+        return c->body_watched ? c->body_since + body_timeout_ms(c) : UINT64_MAX;
+    case DEADLINE_HUP:
+        return c->hup_watched ? c->hup_due : UINT64_MAX;
+    case DEADLINE_KIND:
+        return c->timer_kind != TIMER_NONE ? c->timer_due : UINT64_MAX;
+    case DEADLINE_COUNT:
+        break;
+    }
+    return UINT64_MAX;
+}
+
 static void timer_arm(bl_conn_t *c)
 {
-    if (c->closing)
+    if (bl_conn_is_closing(c))
         return;
     uint64_t due = UINT64_MAX;
-    if (c->timer_kind != TIMER_NONE)
-        due = c->timer_due;
-    if (c->send_watched && c->send_due < due)
-        due = c->send_due;
-    if (c->body_watched && c->body_since + body_timeout_ms(c) < due)
-        due = c->body_since + body_timeout_ms(c);
-    if (c->hup_watched && c->hup_due < due)
-        due = c->hup_due;
+    for (deadline_t d = 0; d < DEADLINE_COUNT; d++) {
+        uint64_t at = deadline_due(c, d);
+        if (at < due)
+            due = at;
+    }
     if (due == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -72,7 +97,7 @@ void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
  * connection was ended. */
 static bool body_check(bl_conn_t *c, uint64_t now)
 {
-    if (c->lingering || c->close_after_write) {
+    if (bl_conn_is_ending(c)) {
         c->body_watched = false; /* ending anyway */
         return false;
     }
@@ -84,19 +109,7 @@ static bool body_check(bl_conn_t *c, uint64_t now)
     if (waiting || now - c->body_since < body_timeout_ms(c))
         return false;
     c->body_watched = false;
-    const char *who = c->log_host[0] ? c->log_host : c->client_host;
-    BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
-            who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
-            c->server->cfg->body_timeout, c->resp_started ? "connection closed" : "408");
-    if (!c->resp_started) {
-        bl_conn_detach(c, true); /* the app hears http.disconnect */
-        bl_conn_fail(c, 408);
-    } else if (!c->resp_done) {
-        bl_conn_close(c); /* the response is cut; the app hears of it */
-    } else {
-        c->keep_alive = false; /* an unread body being dropped: end after our writes */
-        bl_conn_finish(c);
-    }
+    c->proto->on_timer(c, TIMER_BODY);
     return true;
 }
 
@@ -198,49 +211,26 @@ static void on_timer(uv_timer_t *t)
 {
     bl_conn_t *c = t->data;
     uint64_t now = loop_now(c);
-    if (c->send_watched && now >= c->send_due && send_check(c, now))
+    if (now >= deadline_due(c, DEADLINE_SEND) && send_check(c, now))
         return;
-    if (c->body_watched && now >= c->body_since + body_timeout_ms(c) && body_check(c, now))
+    if (now >= deadline_due(c, DEADLINE_BODY) && body_check(c, now))
         return;
-    if (c->hup_watched && (c->lingering || c->close_after_write)) {
+    if (c->hup_watched && bl_conn_is_ending(c)) {
         c->hup_watched = false; /* ending: reads (linger) or writes decide now */
-    } else if (c->hup_watched && now >= c->hup_due) {
+    } else if (now >= deadline_due(c, DEADLINE_HUP)) {
         if (hup_check(c))
             return;
         c->hup_due = now + BL_HUP_CHECK_MS;
     }
-    if (c->timer_kind == TIMER_NONE || now < c->timer_due) {
-        timer_arm(c); /* only the send watch was due */
-        return;
-    }
-    timer_kind_t kind = c->timer_kind;
-    c->timer_kind = TIMER_NONE;
-    switch (kind) {
-    case TIMER_RESPONSE:
-        if (!c->resp_started) {
-            BL_WARN("application did not start a response within %gs: 503",
-                    c->server->cfg->http_timeout);
-            bl_conn_detach(c, true);
-            bl_conn_fail(c, 503);
-        }
-        break;
-    case TIMER_HEADER:
-        if (bl_http_parser_idle(&c->parser) && c->rlen == 0)
+    if (now >= deadline_due(c, DEADLINE_KIND)) {
+        timer_kind_t kind = c->timer_kind;
+        c->timer_kind = TIMER_NONE;
+        if (kind == TIMER_LINGER)
             bl_conn_close(c);
         else
-            bl_conn_fail(c, 408);
-        break;
-    case TIMER_IDLE:
-    case TIMER_LINGER:
-        bl_conn_close(c);
-        break;
-    case TIMER_WS:
-        bl_conn_ws_timer(c);
-        break;
-    case TIMER_NONE:
-        break;
+            c->proto->on_timer(c, kind);
     }
-    timer_arm(c); /* the send watch may still need it */
+    timer_arm(c); /* the others may still need it */
 }
 
 /* ---- closing --------------------------------------------------------- */
@@ -272,13 +262,12 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
-    bl_conn_ws_free(c);
-    bl_http_parser_free(&c->parser);
+    c->proto->free(c);
     free(c->rbuf);
     free(c->body);
     free(c->log_path);
     free(c);
-    bl_server_conn_gone(s);
+    s->on_conn_gone(s);
 }
 
 /* A connection that is ending no longer counts for --limit-concurrency. */
@@ -294,15 +283,12 @@ static void conn_inactive(bl_conn_t *c)
  * holds for the client, rather than a FIN behind it. */
 static void conn_close(bl_conn_t *c, bool reset)
 {
-    if (c->closing)
+    if (bl_conn_is_closing(c))
         return;
-    c->closing = true;
+    c->phase = CONN_CLOSING;
     conn_inactive(c);
-    /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
-     * socket closed after its WSREJECT. */
-    if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
-        c->ws_phase == WS_REFUSED)
-        bl_conn_access_log(c, "WSDISCONNECT");
+    if (c->proto->on_close != NULL)
+        c->proto->on_close(c);
     bl_conn_detach(c, !c->resp_done);
     if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
         uv_close(&c->h.handle, on_handle_closed);
@@ -339,7 +325,7 @@ static void linger_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     bl_conn_t *c = req->data;
-    if (status < 0 || c->closing) {
+    if (status < 0 || bl_conn_is_closing(c)) {
         bl_conn_close(c);
         return;
     }
@@ -348,18 +334,17 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         bl_conn_close(c);
 }
 
-/* Ends the connection once every write is done: FIN, then linger. */
-void bl_conn_finish(bl_conn_t *c)
+void bl_conn_end_after_writes(bl_conn_t *c)
 {
-    if (c->closing || c->lingering)
+    if (bl_conn_is_shut(c))
         return;
     if (c->writes_pending > 0) {
-        c->close_after_write = true;
+        c->phase = CONN_ENDING;
         uv_read_stop(&c->h.stream);
         c->reading = false;
         return;
     }
-    c->lingering = true;
+    c->phase = CONN_LINGERING;
     conn_inactive(c);
     bl_conn_detach(c, !c->resp_done);
     bl_conn_timer_set(c, TIMER_LINGER, 2.0);
@@ -368,24 +353,36 @@ void bl_conn_finish(bl_conn_t *c)
         bl_conn_close(c);
 }
 
+/* ---- output limits ---------------------------------------------------- */
+
+bool bl_conn_output_over(const bl_conn_t *c, output_use_t use)
+{
+    size_t backlog = c->h.stream.write_queue_size;
+    switch (use) {
+    case OUTPUT_FOR_READING:
+        /* A client that does not read what we write (answers to its pings,
+         * say) is not read either until it catches up: stopped above
+         * BL_OUTPUT_HIGH_WATER, resumed at BL_WRITE_LOW_WATER. */
+        return backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
+    case OUTPUT_FOR_NEXT:
+        return backlog > BL_WRITE_HIGH_WATER; /* a client that pipelines but does not read */
+    case OUTPUT_FOR_RESUME:
+        return backlog > BL_WRITE_LOW_WATER;
+    }
+    return false;
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
-/* Bytes to read now: no more than can fit under the read-ahead bound
- * (BL_BODY_HIGH_WATER) as events, so that the bound holds in heap bytes
- * after any read. An empty WebSocket message is a 6-byte frame but a whole
- * event; a body read is one event. */
-static size_t read_size(bl_conn_t *c, size_t max)
+bool bl_conn_readahead_full(const bl_conn_t *c)
 {
-    if (c->ex == NULL || (c->ws == NULL && c->ws_phase != WS_NONE))
-        return max; /* nothing is queued for an app from this read */
+    return c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+}
+
+uint64_t bl_conn_readahead_room(bl_conn_t *c)
+{
     uint64_t inflight = c->ex->body_inflight;
-    uint64_t room = inflight < BL_BODY_HIGH_WATER ? BL_BODY_HIGH_WATER - inflight : 0;
-    size_t event = bl_alloc_cost(sizeof(bl_event_t));
-    uint64_t n = c->ws != NULL ? room / event * 6 /* the smallest client frame */
-                               : (room > event ? room - event : 0);
-    if (n < 1024)
-        n = 1024; /* progress: the app takes at least one message of it */
-    return n < max ? (size_t)n : max;
+    return inflight < BL_BODY_HIGH_WATER ? BL_BODY_HIGH_WATER - inflight : 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
@@ -394,18 +391,16 @@ static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
     static char shared[65536];
     bl_conn_t *c = h->data;
     (void)size;
-    *buf = uv_buf_init(shared, (unsigned)read_size(c, sizeof(shared)));
+    *buf = uv_buf_init(shared, (unsigned)c->proto->read_size(c, sizeof(shared)));
 }
 
 /* The client's input ended: UV_EOF (its FIN), or an error (its RST). */
 static void input_end(bl_conn_t *c, ssize_t err)
 {
-    if (c->ws_phase == WS_NONE && c->ex != NULL && c->resp_started && !c->resp_done &&
-        c->message_complete && err == UV_EOF) {
-        /* Half-close after a full request: let the response finish. */
+    if (c->proto->on_input_end != NULL && c->proto->on_input_end(c, err)) {
+        /* A half-close the protocol lets run (a response still going out). */
         uv_read_stop(&c->h.stream);
         c->reading = false;
-        c->keep_alive = false;
         c->input_ended = true;
         c->hup_watched = false;
         return;
@@ -419,15 +414,9 @@ static bool input_may_complete(bl_conn_t *c)
 {
     int unread = 0;
     uv_os_fd_t fd;
-    if (c->ws_phase != WS_NONE && c->ws_phase != WS_REFUSED)
-        return false; /* a WebSocket client that half-closes is gone */
     if (uv_fileno(&c->h.handle, &fd) != 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0)
         return false; /* nothing left: nothing more can come */
-    const llhttp_t *llh = &c->parser.llh;
-    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
-        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
-        return false; /* too few bytes left to end the body */
-    return true;
+    return c->proto->input_may_complete(c, unread);
 }
 
 /* A connection that is not read would not see its client leave: look at the
@@ -451,9 +440,7 @@ static bool hup_check(bl_conn_t *c)
     return true;
 }
 
-/* Appends input to rbuf, to be parsed or fed later. Closes the connection
- * when memory runs out (returns -ENOMEM). */
-static int keep_input(bl_conn_t *c, const char *data, size_t len)
+int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len)
 {
     char *keep = realloc(c->rbuf, c->rlen + len);
     if (keep == NULL) {
@@ -466,28 +453,6 @@ static int keep_input(bl_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
-/* With permessage-deflate a few bytes may inflate to a thousand times as
- * many: such input is fed a slice at a time, so the read-ahead bound is
- * overshot by one slice's worth (plus the message it completes), not by a
- * whole read's. */
-#define WS_DEFLATE_SLICE 1024
-
-/* Feeds WebSocket input while the app's read-ahead has room. Returns how
- * much was fed; the caller keeps the rest. */
-static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
-{
-    size_t off = 0;
-    while (off < len && !c->closing && !c->lingering &&
-           !(c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER)) {
-        size_t n = read_size(c, len - off);
-        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
-            n = WS_DEFLATE_SLICE;
-        bl_conn_ws_read(c, data + off, n);
-        off += n;
-    }
-    return off;
-}
-
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     bl_conn_t *c = stream->data;
@@ -495,24 +460,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         input_end(c, nread);
         return;
     }
-    if (nread > 0 && c->ws != NULL) {
-        size_t used = ws_feed_bounded(c, buf->base, (size_t)nread);
-        if (used < (size_t)nread && !c->closing && !c->lingering &&
-            keep_input(c, buf->base + used, (size_t)nread - used) != 0)
-            return;
-    } else if (nread > 0) {
-        /* Reading stops when paused, but a read may already be under way. */
-        if (c->paused && keep_input(c, buf->base, (size_t)nread) != 0)
-            return;
-        if (!c->paused)
-            bl_conn_process(c, buf->base, (size_t)nread);
-    }
-    bl_server_queue_check(c->server);
-    if (!c->closing)
+    if (nread > 0 && c->proto->on_read(c, buf->base, (size_t)nread) != 0)
+        return;
+    c->server->on_input_queued(c->server);
+    if (!bl_conn_is_closing(c))
         bl_conn_update_reading(c);
 }
 
-/* Reads only when the parser can use more input and the app keeps up. */
 void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len))
 {
     if (c->rlen == 0)
@@ -525,41 +479,19 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     free(data);
 }
 
-/* Kept input: frames a client sent before the 101, or the part of a read
- * the read-ahead bound did not let in. Fed as reads would be; the rest waits
- * for the app. */
-static void ws_replay_kept(bl_conn_t *c)
-{
-    char *data = c->rbuf;
-    size_t len = c->rlen;
-    c->rbuf = NULL;
-    c->rlen = 0;
-    size_t off = ws_feed_bounded(c, data, len);
-    if (off < len && !c->closing && !c->lingering) {
-        memmove(data, data + off, len - off);
-        c->rbuf = data;
-        c->rlen = len - off;
-        return;
-    }
-    free(data);
-}
-
+/* Reads only when the protocol can use more input and the app keeps up. */
 void bl_conn_update_reading(bl_conn_t *c)
 {
-    if (c->ws != NULL && c->rlen > 0 && !c->closing && !c->lingering)
-        ws_replay_kept(c);
-    if (c->closing || c->lingering || c->close_after_write)
+    bool kept_waits = false; /* kept input goes first */
+    if (c->proto->replay_kept != NULL && !bl_conn_is_shut(c))
+        kept_waits = c->proto->replay_kept(c);
+    if (bl_conn_is_ending(c))
         return;
-    c->body_blocked = c->ex != NULL && c->ex->body_inflight > BL_BODY_HIGH_WATER;
+    c->body_blocked = bl_conn_readahead_full(c);
     /* While paused for a response, input is still read (into rbuf, bounded):
-     * stopping and restarting per request would cost two epoll_ctl calls.
-     * A client that does not read what we write (answers to its pings, say)
-     * is not read either until it catches up. */
-    size_t backlog = c->h.stream.write_queue_size;
-    bool out_blocked =
-        backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
-    bool want = !c->body_blocked && !out_blocked && c->rlen < 65536 && !c->server->up_held &&
-                !(c->ws != NULL && c->rlen > 0); /* kept frames go first */
+     * stopping and restarting per request would cost two epoll_ctl calls. */
+    bool want = !c->body_blocked && !bl_conn_output_over(c, OUTPUT_FOR_READING) &&
+                c->rlen < 65536 && !c->server->up_held && !kept_waits;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;
@@ -613,6 +545,7 @@ int bl_conn_accept(bl_listener_t *l)
         return UV_ENOMEM;
     c->server = s;
     c->listener = l;
+    c->proto = s->conn_proto; /* its free runs even when accepting fails */
     c->client_port = c->server_port = -1;
     if (l->is_unix)
         uv_pipe_init(&s->loop, &c->h.pipe, 0);
@@ -628,9 +561,7 @@ int bl_conn_accept(bl_listener_t *l)
     s->conns = c;
     s->nconns++;
     if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
-        c->closing = true;
-        uv_close(&c->h.handle, on_handle_closed);
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        bl_conn_close(c);
         return err;
     }
     if (l->is_unix) {
@@ -645,10 +576,9 @@ int bl_conn_accept(bl_listener_t *l)
         if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
             addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
     }
-    bl_http_parser_init(&c->parser, &bl_conn_http_handler, &s->limits, c);
+    c->proto->on_open(c);
     c->active = true;
     s->nactive++;
-    bl_conn_timer_set(c, TIMER_HEADER, s->cfg->header_timeout);
     bl_conn_update_reading(c);
     uv_fileno(&c->h.handle, &fd);
     return fd;
@@ -661,9 +591,9 @@ void bl_conn_drain_all(bl_server_t *s, bool force)
         bl_conn_t *next = c->next;
         if (force)
             bl_conn_close(c);
-        else if (c->ws_phase == WS_OPEN)
-            bl_conn_ws_going_away(c);
-        else if (c->ex == NULL && !c->closing && !c->lingering && c->writes_pending == 0)
+        else if (c->proto->on_shutdown != NULL && c->proto->on_shutdown(c))
+            ; /* the protocol ends it (a WebSocket's close handshake) */
+        else if (c->ex == NULL && !bl_conn_is_shut(c) && c->writes_pending == 0)
             bl_conn_close(c); /* idle keep-alive: nothing in flight */
         c = next;
     }

@@ -25,6 +25,7 @@ typedef enum {
     TIMER_RESPONSE, /* -t: the app must start a response */
     TIMER_LINGER,   /* after our FIN, wait a little for the client's */
     TIMER_WS,       /* WebSocket deadlines: connect, ping, age, closing */
+    TIMER_BODY,     /* --body-timeout: not a timer_kind, the protocol's turn to act */
 } timer_kind_t;
 
 typedef enum {
@@ -34,6 +35,53 @@ typedef enum {
     WS_CLOSING, /* we sent a close frame: waiting for the client's */
     WS_REFUSED, /* answered over HTTP */
 } ws_phase_t;
+
+/* How a connection ends. The phase only moves forward, and only through
+ * bl_conn_end_after_writes (ENDING, LINGERING) and bl_conn_close (CLOSING). */
+typedef enum {
+    CONN_OPEN,
+    CONN_ENDING,    /* ends once its writes are done: reading stopped */
+    CONN_LINGERING, /* our FIN sent: input read and dropped until the client's */
+    CONN_CLOSING,   /* uv_close called: memory is freed in the close callbacks */
+} conn_phase_t;
+
+/* The protocol spoken on a connection, h2o style: conn.c calls it through this
+ * table and knows neither HTTP nor WebSocket. An upgrade swaps c->proto. NULL
+ * entries do nothing (or the default said). */
+typedef struct bl_conn_proto_s {
+    /* A connection was accepted: its first deadline, its parser. */
+    void (*on_open)(bl_conn_t *c);
+    /* Bytes read (nread > 0). Returns nonzero when the connection was closed. */
+    int (*on_read)(bl_conn_t *c, const char *data, size_t len);
+    /* How many bytes to read now, at most max (the read-ahead bound). */
+    size_t (*read_size)(bl_conn_t *c, size_t max);
+    /* Before deciding to read: feeds input kept in rbuf; returns true while
+     * some still waits (nothing more is read until it is fed). */
+    bool (*replay_kept)(bl_conn_t *c);
+    /* The client's input ended (UV_EOF or an error); returns true when the
+     * protocol lets the connection go on half-closed (default: close). */
+    bool (*on_input_end)(bl_conn_t *c, ssize_t err);
+    /* The client half-closed with unread bytes (FIONREAD): whether they may
+     * still complete a request. */
+    bool (*input_may_complete)(bl_conn_t *c, int unread);
+    /* A down event from Python (not CONSUMED: conn.c takes those). Takes ev. */
+    void (*on_event)(bl_conn_t *c, bl_event_t *ev);
+    /* The deadline of kind fell due (TIMER_LINGER excepted: conn.c's). */
+    void (*on_timer)(bl_conn_t *c, timer_kind_t kind);
+    /* The write backlog fell to the low-water mark; returns true when the
+     * protocol went on (else reading resumes). */
+    bool (*on_drain)(bl_conn_t *c);
+    /* Shutdown without force: returns true when the protocol ends c itself. */
+    bool (*on_shutdown)(bl_conn_t *c);
+    /* The connection is closing (before its exchange is dropped). */
+    void (*on_close)(bl_conn_t *c);
+    /* An upgrade request's head (only the upgrade protocol has one): 0 when
+     * it takes the connection (and sets c->proto), else the HTTP status to
+     * refuse with. */
+    int (*on_upgrade)(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex);
+    /* Frees the protocol's state, from the close callback. */
+    void (*free)(bl_conn_t *c);
+} bl_conn_proto_t;
 
 struct bl_conn_s {
     union {
@@ -46,6 +94,7 @@ struct bl_conn_s {
     uv_shutdown_t shutdown_req;
     bl_server_t *server;
     bl_listener_t *listener;
+    const bl_conn_proto_t *proto;
     bl_conn_t *prev, *next;
     bl_http_parser_t parser;
     bl_exchange_t *ex; /* the request being served (a reference) */
@@ -85,17 +134,15 @@ struct bl_conn_s {
     bool expect_continue;
     bool continue_sent;
     /* connection state */
-    bool paused;       /* the parser stopped after a message: wait for the response */
-    bool body_blocked; /* too much unconsumed body: reading stopped */
+    conn_phase_t phase; /* see the predicates below */
+    bool paused;        /* the parser stopped after a message: wait for the response */
+    bool body_blocked;  /* too much unconsumed body: reading stopped */
     bool reading;
-    bool closing;
-    bool lingering;
     bool send_watched; /* a write backlog is watched (send_*) */
     bool hup_watched;  /* not read: the socket is watched for the client leaving */
     bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
     uint64_t hup_due;  /* loop time of the next look */
     size_t writes_pending;
-    bool close_after_write;
     char client_host[64];
     int client_port;
     char log_host[72]; /* the access log's client: "host:port" after proxy headers, "" none */
@@ -127,16 +174,33 @@ typedef struct {
     char prefix[24];
 } write_req_t;
 
-/* conn_ws.c, for conn.c */
-/* An upgrade head: 0 to serve it as a WebSocket, else the HTTP status to refuse with. */
-int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex);
-void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len);
-/* Takes ev. */
-void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev);
-void bl_conn_ws_timer(bl_conn_t *c);
-void bl_conn_ws_free(bl_conn_t *c);
-/* Shutdown: close with 1001 (going away). */
-void bl_conn_ws_going_away(bl_conn_t *c);
+/* uv_close was called: no libuv call on the handles any more. */
+static inline bool bl_conn_is_closing(const bl_conn_t *c)
+{
+    return c->phase == CONN_CLOSING;
+}
+
+/* Lingering or closing: nothing more is parsed, fed or written. */
+static inline bool bl_conn_is_shut(const bl_conn_t *c)
+{
+    return c->phase >= CONN_LINGERING;
+}
+
+/* Ending (or shut): no new request, no new reading or deadline. */
+static inline bool bl_conn_is_ending(const bl_conn_t *c)
+{
+    return c->phase >= CONN_ENDING;
+}
+
+/* What a connection's unwritten output is weighed for (bl_conn_output_over). */
+typedef enum {
+    OUTPUT_FOR_READING, /* reading more input (a client that does not read is not read) */
+    OUTPUT_FOR_NEXT,    /* starting a pipelined request's work */
+    OUTPUT_FOR_RESUME,  /* a write completed: has the client caught up? */
+} output_use_t;
+
+/* conn_ws.c: the WebSocket protocol, from the upgrade request on. */
+extern const bl_conn_proto_t bl_conn_ws_proto;
 
 /* conn.c */
 void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds);
@@ -147,10 +211,21 @@ uint64_t bl_conn_acked(bl_conn_t *c);
 void bl_conn_send_watch(bl_conn_t *c);
 /* Drops c's reference to its exchange; tell_app: post a disconnect to it. */
 void bl_conn_detach(bl_conn_t *c, bool tell_app);
-void bl_conn_finish(bl_conn_t *c);
+/* Ends the connection once every write is done: FIN, then linger. */
+void bl_conn_end_after_writes(bl_conn_t *c);
 void bl_conn_update_reading(bl_conn_t *c);
 /* Hands the input kept in rbuf to fn, rbuf emptied first (fn may keep more). */
 void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data, size_t len));
+/* Appends input to rbuf; closes the connection when memory runs out (-ENOMEM). */
+int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len);
+/* The one owner of the output-limit policy: whether c's unwritten output
+ * (libuv's write queue) is over the limit for use. */
+bool bl_conn_output_over(const bl_conn_t *c, output_use_t use);
+/* The app's read-ahead (events it has not taken) is over BL_BODY_HIGH_WATER:
+ * nothing more is read or fed for it. */
+bool bl_conn_readahead_full(const bl_conn_t *c);
+/* Read-ahead room left for c's exchange under BL_BODY_HIGH_WATER. */
+uint64_t bl_conn_readahead_room(bl_conn_t *c);
 
 /* conn_write.c */
 /* n bytes the app sent left (or never will): may wake a send() waiting on ex. */
@@ -165,13 +240,16 @@ void bl_conn_access_log(bl_conn_t *c, const char *what);
 /* The access log line of an HTTP response (WebSockets write their own). */
 void bl_conn_access_log_write(bl_conn_t *c);
 
-/* conn_http.c */
-/* The parser callbacks of an HTTP connection. */
-extern const bl_http_handler_t bl_conn_http_handler;
+/* conn_http.c: the HTTP/1 protocol, every connection's first. conn_ws.c
+ * builds on it (the handshake and a refusal are HTTP). */
+extern const bl_conn_proto_t bl_conn_http_proto;
 /* Parses input until the parser pauses for a response; keeps the rest in rbuf. */
-void bl_conn_process(bl_conn_t *c, const char *data, size_t len);
-/* A response and its request both ended: serve the next request, or end. */
-void bl_conn_next(bl_conn_t *c);
+void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len);
+int bl_conn_http_read(bl_conn_t *c, const char *data, size_t len);
+bool bl_conn_http_input_may_complete(bl_conn_t *c, int unread);
+void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind);
+bool bl_conn_http_drain(bl_conn_t *c);
+void bl_conn_http_free(bl_conn_t *c);
 void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
 void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
 

@@ -1,5 +1,6 @@
-/* The HTTP request cycle of a connection: parse, hand requests to Python,
- * frame the responses it sends, keep-alive and pipelining in order. */
+/* The HTTP/1 protocol of a connection (bl_conn_http_proto): parse, hand
+ * requests to Python, frame the responses it sends, keep-alive and
+ * pipelining in order. An upgrade request goes to server->upgrade_proto. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
@@ -27,26 +28,26 @@ static void request_reset(bl_conn_t *c)
 }
 
 /* After a response and its request both ended: the next request, or the end. */
-void bl_conn_next(bl_conn_t *c)
+static void request_next(bl_conn_t *c)
 {
-    if (!c->resp_done || !c->message_complete || c->closing || c->lingering)
+    if (!c->resp_done || !c->message_complete || bl_conn_is_shut(c))
         return;
-    if (c->h.stream.write_queue_size > BL_WRITE_HIGH_WATER) {
-        /* A client that pipelines but does not read: no new work until it does. */
+    if (bl_conn_output_over(c, OUTPUT_FOR_NEXT)) {
+        /* No new work until the client reads. */
         c->next_waiting = true;
         return;
     }
     c->next_waiting = false;
     bl_conn_detach(c, false);
     if (!c->keep_alive || c->server->draining) {
-        bl_conn_finish(c);
+        bl_conn_end_after_writes(c);
         return;
     }
     request_reset(c);
     c->paused = false;
     bl_http_parser_resume(&c->parser);
     bl_conn_timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
-    bl_conn_replay_kept(c, bl_conn_process); /* pipelined input: parse it now */
+    bl_conn_replay_kept(c, bl_conn_http_parse); /* pipelined input: parse it now */
     bl_conn_update_reading(c);
 }
 
@@ -59,7 +60,7 @@ static void response_done(bl_conn_t *c)
     if (c->expect_continue && !c->continue_sent && !c->message_complete)
         c->keep_alive = false;
     if (!c->keep_alive && !c->message_complete) {
-        bl_conn_finish(c);
+        bl_conn_end_after_writes(c);
         return;
     }
     if (!c->message_complete) {
@@ -70,11 +71,12 @@ static void response_done(bl_conn_t *c)
         bl_conn_update_reading(c);
         return;
     }
-    bl_conn_next(c);
+    request_next(c);
 }
 
-/* Posts the body gathered so far (the REQUEST event carries the first part). */
-static void flush_body(bl_conn_t *c)
+/* Posts the request gathered so far: the REQUEST event with the first body
+ * bytes, then BODY events with the rest. */
+static void post_request_part(bl_conn_t *c)
 {
     bl_exchange_t *ex = c->ex;
     if (ex == NULL || c->body_final_posted ||
@@ -175,7 +177,7 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
     c->keep_alive = head->keep_alive && !head->upgrade;
     c->expect_continue = head->expect_continue;
     if (head->websocket) {
-        int status = bl_conn_ws_head(c, head, ex);
+        int status = c->server->upgrade_proto->on_upgrade(c, head, ex);
         if (status != 0) {
             p->error_status = status;
             return -1;
@@ -228,16 +230,16 @@ static int on_complete(bl_http_parser_t *p)
     bl_conn_t *c = p->data;
     c->message_complete = true;
     c->body_watched = false; /* a timer armed for it finds nothing due */
-    flush_body(c);
+    post_request_part(c);
     return 0;
 }
 
-const bl_http_handler_t bl_conn_http_handler = {on_head, on_body, on_complete};
+static const bl_http_handler_t parser_callbacks = {on_head, on_body, on_complete};
 
 /* Parses as much as allowed; keeps the rest in rbuf. */
-void bl_conn_process(bl_conn_t *c, const char *data, size_t len)
+void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
 {
-    while (len > 0 && !c->paused && !c->closing && !c->lingering) {
+    while (len > 0 && !c->paused && !bl_conn_is_shut(c)) {
         size_t used = 0;
         if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
             bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
@@ -247,7 +249,7 @@ void bl_conn_process(bl_conn_t *c, const char *data, size_t len)
         if (rc == BL_HTTP_ERROR) {
             if (c->resp_done && !c->message_complete) {
                 /* Broken or too long a body nobody reads: end quietly. */
-                bl_conn_finish(c);
+                bl_conn_end_after_writes(c);
             } else if (c->ex != NULL && c->request_posted) {
                 /* A broken body: the app's request is cut short. */
                 bl_conn_close(c);
@@ -260,19 +262,11 @@ void bl_conn_process(bl_conn_t *c, const char *data, size_t len)
         if (rc == BL_HTTP_PAUSED || rc == BL_HTTP_UPGRADE)
             c->paused = true;
     }
-    flush_body(c);
-    if (len > 0 && !c->closing && !c->lingering) {
-        char *keep = realloc(c->rbuf, c->rlen + len);
-        if (keep == NULL) {
-            bl_conn_close(c);
-            return;
-        }
-        memcpy(keep + c->rlen, data, len);
-        c->rbuf = keep;
-        c->rlen += len;
-    }
+    post_request_part(c);
+    if (len > 0 && !bl_conn_is_shut(c) && bl_conn_input_keep(c, data, len) != 0)
+        return;
     if (c->paused)
-        bl_conn_next(c);
+        request_next(c);
 }
 
 /* ---- events from Python ----------------------------------------------- */
@@ -433,7 +427,8 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     }
 }
 
-static void app_finished(bl_conn_t *c, bool failed)
+/* The app's coroutine returned (or raised): its response must be whole. */
+static void app_returned(bl_conn_t *c, bool failed)
 {
     if (!c->resp_started) {
         if (!failed)
@@ -447,18 +442,8 @@ static void app_finished(bl_conn_t *c, bool failed)
     }
 }
 
-void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
+static void on_event(bl_conn_t *c, bl_event_t *ev)
 {
-    (void)s;
-    bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
-    if (c == NULL || c->closing || c->lingering) {
-        bl_conn_event_drop(ev); /* the connection is gone or going: nothing more is written */
-        return;
-    }
-    if (ev->ex->kind == BL_KIND_WEBSOCKET && ev->type != BL_EV_CONSUMED) {
-        bl_conn_ws_dispatch(c, ev);
-        return;
-    }
     switch (ev->type) {
     case BL_EV_RESPONSE:
         bl_conn_send_response(c, ev);
@@ -474,15 +459,128 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
             bl_conn_write(c, &b, 1, NULL, NULL, 0);
         }
         break;
-    case BL_EV_CONSUMED:
-        ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
-        bl_conn_update_reading(c);
-        break;
     case BL_EV_FINISH:
-        app_finished(c, (ev->flags & BL_EVF_ERROR) != 0);
+        app_returned(c, (ev->flags & BL_EVF_ERROR) != 0);
         break;
     default:
         break;
     }
     bl_conn_event_drop(ev);
 }
+
+/* ---- the protocol table ------------------------------------------------ */
+
+static void on_open(bl_conn_t *c)
+{
+    bl_http_parser_init(&c->parser, &parser_callbacks, &c->server->limits, c);
+    bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
+}
+
+int bl_conn_http_read(bl_conn_t *c, const char *data, size_t len)
+{
+    /* Reading stops when paused, but a read may already be under way. */
+    if (c->paused)
+        return bl_conn_input_keep(c, data, len) != 0 ? -1 : 0;
+    bl_conn_http_parse(c, data, len);
+    return 0;
+}
+
+/* Bytes to read now: no more than fit under the read-ahead bound
+ * (BL_BODY_HIGH_WATER) as one body event, so that the bound holds in heap
+ * bytes after any read. */
+static size_t read_size(bl_conn_t *c, size_t max)
+{
+    if (c->ex == NULL)
+        return max; /* nothing is queued for an app from this read */
+    uint64_t room = bl_conn_readahead_room(c);
+    size_t event = bl_alloc_cost(sizeof(bl_event_t));
+    uint64_t n = room > event ? room - event : 0;
+    if (n < 1024)
+        n = 1024; /* progress: the app takes at least one message of it */
+    return n < max ? (size_t)n : max;
+}
+
+static bool on_input_end(bl_conn_t *c, ssize_t err)
+{
+    if (c->ex != NULL && c->resp_started && !c->resp_done && c->message_complete && err == UV_EOF) {
+        c->keep_alive = false; /* half-close after a full request: let the response finish */
+        return true;
+    }
+    return false;
+}
+
+bool bl_conn_http_input_may_complete(bl_conn_t *c, int unread)
+{
+    const llhttp_t *llh = &c->parser.llh;
+    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
+        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
+        return false; /* too few bytes left to end the body */
+    return true;
+}
+
+void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
+{
+    switch (kind) {
+    case TIMER_RESPONSE:
+        if (!c->resp_started) {
+            BL_WARN("application did not start a response within %gs: 503",
+                    c->server->cfg->http_timeout);
+            bl_conn_detach(c, true);
+            bl_conn_fail(c, 503);
+        }
+        break;
+    case TIMER_HEADER:
+        if (bl_http_parser_idle(&c->parser) && c->rlen == 0)
+            bl_conn_close(c);
+        else
+            bl_conn_fail(c, 408);
+        break;
+    case TIMER_IDLE:
+        bl_conn_close(c);
+        break;
+    case TIMER_BODY: {
+        const char *who = c->log_host[0] ? c->log_host : c->client_host;
+        BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
+                who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
+                c->server->cfg->body_timeout, c->resp_started ? "connection closed" : "408");
+        if (!c->resp_started) {
+            bl_conn_detach(c, true); /* the app hears http.disconnect */
+            bl_conn_fail(c, 408);
+        } else if (!c->resp_done) {
+            bl_conn_close(c); /* the response is cut; the app hears of it */
+        } else {
+            c->keep_alive = false; /* an unread body being dropped: end after our writes */
+            bl_conn_end_after_writes(c);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* A client that pipelines but did not read caught up: its next request. */
+bool bl_conn_http_drain(bl_conn_t *c)
+{
+    if (!c->next_waiting)
+        return false;
+    request_next(c);
+    return true;
+}
+
+void bl_conn_http_free(bl_conn_t *c)
+{
+    bl_http_parser_free(&c->parser);
+}
+
+const bl_conn_proto_t bl_conn_http_proto = {
+    .on_open = on_open,
+    .on_read = bl_conn_http_read,
+    .read_size = read_size,
+    .on_input_end = on_input_end,
+    .input_may_complete = bl_conn_http_input_may_complete,
+    .on_event = on_event,
+    .on_timer = bl_conn_http_timer,
+    .on_drain = bl_conn_http_drain,
+    .free = bl_conn_http_free,
+};

@@ -1,5 +1,7 @@
-/* Writing to a connection: queued writes and the send() wake-ups they owe
- * the app, the small error responses, and the access log. */
+/* Writing to a connection: down events routed to the protocol, queued
+ * writes and the send() wake-ups they owe the app, the small error
+ * responses, and the access log. Sits on conn.c; reaches the protocol only
+ * through c->proto. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
@@ -61,11 +63,10 @@ static void on_write(uv_write_t *req, int status)
         bl_conn_close(c);
         return;
     }
-    if (c->writes_pending == 0 && c->close_after_write)
-        bl_conn_finish(c);
-    else if (c->next_waiting && c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER)
-        bl_conn_next(c);
-    else if (!c->reading && c->h.stream.write_queue_size <= BL_WRITE_LOW_WATER)
+    if (c->writes_pending == 0 && bl_conn_is_ending(c))
+        bl_conn_end_after_writes(c);
+    else if (!bl_conn_output_over(c, OUTPUT_FOR_RESUME) &&
+             !(c->proto->on_drain != NULL && c->proto->on_drain(c)) && !c->reading)
         bl_conn_update_reading(c); /* the client caught up: read it again */
 }
 
@@ -90,7 +91,7 @@ size_t bl_bufs_split(const uv_buf_t *in, size_t nin, uv_buf_t *out, size_t cap, 
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted)
 {
-    if (c->closing || c->lingering) {
+    if (bl_conn_is_shut(c)) {
         write_drop(ev, mem, accounted);
         return -1;
     }
@@ -195,7 +196,27 @@ void bl_conn_fail(bl_conn_t *c, int status)
     c->resp_done = true;
     if (c->log_path != NULL)
         bl_conn_access_log_write(c);
-    bl_conn_finish(c);
+    bl_conn_end_after_writes(c);
+}
+
+/* ---- down events ------------------------------------------------------ */
+
+void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev)
+{
+    (void)s;
+    bl_conn_t *c = ev->ex != NULL ? ev->ex->conn : NULL;
+    if (c == NULL || bl_conn_is_shut(c)) {
+        bl_conn_event_drop(ev); /* the connection is gone or going: nothing more is written */
+        return;
+    }
+    if (ev->type != BL_EV_CONSUMED) {
+        c->proto->on_event(c, ev);
+        return;
+    }
+    /* The app took read-ahead: the same for every protocol. */
+    ev->ex->body_inflight -= ev->aux < ev->ex->body_inflight ? ev->aux : ev->ex->body_inflight;
+    bl_conn_update_reading(c);
+    bl_conn_event_drop(ev);
 }
 
 /* ---- access log ------------------------------------------------------- */

@@ -1,5 +1,7 @@
-/* A connection after a WebSocket upgrade request: the app's decision, the 101,
- * frames both ways through bl_ws_t, keepalive pings, timeouts and closing. */
+/* The WebSocket protocol of a connection (bl_conn_ws_proto), from its
+ * upgrade request on: the app's decision, the 101, frames both ways through
+ * bl_ws_t, keepalive pings, timeouts and closing. Before the 101, and after
+ * a refusal, the connection speaks HTTP: those entries call conn_http.c's. */
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/common/log.h"
 #include "bayleaf/proto/ws.h"
@@ -27,7 +29,7 @@ static void ws_schedule(bl_conn_t *c)
 {
     const bl_config_t *cfg = c->server->cfg;
     uint64_t next = UINT64_MAX;
-    if (c->closing || c->lingering)
+    if (bl_conn_is_shut(c))
         return;
 #define NEAREST(t)                                                                                 \
     do {                                                                                           \
@@ -74,8 +76,8 @@ static void ws_flush(bl_conn_t *c, size_t accounted, bl_event_t *ev)
     } else if (ev != NULL) {
         bl_conn_event_drop(ev); /* nothing left the session (it was closing) */
     }
-    if (!c->closing && !c->lingering && bl_ws_done(c->ws))
-        bl_conn_finish(c);
+    if (!bl_conn_is_shut(c) && bl_ws_done(c->ws))
+        bl_conn_end_after_writes(c);
 }
 
 static void post_disconnect(bl_conn_t *c, uint16_t code, const uint8_t *reason, size_t len)
@@ -119,7 +121,7 @@ static void ws_fault_close(bl_conn_t *c)
     }
     ws_failed(c);
     ws_flush(c, 0, NULL);
-    if (!c->closing)
+    if (!bl_conn_is_closing(c))
         ws_schedule(c);
 }
 
@@ -179,7 +181,7 @@ static void on_pong(bl_ws_t *ws, const uint8_t *data, size_t len)
 
 static const bl_ws_callbacks_t callbacks = {on_message, on_close, on_pong};
 
-/* ---- from conn.c ----------------------------------------------------------- */
+/* ---- the upgrade, input ---------------------------------------------------- */
 
 /* permessage-deflate from the client's offers, unless switched off. */
 static void ws_negotiate(bl_conn_t *c, const char *offers)
@@ -219,7 +221,7 @@ static int ws_response_head(bl_conn_t *c, const char *sub, const char *extra, si
     return r;
 }
 
-int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
+static int on_upgrade(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
 {
     bl_ws_handshake_t hs;
     int status = bl_ws_handshake_check(head, &hs);
@@ -232,6 +234,7 @@ int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
     if (status != 0)
         return status;
     ex->kind = BL_KIND_WEBSOCKET;
+    c->proto = &bl_conn_ws_proto;
     c->keep_alive = false;
     c->ws_phase = WS_HANDSHAKE;
     c->ws_started = c->ws_last_read = now_ms(c);
@@ -240,7 +243,8 @@ int bl_conn_ws_head(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
     return 0;
 }
 
-void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
+/* Feeds one slice of input to the session. */
+static void ws_feed(bl_conn_t *c, const char *data, size_t len)
 {
     c->ws_last_read = now_ms(c);
     if (bl_ws_feed(c->ws, data, len) != 0) {
@@ -261,9 +265,92 @@ void bl_conn_ws_read(bl_conn_t *c, const char *data, size_t len)
         c->ws_fault_since = now_ms(c);
     }
     ws_flush(c, 0, NULL);
-    if (!c->closing)
+    if (!bl_conn_is_closing(c))
         ws_schedule(c);
 }
+
+/* Bytes to read now: no more than fit under the read-ahead bound
+ * (BL_BODY_HIGH_WATER) as events. An empty message is a 6-byte frame but a
+ * whole event. */
+static size_t read_size(bl_conn_t *c, size_t max)
+{
+    if (c->ex == NULL || c->ws == NULL)
+        return max; /* nothing is queued for an app from this read */
+    uint64_t room = bl_conn_readahead_room(c);
+    size_t event = bl_alloc_cost(sizeof(bl_event_t));
+    uint64_t n = room / event * 6; /* the smallest client frame */
+    if (n < 1024)
+        n = 1024; /* progress: the app takes at least one message of it */
+    return n < max ? (size_t)n : max;
+}
+
+/* With permessage-deflate a few bytes may inflate to a thousand times as
+ * many: such input is fed a slice at a time, so the read-ahead bound is
+ * overshot by one slice's worth (plus the message it completes), not by a
+ * whole read's. */
+#define WS_DEFLATE_SLICE 1024
+
+/* Feeds WebSocket input while the app's read-ahead has room. Returns how
+ * much was fed; the caller keeps the rest. */
+static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !bl_conn_is_shut(c) && !bl_conn_readahead_full(c)) {
+        size_t n = read_size(c, len - off);
+        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
+            n = WS_DEFLATE_SLICE;
+        ws_feed(c, data + off, n);
+        off += n;
+    }
+    return off;
+}
+
+/* Kept input: frames a client sent before the 101, or the part of a read
+ * the read-ahead bound did not let in. Fed as reads would be; the rest waits
+ * for the app. */
+static void ws_replay(bl_conn_t *c)
+{
+    char *data = c->rbuf;
+    size_t len = c->rlen;
+    c->rbuf = NULL;
+    c->rlen = 0;
+    size_t off = ws_feed_bounded(c, data, len);
+    if (off < len && !bl_conn_is_shut(c)) {
+        memmove(data, data + off, len - off);
+        c->rbuf = data;
+        c->rlen = len - off;
+        return;
+    }
+    free(data);
+}
+
+static int on_read(bl_conn_t *c, const char *data, size_t len)
+{
+    if (c->ws == NULL)
+        return bl_conn_http_read(c, data, len); /* before the 101 */
+    size_t used = ws_feed_bounded(c, data, len);
+    if (used < len && !bl_conn_is_shut(c) && bl_conn_input_keep(c, data + used, len - used) != 0)
+        return -1;
+    return 0;
+}
+
+static bool replay_kept(bl_conn_t *c)
+{
+    if (c->ws == NULL)
+        return false;
+    if (c->rlen > 0)
+        ws_replay(c);
+    return c->rlen > 0;
+}
+
+/* A WebSocket client that half-closes is gone; a refused one may still be
+ * sending the request its HTTP answer is for. */
+static bool input_may_complete(bl_conn_t *c, int unread)
+{
+    return c->ws_phase == WS_REFUSED && bl_conn_http_input_may_complete(c, unread);
+}
+
+/* ---- events from Python ------------------------------------------------------ */
 
 /* The app accepted: 101, then frames. */
 static void ws_accept(bl_conn_t *c, bl_event_t *ev)
@@ -333,12 +420,11 @@ static void ws_send(bl_conn_t *c, bl_event_t *ev)
     ws_flush(c, len, ev);
     /* A held fault: once the app has taken every message before it, this is
      * its reply (its CONSUMED came first, down events keep their order). */
-    if (!c->closing && !c->lingering && c->ws_fault_since != 0 && c->ex != NULL &&
-        c->ex->body_inflight == 0)
+    if (!bl_conn_is_shut(c) && c->ws_fault_since != 0 && c->ex != NULL && c->ex->body_inflight == 0)
         ws_fault_close(c);
 }
 
-void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
+static void on_event(bl_conn_t *c, bl_event_t *ev)
 {
     bool deciding = c->ws_phase == WS_HANDSHAKE;
     switch (ev->type) {
@@ -396,8 +482,12 @@ void bl_conn_ws_dispatch(bl_conn_t *c, bl_event_t *ev)
     bl_conn_event_drop(ev); /* a send after our close included */
 }
 
-void bl_conn_ws_timer(bl_conn_t *c)
+static void on_timer(bl_conn_t *c, timer_kind_t kind)
 {
+    if (kind != TIMER_WS) {
+        bl_conn_http_timer(c, kind);
+        return;
+    }
     const bl_config_t *cfg = c->server->cfg;
     uint64_t now = now_ms(c);
     switch (c->ws_phase) {
@@ -460,25 +550,53 @@ void bl_conn_ws_timer(bl_conn_t *c)
     ws_schedule(c);
 }
 
-void bl_conn_ws_going_away(bl_conn_t *c)
+/* Shutdown: an open WebSocket closes with 1001 (going away). */
+static bool on_shutdown(bl_conn_t *c)
 {
+    if (c->ws_phase != WS_OPEN)
+        return false;
     ws_close(c, 1001, "", 0);
+    return true;
 }
 
-void bl_conn_ws_free(bl_conn_t *c)
+static void on_closing(bl_conn_t *c)
+{
+    /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
+     * socket closed after its WSREJECT. */
+    if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
+        c->ws_phase == WS_REFUSED)
+        bl_conn_access_log(c, "WSDISCONNECT");
+}
+
+static void ws_free(bl_conn_t *c)
 {
     if (c->ws != NULL)
         bl_ws_free(c->ws);
     c->ws = NULL;
+    bl_conn_http_free(c);
 }
 
 size_t bl_conn_ws_sweep(bl_server_t *s)
 {
     size_t slept = 0;
     for (bl_conn_t *c = s->conns; c != NULL; c = c->next) {
-        if (c->ws != NULL && c->ws_phase == WS_OPEN && !c->closing && !c->lingering &&
+        if (c->ws != NULL && c->ws_phase == WS_OPEN && !bl_conn_is_shut(c) &&
             !bl_ws_sleeping(c->ws) && bl_ws_sleep_if_idle(c->ws))
             slept++;
     }
     return slept;
 }
+
+const bl_conn_proto_t bl_conn_ws_proto = {
+    .on_read = on_read,
+    .read_size = read_size,
+    .replay_kept = replay_kept,
+    .input_may_complete = input_may_complete,
+    .on_event = on_event,
+    .on_timer = on_timer,
+    .on_drain = bl_conn_http_drain, /* a refusal's HTTP response */
+    .on_shutdown = on_shutdown,
+    .on_close = on_closing,
+    .on_upgrade = on_upgrade,
+    .free = ws_free,
+};

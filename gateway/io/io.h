@@ -18,6 +18,7 @@
 #define BL_MAX_LISTENERS 16
 
 typedef struct bl_conn_s bl_conn_t;
+typedef struct bl_conn_proto_s bl_conn_proto_t;
 
 typedef struct {
     union {
@@ -52,6 +53,12 @@ struct bl_server_s {
     bl_listener_t listeners[BL_MAX_LISTENERS];
     int nlisteners;
     bl_conn_t *conns; /* every open connection (intrusive list) */
+    /* What conn.c reports up, set by server.c (conn.c does not call it by
+     * name): a connection's memory was freed; a read queued work for Python. */
+    void (*on_conn_gone)(bl_server_t *s);
+    void (*on_input_queued)(bl_server_t *s);
+    const bl_conn_proto_t *conn_proto;    /* a new connection's protocol (HTTP) */
+    const bl_conn_proto_t *upgrade_proto; /* an upgrade request's (WebSocket) */
     size_t nconns;
     size_t nactive; /* connections neither closing nor lingering */
     FILE *access_log;
@@ -77,10 +84,6 @@ void bl_conn_dispatch(bl_server_t *s, bl_event_t *ev);
 void bl_conn_close(bl_conn_t *c);
 /* Shutdown: closes idle connections; active ones close after their response. */
 void bl_conn_drain_all(bl_server_t *s, bool force);
-void bl_server_conn_gone(bl_server_t *s);
-/* After work was queued toward Python or taken by it: applies the up-queue's
- * process-wide bound (stops or resumes accepting and reading). */
-void bl_server_queue_check(bl_server_t *s);
 /* Every connection decides again whether to read (after up_held changed). */
 void bl_conn_update_reading_all(bl_server_t *s);
 /* Lets idle WebSocket sessions free their framing state (ws.h); returns how

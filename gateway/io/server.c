@@ -1,5 +1,6 @@
 /* Listeners, signals and the I/O thread's life. */
 #include "io.h"
+#include "conn.h"
 #include "bayleaf/io/balance.h"
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/log.h"
@@ -166,8 +167,7 @@ static void on_unpause_check(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
     bool expired = uv_now(&s->loop) - s->paused_at >= BL_PAUSE_MAX_MS;
-    if (s->draining || s->up_held ||
-        (s->fd_paused_conns > 0 && s->nconns >= s->fd_paused_conns) ||
+    if (s->draining || s->up_held || (s->fd_paused_conns > 0 && s->nconns >= s->fd_paused_conns) ||
         (!expired && bl_balance_over(s->nconns)))
         return;
     for (int i = 0; i < s->nlisteners; i++) {
@@ -203,7 +203,9 @@ static void pause_accepting(bl_server_t *s)
 
 /* ---- the process-wide bound on work queued toward Python ---- */
 
-void bl_server_queue_check(bl_server_t *s)
+/* After work was queued toward Python or taken by it: applies the up-queue's
+ * process-wide bound (stops or resumes accepting and reading). */
+static void queue_check(bl_server_t *s)
 {
     bool hold = bl_bridge_up_hold(s->up_held);
     if (hold == s->up_held)
@@ -242,7 +244,7 @@ static void post_drained(bl_server_t *s)
         bl_bridge_post_up(ev);
 }
 
-void bl_server_conn_gone(bl_server_t *s)
+static void on_conn_gone(bl_server_t *s)
 {
     if (s->shared)
         bl_balance_publish(s->nconns);
@@ -438,7 +440,7 @@ static void on_wake(uv_async_t *async)
         ev = next;
     }
     if (s->up_held)
-        bl_server_queue_check(s); /* Python took the up-queue: it woke us */
+        queue_check(s); /* Python took the up-queue: it woke us */
 }
 
 /* Before the loop blocks: one wake for everything posted this iteration. */
@@ -481,6 +483,10 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     uv_signal_start(&s->sighup, on_sighup, SIGHUP);
     uv_timer_init(&s->loop, &s->grace);
     s->grace.data = s;
+    s->on_conn_gone = on_conn_gone;
+    s->on_input_queued = queue_check;
+    s->conn_proto = &bl_conn_http_proto;
+    s->upgrade_proto = &bl_conn_ws_proto;
     if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
         return listen_error("start", "the event loop", UV_ENOMEM);
     s->py_thread = pthread_self();
