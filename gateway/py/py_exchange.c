@@ -37,6 +37,7 @@ void bl_pyex_post_simple(bl_exchange_t *ex, int type, unsigned flags)
         bl_bridge_post_down(ev);
     }
 }
+
 /* ---- receive(): waiting, safe to cancel ------------------------------------
  *
  * A receive() that has nothing to return gives the app a Receiver. Its future
@@ -45,9 +46,10 @@ void bl_pyex_post_simple(bl_exchange_t *ex, int type, unsigned flags)
  * timeout, Starlette's is_disconnected() polling) leaves every message queued
  * for the next receive(). Waiting receivers are woken one per message in the
  * order they started waiting; one woken but cancelled before it ran hands the
- * wake-up on. A message at hand is taken at once, without a loop round trip. After the disconnect
- * was delivered, receive() still returns it at once, but lets the loop run once first: a `while
- * True: await receive()` cannot starve the other tasks. */
+ * wake-up on. A message at hand is taken at once, without a loop round trip.
+ * After the disconnect was delivered, receive() still returns it at once, but
+ * lets the loop run once first: a `while True: await receive()` cannot starve
+ * the other tasks. */
 
 typedef struct {
     PyObject_HEAD ExchangeObject *ex; /* a reference */
