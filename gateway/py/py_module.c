@@ -1,161 +1,10 @@
-/* The built-in module `_bayleaf`: drains the up-queue on the Python thread and
- * starts/stops the I/O thread. */
+/* The built-in module `_bayleaf`: drains the up-queue on the Python thread
+ * (a REQUEST to its ASGI protocol, any other event to its Exchange) and
+ * starts/stops the I/O thread through bl_py.io. */
 #include "py_bridge.h"
 #include "py_strings.h"
 
 #include <unistd.h>
-
-bl_py_t bl_py;
-
-/* ---- Ready: an awaitable with its result at hand --------------------- */
-
-typedef struct {
-    PyObject_HEAD PyObject *value;
-} ReadyObject;
-
-PyObject *bl_ready_new(PyObject *value)
-{
-    if (value == NULL)
-        return NULL; /* building the value failed: its error propagates */
-    ReadyObject *r = PyObject_New(ReadyObject, &bl_ready_type);
-    if (r == NULL) {
-        Py_XDECREF(value);
-        return NULL;
-    }
-    r->value = value; /* stolen */
-    return (PyObject *)r;
-}
-
-PyObject *bl_py_dict_get(PyObject *d, PyObject *key)
-{
-    return Py_XNewRef(PyDict_GetItemWithError(d, key)); /* borrowed, made strong at once */
-}
-
-static void ready_dealloc(ReadyObject *r)
-{
-    Py_XDECREF(r->value);
-    PyObject_Free(r);
-}
-
-static PyObject *ready_await(PyObject *self)
-{
-    return Py_NewRef(self);
-}
-
-/* `await` on 3.10+ uses am_send: return the value without raising StopIteration. */
-static PySendResult ready_send(PyObject *self, PyObject *arg, PyObject **result)
-{
-    (void)arg;
-    PyObject *v = ((ReadyObject *)self)->value;
-    *result = Py_NewRef(v ? v : Py_None);
-    return PYGEN_RETURN;
-}
-
-static PyObject *ready_next(PyObject *self)
-{
-    PyObject *v = ((ReadyObject *)self)->value;
-    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, v ? v : Py_None);
-    if (stop != NULL) {
-        PyErr_SetObject(PyExc_StopIteration, stop);
-        Py_DECREF(stop);
-    }
-    return NULL;
-}
-
-static PyObject *ready_send_method(PyObject *self, PyObject *arg)
-{
-    (void)arg;
-    return ready_next(self);
-}
-
-PyObject *bl_awaitable_rethrow(PyObject *args)
-{
-    PyObject *typ, *val = NULL, *tb = NULL; /* borrowed from args */
-    if (!PyArg_ParseTuple(args, "O|OO", &typ, &val, &tb))
-        return NULL;
-    if (PyExceptionInstance_Check(typ)) {
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else {
-        PyErr_SetObject(typ, val);
-    }
-    return NULL;
-}
-
-static PyObject *ready_throw(PyObject *self, PyObject *args)
-{
-    (void)self;
-    return bl_awaitable_rethrow(args);
-}
-
-static PyObject *ready_close(PyObject *self, PyObject *unused)
-{
-    (void)self;
-    (void)unused;
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef ready_methods[] = {
-    {"send", ready_send_method, METH_O, NULL},
-    {"throw", ready_throw, METH_VARARGS, NULL},
-    {"close", ready_close, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyAsyncMethods ready_async = {
-    .am_await = ready_await,
-    .am_send = ready_send,
-};
-
-PyTypeObject bl_ready_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_bayleaf.Ready",
-    .tp_basicsize = sizeof(ReadyObject),
-    .tp_dealloc = (destructor)ready_dealloc,
-    .tp_as_async = &ready_async,
-    .tp_iter = ready_await,
-    .tp_iternext = ready_next,
-    .tp_methods = ready_methods,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-};
-
-/* ---- futures ---------------------------------------------------------- */
-
-PyObject *bl_future_new(void)
-{
-    return PyObject_CallMethodNoArgs(bl_py.loop, bl_str.create_future);
-}
-
-bool bl_future_resolve(PyObject **fut, PyObject *value, bool exception)
-{
-    PyObject *f = *fut;
-    bool resolved = false;
-    if (f == NULL)
-        return false;
-    *fut = NULL;
-    PyObject *done = PyObject_CallMethodNoArgs(f, bl_str.done);
-    if (done == Py_False) {
-        PyObject *r = PyObject_CallMethodOneArg(
-            f, exception ? bl_str.set_exception : bl_str.set_result, value);
-        if (r == NULL)
-            PyErr_WriteUnraisable(f);
-        resolved = r != NULL;
-        Py_XDECREF(r);
-    } else if (done == NULL) {
-        PyErr_WriteUnraisable(f);
-    }
-    Py_XDECREF(done);
-    Py_DECREF(f);
-    return resolved;
-}
-
-PyObject *bl_py_disconnected_error(const char *why)
-{
-    PyObject *msg = PyUnicode_FromString(why);
-    if (msg == NULL)
-        return NULL;
-    PyObject *exc = PyObject_CallOneArg(bl_py.disconnected, msg);
-    Py_DECREF(msg);
-    return exc;
-}
 
 /* ---- module functions --------------------------------------------------- */
 
@@ -262,14 +111,17 @@ static PyObject *mod_drain(PyObject *self, PyObject *unused)
         bl_event_t *next = ev->next;
         switch (ev->type) {
         case BL_EV_REQUEST:
-            bl_http_on_request(ev);
+            if (ev->ex->kind == BL_KIND_WEBSOCKET)
+                bl_asgi_ws_on_request(ev);
+            else
+                bl_asgi_http_on_request(ev);
             break;
         case BL_EV_DRAINED:
             bl_event_free(ev);
             on_drained();
             break;
         default:
-            bl_http_on_event(ev);
+            bl_pyex_on_event(ev);
             break;
         }
         ev = next;
@@ -286,7 +138,7 @@ static PyObject *mod_start_io(PyObject *self, PyObject *unused)
     int err = bl_py.io->start(bl_py.io->server);
     if (err != 0)
         return PyErr_Format(PyExc_OSError, "cannot start the I/O thread: %s", strerror(-err));
-    bl_py_startup_done();
+    bl_lsan_startup_done();
     Py_RETURN_NONE;
 }
 
@@ -324,13 +176,12 @@ static struct PyModuleDef module_def = {
     NULL,
 };
 
-PyMODINIT_FUNC bl_py_module_init(void)
+PyMODINIT_FUNC bl_pymod_init(void)
 {
     PyObject *m;
     if (bl_strings_init() != 0)
         return NULL;
-    if (PyType_Ready(&bl_ready_type) < 0 || PyType_Ready(&bl_exchange_type) < 0 ||
-        PyType_Ready(&bl_channel_type) < 0 || PyType_Ready(&bl_receiver_type) < 0)
+    if (PyType_Ready(&bl_ready_type) < 0 || bl_pyex_types_ready() < 0)
         return NULL;
     if ((m = PyModule_Create(&module_def)) == NULL)
         return NULL;
@@ -342,7 +193,7 @@ PyMODINIT_FUNC bl_py_module_init(void)
     bl_py.flush_down = PyObject_GetAttrString(m, "_flush_down");
     if (bl_py.disconnected == NULL || bl_py.ready_none == NULL || bl_py.flush_down == NULL ||
         PyModule_AddObjectRef(m, "ClientDisconnected", bl_py.disconnected) < 0 ||
-        PyModule_AddObjectRef(m, "Exchange", (PyObject *)&bl_exchange_type) < 0 ||
+        PyModule_AddObjectRef(m, "Exchange", (PyObject *)&bl_pyex_type) < 0 ||
         PyModule_AddStringConstant(m, "version", BL_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -1,4 +1,8 @@
-/* ASGI WebSocket on the Python thread: scope extras, receive() and send(). */
+/* ASGI WebSocket on the Python thread: the scope's extras, websocket.connect,
+ * websocket.receive and websocket.disconnect for receive(), websocket.accept,
+ * websocket.send and websocket.close for send(), and the denial response
+ * (websocket.http.response.*, written as HTTP's by py_http.c). Not proto/ws.c:
+ * that is the socket's session, on the I/O thread. */
 #include "py_bridge.h"
 #include "py_strings.h"
 #include "bayleaf/proto/tokens.h"
@@ -24,7 +28,8 @@ static int add_tokens(PyObject *list, const char *v, size_t len)
     return 0;
 }
 
-int bl_ws_scope_add(PyObject *scope, const bl_exchange_t *ex)
+/* Adds subprotocols and the denial-response extension to the shared scope. */
+static int scope_add(PyObject *scope, const bl_exchange_t *ex)
 {
     const bl_head_t *h = ex->head;
     PyObject *protocols = PyList_New(0), *extensions = NULL, *empty = NULL;
@@ -98,37 +103,26 @@ static PyObject *message_receive(ExchangeObject *self)
         return NULL;
     }
     Py_DECREF(payload);
-    ex->pending = ev->next;
-    if (ex->pending == NULL)
-        ex->pending_tail = NULL;
+    bl_pyex_pending_pop(self); /* ev */
     if (!self->disconnected) {
         /* Let the I/O thread read more once the app keeps up. */
-        bl_py_post_consumed(ex, ev, bl_event_readahead(ev));
+        bl_pyex_post_consumed(ex, ev, bl_event_readahead(ev));
         return d;
     }
     bl_event_free(ev);
     return d;
 }
 
-/* A new reference, or NULL (logged: the caller then knows no task). */
-PyObject *bl_py_current_task(void)
+static bool receive_ready(const ExchangeObject *self)
 {
-    PyObject *t = PyObject_CallNoArgs(bl_py.current_task);
-    if (t == NULL)
-        PyErr_WriteUnraisable(bl_py.current_task);
-    return t;
+    return self->ws_state == BL_ASGI_WS_CONNECT_UNREAD || self->ex->pending != NULL ||
+           self->disconnected || !self->running;
 }
 
-bool bl_ws_receive_ready(const ExchangeObject *self)
+static PyObject *receive_take(ExchangeObject *self, PyObject *receiver)
 {
-    return self->ws_state == BL_WS_CONNECTING || self->ex->pending != NULL || self->disconnected ||
-           !self->running;
-}
-
-PyObject *bl_ws_next_message(ExchangeObject *self, PyObject *receiver)
-{
-    if (self->ws_state == BL_WS_CONNECTING) {
-        self->ws_state = BL_WS_HANDSHAKE;
+    if (self->ws_state == BL_ASGI_WS_CONNECT_UNREAD) {
+        self->ws_state = BL_ASGI_WS_DECIDING;
         return message_of_type(bl_str.ws_connect);
     }
     if (self->ex->pending != NULL)
@@ -183,9 +177,9 @@ static PyObject *send_accept(ExchangeObject *self, PyObject *msg)
     if ((probe = PyDict_Copy(msg)) == NULL || (status = PyLong_FromLong(101)) == NULL ||
         PyDict_SetItem(probe, bl_str.status, status) < 0)
         goto done;
-    if ((hdrs = bl_py_start_event(self, probe)) == NULL)
+    if ((hdrs = bl_asgi_http_start_event(self, probe)) == NULL)
         goto done;
-    if (self->ws_state != BL_WS_CONNECTING && self->ws_state != BL_WS_HANDSHAKE) {
+    if (self->ws_state != BL_ASGI_WS_CONNECT_UNREAD && self->ws_state != BL_ASGI_WS_DECIDING) {
         /* The copy or the headers iterable ran the app's code, which decided. */
         PyErr_SetString(PyExc_RuntimeError, "websocket.accept after the handshake");
         goto done;
@@ -198,7 +192,7 @@ static PyObject *send_accept(ExchangeObject *self, PyObject *msg)
     memcpy(ev->data + hdrs->len, subp, (size_t)sublen);
     ev->len = hdrs->len;
     ev->len2 = (size_t)sublen;
-    self->ws_state = BL_WS_OPEN;
+    self->ws_state = BL_ASGI_WS_ACCEPTED;
     bl_bridge_post_down(ev);
     r = Py_NewRef(bl_py.ready_none);
 done:
@@ -246,7 +240,7 @@ static PyObject *send_message(ExchangeObject *self, PyObject *msg)
     if (ev == NULL)
         PyErr_NoMemory();
     else /* As for HTTP bodies: wait while the client is behind. */
-        r = bl_py_post_paced(self, ev, (size_t)len);
+        r = bl_pyex_post_paced(self, ev, (size_t)len);
 done:
     Py_XDECREF(text);
     Py_XDECREF(bytes);
@@ -267,7 +261,7 @@ static PyObject *send_close(ExchangeObject *self, PyObject *msg)
         goto done;
     if (code_o != NULL && ((code = PyLong_AsLong(code_o)) == -1 && PyErr_Occurred()))
         goto done;
-    if (self->ws_state == BL_WS_CLOSED) { /* __index__ ran the app's code, which closed */
+    if (self->ws_state == BL_ASGI_WS_CLOSED) { /* __index__ ran the app's code, which closed */
         PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
         goto done;
     }
@@ -298,7 +292,7 @@ static PyObject *send_close(ExchangeObject *self, PyObject *msg)
     }
     memcpy(ev->data, reason, (size_t)rlen);
     ev->status = (uint16_t)code;
-    self->ws_state = BL_WS_CLOSED;
+    self->ws_state = BL_ASGI_WS_CLOSED;
     bl_bridge_post_down(ev);
     r = Py_NewRef(bl_py.ready_none);
 done:
@@ -312,7 +306,7 @@ static bool is(PyObject *type, PyObject *name)
     return PyUnicode_Compare(type, name) == 0;
 }
 
-PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
+static PyObject *send_dispatch(ExchangeObject *self, PyObject *msg)
 {
     /* Borrowed: the comparisons below run no Python code, and it is not used
      * after a send_*() or current_task() call. */
@@ -331,7 +325,7 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
          * sends are dropped; that task ends the app. */
         PyObject *task = bl_py_current_task();
         bool elsewhere = (self->disconnect_task != NULL && self->disconnect_task != task) ||
-                         bl_py_receiving_elsewhere(self, task);
+                         bl_pyex_receiving_elsewhere(self, task);
         Py_XDECREF(task);
         /* A receive-driven app that has not been handed the disconnect yet
          * will be by its next receive(); a push-only app hears it here. */
@@ -340,10 +334,11 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
         return NULL;
     }
-    bool deciding = self->ws_state == BL_WS_CONNECTING || self->ws_state == BL_WS_HANDSHAKE;
+    bool deciding =
+        self->ws_state == BL_ASGI_WS_CONNECT_UNREAD || self->ws_state == BL_ASGI_WS_DECIDING;
     if (is(type, bl_str.ws_send)) {
-        if (self->ws_state != BL_WS_OPEN) {
-            if (self->ws_state == BL_WS_CLOSED) {
+        if (self->ws_state != BL_ASGI_WS_ACCEPTED) {
+            if (self->ws_state == BL_ASGI_WS_CLOSED) {
                 PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
                 return NULL;
             }
@@ -357,7 +352,7 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         return send_accept(self, msg);
     }
     if (is(type, bl_str.ws_close)) {
-        if (self->ws_state == BL_WS_CLOSED) {
+        if (self->ws_state == BL_ASGI_WS_CLOSED) {
             PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
             return NULL;
         }
@@ -367,7 +362,7 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         if (!deciding || self->started)
             return PyErr_Format(PyExc_RuntimeError,
                                 "websocket.http.response.start after the handshake");
-        if (bl_py_start_response(self, msg) < 0)
+        if (bl_asgi_http_start_response(self, msg) < 0)
             return NULL;
         return Py_NewRef(bl_py.ready_none);
     }
@@ -375,11 +370,59 @@ PyObject *bl_ws_send(ExchangeObject *self, PyObject *msg)
         if (!self->started || self->complete)
             return PyErr_Format(PyExc_RuntimeError,
                                 "websocket.http.response.body without a response start");
-        PyObject *r = bl_py_send_body(self, msg);
+        PyObject *r = bl_asgi_http_send_body(self, msg);
         if (self->complete)
-            self->ws_state = BL_WS_CLOSED;
+            self->ws_state = BL_ASGI_WS_CLOSED;
         return r;
     }
     return PyErr_Format(PyExc_RuntimeError, "unexpected ASGI message type %R for a websocket scope",
                         type);
+}
+
+/* receive() was called: the task is who holds the disconnect, or waits for it. */
+static PyObject *receive_begin(ExchangeObject *self)
+{
+    if (self->ws_state != BL_ASGI_WS_CONNECT_UNREAD)
+        self->receive_driven = true;
+    return bl_py_current_task();
+}
+
+/* A denial response started without a body goes out cut short; the end of a
+ * WebSocket is always told (FINISH), unless the client left first. */
+static void app_returned(ExchangeObject *self, bool failed)
+{
+    bl_asgi_http_flush_start(self);
+    if (!self->disconnected)
+        bl_pyex_post_simple(self->ex, BL_EV_FINISH, failed ? BL_EVF_ERROR : 0);
+}
+
+/* The messages come later: the REQUEST event carries none. The scope has
+ * everything from the head, and the I/O thread let go of it when it posted
+ * the request: a long-lived socket need not keep it. */
+static PyObject *scope_open(ExchangeObject *self, bl_event_t *request)
+{
+    bl_exchange_t *ex = self->ex;
+    bl_event_free(request);
+    PyObject *scope = bl_asgi_http_scope_new(ex);
+    if (scope != NULL && scope_add(scope, ex) < 0)
+        Py_CLEAR(scope);
+    if (scope == NULL)
+        return NULL;
+    bl_head_free(ex->head);
+    ex->head = NULL;
+    return scope;
+}
+
+static const bl_pyex_proto_t ws_proto = {
+    .open = scope_open,
+    .receive_begin = receive_begin,
+    .receive_ready = receive_ready,
+    .receive_take = receive_take,
+    .send = send_dispatch,
+    .app_returned = app_returned,
+};
+
+void bl_asgi_ws_on_request(bl_event_t *ev)
+{
+    bl_pyex_start(ev, &ws_proto);
 }
