@@ -10,6 +10,8 @@
 
 enum { BL_CONFIG_OK = 0, BL_CONFIG_EXIT = 1 };
 
+#define BL_OPTIONS_MAX 64 /* rows in the option table, at most */
+
 typedef struct bl_option bl_option_t;
 
 /* Applies arg (NULL for an option without a value) to cfg. Returns 0,
@@ -39,7 +41,7 @@ struct bl_option {
 int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *err);
 /* Whether a TCP listener is wanted (Daphne's rule). */
 bool bl_config_wants_tcp(const bl_config_t *cfg);
-/* The option table, *n rows (for --help and tests). */
+/* The option table (options.c), *n rows. */
 const bl_option_t *bl_config_options(size_t *n);
 
 /* The parsers the table uses, one per kind of value. */
