@@ -10,16 +10,30 @@
 
 int bl_log_verbosity = 1;
 
-static const char *level_name(int level, const char *fmt)
+const char *bl_log_level_name(int level)
 {
-    (void)fmt;
     switch (level) {
     case BL_LOG_ERROR:
         return "ERROR";
-    case BL_LOG_DEBUG:
-        return "DEBUG";
-    default:
+    case BL_LOG_WARNING:
+        return "WARNING";
+    case BL_LOG_INFO:
         return "INFO";
+    default:
+        return "DEBUG";
+    }
+}
+
+int bl_log_level_verbosity(int level)
+{
+    switch (level) {
+    case BL_LOG_ERROR:
+        return 0;
+    case BL_LOG_WARNING:
+    case BL_LOG_INFO:
+        return 1;
+    default:
+        return 2;
     }
 }
 
@@ -31,13 +45,13 @@ void bl_log(int level, const char *fmt, ...)
     size_t n;
     va_list ap;
 
-    if (level > bl_log_verbosity)
+    if (bl_log_level_verbosity(level) > bl_log_verbosity)
         return;
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
     n += (size_t)snprintf(line + n, sizeof(line) - n, ",%03d %-8s ", (int)(tv.tv_usec / 1000),
-                          level_name(level, fmt));
+                          bl_log_level_name(level));
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);

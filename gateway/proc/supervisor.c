@@ -127,7 +127,7 @@ static void become_worker(sup_t *s, int index, int ready_fd)
 
 /* ---- the supervisor side --------------------------------------------- */
 
-static worker_t *find(sup_t *s, pid_t pid)
+static worker_t *worker_by_pid(sup_t *s, pid_t pid)
 {
     for (int i = 0; pid != 0 && i < s->cap; i++) {
         if (s->w[i].pid == pid)
@@ -274,7 +274,7 @@ static void on_ready(sup_t *s, worker_t *w)
 
 static void on_exit_status(sup_t *s, pid_t pid, int st)
 {
-    worker_t *w = find(s, pid);
+    worker_t *w = worker_by_pid(s, pid);
     char how[96];
     if (w == NULL)
         return;
@@ -313,10 +313,9 @@ static void on_exit_status(sup_t *s, pid_t pid, int st)
     BL_ERROR("Worker %d %s; restarting it in %.1f s", (int)pid, how, s->slots[gone.slot].backoff);
 }
 
-/* Timers and the reload sequence; called after every wake-up. */
-static void step(sup_t *s)
+/* Workers sent SIGTERM on purpose that outlived their grace get SIGKILL. */
+static void kill_overdue(sup_t *s, double now)
 {
-    double now = now_sec();
     for (int i = 0; i < s->cap; i++) {
         worker_t *w = &s->w[i];
         if (w->pid != 0 && w->retiring && w->kill_at > 0 && now >= w->kill_at) {
@@ -324,8 +323,11 @@ static void step(sup_t *s)
             retire(w, SIGKILL, 0);
         }
     }
-    if (s->phase == STOPPING)
-        return;
+}
+
+/* Slots whose back-off is over get a worker again. */
+static void restart_due(sup_t *s, double now)
+{
     for (int i = 0; i < s->nslots; i++) {
         slot_t *sl = &s->slots[i];
         if (sl->restart_at > 0 && now >= sl->restart_at) {
@@ -334,10 +336,25 @@ static void step(sup_t *s)
                 schedule_restart(s, i, 0);
         }
     }
-    if (s->phase != RUNNING)
-        return;
+}
+
+static void notify_reloading(void)
+{
+    char msg[96];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    bl_sd_notify(msg);
+}
+
+/* The reload sequence, one worker at a time: give up on a replacement that
+ * is late, else start the next one for a worker of an older generation, else
+ * (none left) the reload is complete. */
+static void reload_advance(sup_t *s, double now)
+{
     if (s->fresh != 0 && now >= s->fresh_deadline) {
-        worker_t *w = find(s, s->fresh);
+        worker_t *w = worker_by_pid(s, s->fresh);
         BL_ERROR("Worker %d not ready after %.0f s: reload abandoned", (int)s->fresh,
                  READY_TIMEOUT);
         if (w != NULL)
@@ -360,13 +377,7 @@ static void step(sup_t *s)
         return;
     }
     if (!s->reloading) {
-        char msg[96];
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-                 (unsigned long long)ts.tv_sec * 1000000ULL +
-                     (unsigned long long)ts.tv_nsec / 1000);
-        bl_sd_notify(msg);
+        notify_reloading();
         s->reloading = true;
     }
     s->fresh = spawn(s, stale->slot);
@@ -375,6 +386,18 @@ static void step(sup_t *s)
         BL_ERROR("Reload abandoned");
         abandon_reload(s);
     }
+}
+
+/* Timers and the reload sequence; called after every wake-up. */
+static void step(sup_t *s)
+{
+    double now = now_sec();
+    kill_overdue(s, now);
+    if (s->phase == STOPPING)
+        return;
+    restart_due(s, now);
+    if (s->phase == RUNNING)
+        reload_advance(s, now);
 }
 
 static void earliest(double *next, double t)

@@ -6,11 +6,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { BL_LOG_ERROR = 0, BL_LOG_WARNING = 1, BL_LOG_INFO = 1, BL_LOG_DEBUG = 2 };
+/* Each level prints its own name, as Python's logging does. */
+enum { BL_LOG_ERROR, BL_LOG_WARNING, BL_LOG_INFO, BL_LOG_DEBUG };
 
+/* Lines go out when their level's verbosity is at most this: ERROR at 0 and
+ * above, WARNING and INFO at 1, DEBUG at 2 (--verbosity). */
 extern int bl_log_verbosity;
 
 void bl_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The name a line of this level carries ("WARNING"). */
+const char *bl_log_level_name(int level);
+/* The least --verbosity at which a line of this level goes out. */
+int bl_log_level_verbosity(int level);
 
 #define BL_ERROR(...) bl_log(BL_LOG_ERROR, __VA_ARGS__)
 #define BL_WARN(...)  bl_log(BL_LOG_WARNING, __VA_ARGS__)

@@ -1,8 +1,60 @@
-/* The log rate limiter: one line a second, the held-back occurrences counted. */
+/* Log lines: each level prints its own name and goes out at its verbosity;
+ * the rate limiter lets one line a second through, the held-back ones counted. */
 #include "bayleaf/common/log.h"
 #include "check.h"
 
-int main(void)
+#include <unistd.h>
+
+/* What one bl_log call wrote to stderr (fd 2, where bl_log writes). */
+static char *captured(int level, int verbosity, const char *msg)
+{
+    static char buf[4096];
+    int fds[2];
+    buf[0] = '\0';
+    if (!CHECK(pipe(fds) == 0))
+        return buf;
+    int saved = dup(STDERR_FILENO);
+    CHECK(saved >= 0 && dup2(fds[1], STDERR_FILENO) == STDERR_FILENO);
+    bl_log_verbosity = verbosity;
+    bl_log(level, "%s", msg);
+    CHECK(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    return buf;
+}
+
+static void test_level_names(void)
+{
+    CHECK_EQ_STR(bl_log_level_name(BL_LOG_ERROR), "ERROR");
+    CHECK_EQ_STR(bl_log_level_name(BL_LOG_WARNING), "WARNING");
+    CHECK_EQ_STR(bl_log_level_name(BL_LOG_INFO), "INFO");
+    CHECK_EQ_STR(bl_log_level_name(BL_LOG_DEBUG), "DEBUG");
+    /* The thresholds --verbosity has always had: WARNING and INFO both at 1. */
+    CHECK_EQ_INT(bl_log_level_verbosity(BL_LOG_ERROR), 0);
+    CHECK_EQ_INT(bl_log_level_verbosity(BL_LOG_WARNING), 1);
+    CHECK_EQ_INT(bl_log_level_verbosity(BL_LOG_INFO), 1);
+    CHECK_EQ_INT(bl_log_level_verbosity(BL_LOG_DEBUG), 2);
+}
+
+static void test_lines(void)
+{
+    /* "date time,ms LEVEL    message": the level padded to 8, as logs.py has it. */
+    CHECK_HAS(captured(BL_LOG_ERROR, 1, "e1"), " ERROR    e1\n");
+    CHECK_HAS(captured(BL_LOG_WARNING, 1, "w1"), " WARNING  w1\n");
+    CHECK_HAS(captured(BL_LOG_INFO, 1, "i1"), " INFO     i1\n");
+    CHECK_HAS(captured(BL_LOG_DEBUG, 2, "d1"), " DEBUG    d1\n");
+    /* Below its verbosity a level prints nothing. */
+    CHECK_EQ_STR(captured(BL_LOG_DEBUG, 1, "d2"), "");
+    CHECK_EQ_STR(captured(BL_LOG_WARNING, 0, "w2"), "");
+    CHECK_EQ_STR(captured(BL_LOG_INFO, 0, "i2"), "");
+    CHECK_HAS(captured(BL_LOG_ERROR, 0, "e2"), " ERROR    e2\n");
+    bl_log_verbosity = 1;
+}
+
+static void test_limit(void)
 {
     bl_log_limit_t l = {0};
     unsigned held = 99;
@@ -14,5 +66,12 @@ int main(void)
     bl_log_limit_t z = {0};
     CHECK(bl_log_limit_pass(&z, 0, &held) && held == 0); /* a clock at 0 still limits */
     CHECK(!bl_log_limit_pass(&z, 10, &held));
+}
+
+int main(void)
+{
+    test_level_names();
+    test_lines();
+    test_limit();
     return check_report();
 }
