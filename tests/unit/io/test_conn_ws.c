@@ -155,6 +155,111 @@ out:
         close(fd);
 }
 
+/* The client's TCP connection drops without a close frame: DISCONNECT with no
+ * code (status 0), which the Python side reports to the app as 1006. */
+static void test_client_drop(void)
+{
+    int fd;
+    bl_event_t *req = ws_open(&fd);
+    if (fd >= 0)
+        close(fd);
+    if (req == NULL)
+        return;
+    bl_event_t *ev = up_expect(BL_EV_DISCONNECT);
+    if (ev != NULL) {
+        CHECK(ev->ex == req->ex);
+        CHECK_EQ_INT(ev->status, 0);
+        bl_event_free(ev);
+    }
+    post_simple(req->ex, BL_EV_FINISH, 0);
+    bl_event_free(req);
+}
+
+/* Read-ahead: messages the app has not taken stop reading at BL_BODY_HIGH_WATER
+ * (the client's sends stall); CONSUMED resumes it and the rest arrives. */
+static void test_readahead(void)
+{
+    int fd;
+    bl_event_t *req = ws_open(&fd);
+    if (req == NULL)
+        goto out;
+    enum { MSG = 60000, COUNT = 400 }; /* 24 MB: more than any socket buffers */
+    static char payload[MSG];
+    memset(payload, 'm', sizeof(payload));
+    bytes_t frame = {0};
+    frame_ex(&frame, FIN | OP_BIN, true, LEN_MIN, payload, MSG);
+    size_t total = frame.len * COUNT, sent = 0;
+    /* Non-blocking sends until no room is made for half a second. */
+    for (;;) {
+        size_t off = sent % frame.len;
+        ssize_t n = send(fd, frame.p + off, frame.len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            if ((sent += (size_t)n) >= total)
+                break;
+            continue;
+        }
+        if (!CHECK(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 500) == 0)
+            break;
+    }
+    CHECK(sent < total);
+    size_t held = 0;
+    unsigned got = 0;
+    bl_event_t *pending = NULL, **tail = &pending;
+    for (;;) {
+        struct pollfd p = {.fd = bl_bridge.up_fd, .events = POLLIN};
+        if (taken == NULL && poll(&p, 1, 200) == 0)
+            break;
+        bl_event_t *ev = up_expect(BL_EV_WS_MESSAGE);
+        if (ev == NULL)
+            break;
+        got++;
+        held += bl_event_readahead(ev);
+        *tail = ev;
+        tail = &ev->next;
+    }
+    CHECK(got > 0);
+    CHECK(held <= BL_BODY_HIGH_WATER + bl_alloc_cost(MSG) + 1024);
+    for (bl_event_t *ev = pending; ev != NULL;) {
+        bl_event_t *next = ev->next;
+        consume(ev);
+        bl_event_free(ev);
+        ev = next;
+    }
+    /* Taking each message as it comes lets every one through. */
+    while (got < COUNT) {
+        if (sent < total) {
+            size_t off = sent % frame.len;
+            ssize_t n = send(fd, frame.p + off, frame.len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        bl_event_t *ev = up_expect(BL_EV_WS_MESSAGE);
+        if (ev == NULL)
+            break;
+        CHECK_EQ_INT(ev->len, MSG);
+        got++;
+        consume(ev);
+        bl_event_free(ev);
+    }
+    CHECK_EQ_INT(got, COUNT);
+    free(frame.p);
+    client_frame_send(fd, FIN | OP_CLOSE, "\x03\xe8", 2);
+    bl_event_t *ev = up_expect(BL_EV_DISCONNECT);
+    if (ev != NULL) {
+        CHECK_EQ_INT(ev->status, 1000);
+        bl_event_free(ev);
+    }
+    post_simple(req->ex, BL_EV_FINISH, 0);
+out:
+    if (req != NULL)
+        bl_event_free(req);
+    if (fd >= 0)
+        close(fd);
+}
+
 /* The app closes before accepting: the handshake is refused with 403. */
 static void test_refused(void)
 {
@@ -183,6 +288,8 @@ int main(void)
     if (server_up() == 0) {
         test_echo();
         test_client_close();
+        test_client_drop();
+        test_readahead();
         test_refused();
     }
     server_down();
