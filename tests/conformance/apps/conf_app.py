@@ -15,7 +15,13 @@ HTTP:
 import asyncio
 import gc
 import json
+import os
+import sys
 from urllib.parse import parse_qs
+
+# serve_lifespan lives with the integration apps' helpers (this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import serve_lifespan  # noqa: E402
 
 CLOSES = {}
 
@@ -88,13 +94,7 @@ async def websocket(scope, receive, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
     elif scope["type"] == "http":
         await http(scope, receive, send)
     else:

@@ -17,8 +17,13 @@ the server, then counts what the server had queued for it.
 import asyncio
 import json
 import os
+import sys
 import time
 from urllib.parse import parse_qs
+
+# serve_lifespan lives with the integration apps' helpers (this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import serve_lifespan  # noqa: E402
 
 go = None  # an asyncio.Event, made on the app's loop
 stats = {"disconnects": 0, "cancelled": 0, "received": 0}
@@ -107,10 +112,4 @@ async def app(scope, receive, send):
     elif scope["type"] == "websocket":
         await websocket(scope, receive, send)
     elif scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)

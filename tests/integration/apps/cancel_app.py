@@ -42,7 +42,7 @@ import hashlib
 import json
 import sys
 
-from common import query, report
+from common import query, report, serve_lifespan
 
 SPIN = {"stop": False}
 
@@ -316,10 +316,4 @@ async def app(scope, receive, send):
     if scope["type"] == "websocket":
         return await ws_app(scope, receive, send)
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await serve_lifespan(receive, send)

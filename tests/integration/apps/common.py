@@ -61,18 +61,26 @@ async def send_json(send, data, status=200):
     await send_response(send, status, json.dumps(data).encode(), content_type=b"application/json")
 
 
+async def serve_lifespan(receive, send, on_startup=None):
+    """The lifespan protocol of an app with nothing to set up: complete startup
+    (after on_startup(), if given) and shutdown."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            if on_startup is not None:
+                on_startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def http_app(handler):
     """Wrap an http handler into an ASGI 3 app that also speaks lifespan properly."""
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
         elif scope["type"] == "http":
             await handler(scope, receive, send)
         else:
