@@ -21,7 +21,7 @@ import sys
 import time
 from urllib.parse import parse_qs
 
-# serve_lifespan lives with the integration apps' helpers (this app runs from its own folder)
+# the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
 from common import serve_lifespan  # noqa: E402
 
