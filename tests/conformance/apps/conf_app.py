@@ -19,7 +19,7 @@ import sys
 
 # the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
-from common import query as params, send_json, send_response, serve_lifespan  # noqa: E402
+from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 CLOSES = {}
 
@@ -79,10 +79,4 @@ async def websocket(scope, receive, send):
             pass  # the connection failed meanwhile: the disconnect follows
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
-    elif scope["type"] == "http":
-        await http(scope, receive, send)
-    else:
-        await websocket(scope, receive, send)
+app = asgi_app(http, websocket)

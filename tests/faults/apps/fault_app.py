@@ -34,7 +34,7 @@ import time
 
 # the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
-from common import query as params, send_json, send_response, serve_lifespan  # noqa: E402
+from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
          "stream_failed": 0, "stream_after_fail": None}
@@ -171,10 +171,4 @@ async def websocket(scope, receive, send):
         await echo_until_disconnect(receive, send)
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
-    elif scope["type"] == "http":
-        await http(scope, receive, send)
-    else:
-        await websocket(scope, receive, send)
+app = asgi_app(http, websocket)

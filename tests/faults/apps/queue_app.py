@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 # the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
-from common import serve_lifespan  # noqa: E402
+from common import asgi_app  # noqa: E402
 
 go = None  # an asyncio.Event, made on the app's loop
 stats = {"disconnects": 0, "cancelled": 0, "received": 0}
@@ -106,10 +106,4 @@ async def websocket(scope, receive, send):
         stats["disconnects"] += 1
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "http":
-        await http(scope, receive, send)
-    elif scope["type"] == "websocket":
-        await websocket(scope, receive, send)
-    elif scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
+app = asgi_app(http, websocket)

@@ -42,7 +42,7 @@ import hashlib
 import json
 import sys
 
-from common import query, report, serve_lifespan
+from common import asgi_app, query, report
 
 SPIN = {"stop": False}
 
@@ -310,10 +310,4 @@ async def ws_app(scope, receive, send):
         await send({"type": "websocket.send", "text": msg.get("text") or ""})
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "http":
-        return await http_app(scope, receive, send)
-    if scope["type"] == "websocket":
-        return await ws_app(scope, receive, send)
-    if scope["type"] == "lifespan":
-        return await serve_lifespan(receive, send)
+app = asgi_app(http_app, ws_app)

@@ -75,18 +75,26 @@ async def serve_lifespan(receive, send, on_startup=None):
             return
 
 
-def http_app(handler):
-    """Wrap an http handler into an ASGI 3 app that also speaks lifespan properly."""
+def asgi_app(http=None, websocket=None):
+    """An ASGI 3 app of an http and a websocket handler that also speaks lifespan properly."""
 
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
+        kind = scope["type"]
+        if kind == "lifespan":
             await serve_lifespan(receive, send)
-        elif scope["type"] == "http":
-            await handler(scope, receive, send)
+        elif kind == "http" and http is not None:
+            await http(scope, receive, send)
+        elif kind == "websocket" and websocket is not None:
+            await websocket(scope, receive, send)
         else:
-            raise ValueError("unsupported scope type %r" % scope["type"])
+            raise ValueError("unsupported scope type %r" % kind)
 
     return app
+
+
+def http_app(handler):
+    """Wrap an http handler into an ASGI 3 app that also speaks lifespan properly."""
+    return asgi_app(http=handler)
 
 
 def sha256_hex(data):
