@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 
+from harness import SocketClient
 from wsframe import (GUID, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: F401
                      ZERO_KEY, close_payload, frame, mask)
 
@@ -43,7 +44,7 @@ class Frame:
         return f"<Frame fin={self.fin} rsv={self.rsv} op={self.opcode:#x} len={len(self.payload)} {self.payload[:60]!r}>"
 
 
-class WS:
+class WS(SocketClient):
     """One client connection after a successful opening handshake."""
 
     def __init__(self, sock, timeout=10.0):
@@ -214,18 +215,6 @@ class WS:
                 return False
             self.buf.clear()
         return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def accept_for(key):

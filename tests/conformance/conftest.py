@@ -6,7 +6,6 @@ harness starts and always stops them), one per module where possible.
 BAYLEAF_BIN selects the binary (default build/bayleaf), as for tests/integration.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "integration"))
 
-from harness import BAYLEAF, ServerManager  # noqa: E402
+from server_fixtures import (cached_starter, module_server_factory, skip_if_unbuilt,  # noqa: E402,F401
+                             start_server)
 
 APPS = HERE / "apps"
 APP = "conf_app:app"
@@ -26,42 +26,20 @@ BIG = 32 * 1024 * 1024  # --websocket-max-message-size for the default server
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.access(BAYLEAF, os.X_OK):
-        return
-    skip = pytest.mark.skip(reason=f"bayleaf binary not built ({BAYLEAF}); set BAYLEAF_BIN")
-    for item in items:
-        if str(item.fspath).startswith(str(HERE)):
-            item.add_marker(skip)
+    skip_if_unbuilt(items, HERE)
 
 
-def _manager(mk):
-    mgr = ServerManager(mk)
-    real_start = mgr.start
+def _with_base_args(start):
+    def start_conf(*args, app=APP, cwd=APPS, **kw):
+        return start(app, *BASE_ARGS, *args, cwd=cwd, **kw)
 
-    def start(*args, app=APP, cwd=APPS, **kw):
-        return real_start(app, *BASE_ARGS, *args, cwd=cwd, **kw)
-
-    return mgr, start
+    return start_conf
 
 
 @pytest.fixture(scope="module")
-def module_server(tmp_path_factory):
+def module_server(module_server_factory):
     """module_server(*args): a server shared by the tests of a module, per argument list."""
-    mgr, start = _manager(lambda: tmp_path_factory.mktemp("server"))
-    cache = {}
-
-    def get(*args):
-        s = cache.get(args)
-        if s is None or not s.alive():
-            s = cache[args] = start(*args)
-        return s
-
-    try:
-        yield get
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+    return cached_starter(_with_base_args(module_server_factory))
 
 
 @pytest.fixture
@@ -71,19 +49,6 @@ def server(module_server):
 
 
 @pytest.fixture
-def fresh_server(tmp_path):
+def fresh_server(start_server):
     """fresh_server(*args, app=..., cwd=..., env=...): a server of this test alone."""
-    counter = iter(range(100))
-
-    def mk():
-        d = tmp_path / f"server{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr, start = _manager(mk)
-    try:
-        yield start
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+    return _with_base_args(start_server)

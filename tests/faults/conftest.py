@@ -7,7 +7,6 @@ BAYLEAF_BIN selects the binary; BAYLEAF_CHURN_SCALE scales test_churn.py
 (default 0.2; 1 is the full 100,000 requests / 50,000 WebSockets).
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "integration"))
 sys.path.insert(0, str(HERE.parents[0] / "conformance"))
 
-from harness import BAYLEAF, ServerManager  # noqa: E402
+from server_fixtures import skip_if_unbuilt, start_server  # noqa: E402,F401
 
 APPS = HERE / "apps"
 APP = "fault_app:app"
@@ -25,36 +24,14 @@ BASE_ARGS = ("-v", "1", "--access-log", "/dev/null")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.access(BAYLEAF, os.X_OK):
-        return
-    skip = pytest.mark.skip(reason=f"bayleaf binary not built ({BAYLEAF}); set BAYLEAF_BIN")
-    for item in items:
-        if str(item.fspath).startswith(str(HERE)):
-            item.add_marker(skip)
+    skip_if_unbuilt(items, HERE)
 
 
 @pytest.fixture
-def app_server(tmp_path):
+def app_server(start_server):
     """app_server(app, *args, env=None): a bayleaf running an app of apps/ for
     this test, with BASE_ARGS."""
-    counter = iter(range(100))
-
-    def mk():
-        d = tmp_path / f"server{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr = ServerManager(mk)
-
-    def start(app, *args, env=None):
-        return mgr.start(app, *BASE_ARGS, *args, cwd=APPS, env=env)
-
-    try:
-        yield start
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+    return lambda app, *args, env=None: start_server(app, *BASE_ARGS, *args, cwd=APPS, env=env)
 
 
 @pytest.fixture

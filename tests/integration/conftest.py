@@ -1,10 +1,12 @@
-"""pytest fixtures and hooks for the bayleaf integration tests (helpers live in harness.py)."""
+"""pytest fixtures and hooks for the bayleaf integration tests (helpers live in harness.py,
+the fixtures shared with the other suites in server_fixtures.py)."""
 
 import os
 
 import pytest
 
-from harness import BAYLEAF, HERE, IS_BAYLEAF, SERVER_KIND, ServerManager
+from harness import BAYLEAF, HERE, IS_BAYLEAF, SERVER_KIND
+from server_fixtures import cached_starter, module_server_factory, short_dir, start_server  # noqa: F401
 
 
 # --------------------------------------------------------------------------
@@ -33,70 +35,19 @@ def pytest_collection_modifyitems(config, items):
                     reason=m.kwargs.get("reason", f"not applicable to {SERVER_KIND}")))
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    counter = iter(range(1000))
-
-    def mk():
-        d = tmp_path / f"server{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr = ServerManager(mk)
-    try:
-        yield mgr.start
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
-
-
-@pytest.fixture(scope="module")
-def module_server_factory(tmp_path_factory):
-    """Like start_server but the servers live for the whole test module."""
-    mgr = ServerManager(lambda: tmp_path_factory.mktemp("server"))
-    try:
-        yield mgr.start
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
-
-
 @pytest.fixture(scope="module")
 def _shared_servers(module_server_factory):
-    return {}
+    return cached_starter(module_server_factory)
 
 
 @pytest.fixture
-def shared_server(_shared_servers, module_server_factory):
+def shared_server(_shared_servers):
     """shared_server(app_spec, *args): a server shared by the tests of one module.
     If an earlier test killed it, a new one is started (that test will have failed)."""
-
-    def get(app_spec, *args):
-        key = (app_spec,) + tuple(args)
-        s = _shared_servers.get(key)
-        if s is None or not s.alive():
-            s = _shared_servers[key] = module_server_factory(app_spec, *args)
-        return s
-
-    return get
+    return _shared_servers
 
 
 @pytest.fixture
 def echo_server(shared_server):
     """apps/echo.py:app, shared by the tests of a module (see that file for the routes)."""
     return shared_server("echo:app")
-
-
-@pytest.fixture
-def short_dir():
-    """A short /tmp directory (unix socket paths must stay under ~107 bytes)."""
-    import shutil
-
-    from harness import short_tmpdir
-    d = short_tmpdir()
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)

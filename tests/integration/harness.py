@@ -227,7 +227,23 @@ class Response:
         return f"<Response {self.version} {self.status} {self.headers!r} body={self.body[:200]!r}>"
 
 
-class RawConn:
+class SocketClient:
+    """A client that owns self.sock: closed by close() or at the end of a with block."""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RawConn(SocketClient):
     """A blocking socket with a read buffer and per-call deadlines."""
 
     def __init__(self, sock, timeout=IO_TIMEOUT):
@@ -415,18 +431,6 @@ class RawConn:
     def request(self, method, path, body=b"", headers=(), version="HTTP/1.1", host="localhost", timeout=None):
         self.send(build_request(method, path, body, headers, version, host))
         return self.read_response(method, timeout=timeout)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def build_request(method, path, body=b"", headers=(), version="HTTP/1.1", host="localhost"):
@@ -714,11 +718,7 @@ class ServerManager:
                 rc = s.proc.returncode
             else:
                 rc, killed = s.stop()
-            if rc is not None and rc < 0 and -rc not in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
-                problems.append(f"server died from signal {signal.Signals(-rc).name}\n{s.describe()}")
-            report = sanitizer_report(s.stderr)
-            if report:
-                problems.append(f"sanitizer report from the server:\n{report}")
+            problems += exit_problems(rc, s.stderr, s.describe)
         self.servers.clear()
         return problems
 
@@ -728,6 +728,18 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    # bridge.c: an exchange freed with app bytes never written nor
                    # released (a send() could have waited on them for good)
                    "accounting error:")
+
+
+def exit_problems(rc, stderr, describe):
+    """What a stopped server's exit says went wrong: death by a signal other than
+    the ones tests send, or a sanitizer report in its stderr."""
+    problems = []
+    if rc is not None and rc < 0 and -rc not in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
+        problems.append(f"server died from signal {signal.Signals(-rc).name}\n{describe()}")
+    report = sanitizer_report(stderr)
+    if report:
+        problems.append(f"sanitizer report from the server:\n{report}")
+    return problems
 
 
 def sanitizer_report(text):

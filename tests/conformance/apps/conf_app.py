@@ -14,21 +14,14 @@ HTTP:
 
 import asyncio
 import gc
-import json
-from urllib.parse import parse_qs
+import os
+import sys
+
+# the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 CLOSES = {}
-
-
-def params(scope):
-    q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return {k: v[0] for k, v in q.items()}
-
-
-async def respond(send, status, body, ctype=b"text/plain"):
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def http(scope, receive, send):
@@ -42,24 +35,24 @@ async def http(scope, receive, send):
             break
     path, q = scope["path"], params(scope)
     if path == "/closes":
-        await respond(send, 200, json.dumps({"code": CLOSES.get(q.get("id"))}).encode(), b"application/json")
+        await send_json(send, {"code": CLOSES.get(q.get("id"))})
     elif path == "/scope":
         info = {"method": scope["method"], "path": scope["path"], "http_version": scope["http_version"],
                 "raw_path": scope.get("raw_path", b"").decode("latin-1"),
                 "query_string": scope["query_string"].decode("latin-1"),
                 "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
                 "body": b"".join(body).decode("latin-1")}
-        await respond(send, 200, json.dumps(info).encode(), b"application/json")
+        await send_json(send, info)
     elif path == "/echo":
-        await respond(send, 200, b"".join(body))
+        await send_response(send, 200, b"".join(body))
     elif path == "/sleep":
         await asyncio.sleep(float(q.get("s", "1")))
-        await respond(send, 200, b"slept")
+        await send_response(send, 200, b"slept")
     elif path == "/gc":
         gc.collect()
-        await respond(send, 200, json.dumps({"objects": len(gc.get_objects())}).encode(), b"application/json")
+        await send_json(send, {"objects": len(gc.get_objects())})
     else:
-        await respond(send, 200, b"hello")
+        await send_response(send, 200, b"hello")
 
 
 async def websocket(scope, receive, send):
@@ -86,16 +79,4 @@ async def websocket(scope, receive, send):
             pass  # the connection failed meanwhile: the disconnect follows
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    elif scope["type"] == "http":
-        await http(scope, receive, send)
-    else:
-        await websocket(scope, receive, send)
+app = asgi_app(http, websocket)

@@ -28,24 +28,16 @@ HTTP routes:
 
 import asyncio
 import gc
-import json
 import os
+import sys
 import time
-from urllib.parse import parse_qs
+
+# the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
          "stream_failed": 0, "stream_after_fail": None}
-
-
-def params(scope):
-    q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return {k: v[0] for k, v in q.items()}
-
-
-async def respond(send, status, body, ctype=b"text/plain"):
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def http(scope, receive, send):
@@ -70,7 +62,7 @@ async def http(scope, receive, send):
             raise
     elif path == "/block":
         time.sleep(float(q.get("s", "1")))  # blocks the event loop on purpose
-        await respond(send, 200, b"unblocked")
+        await send_response(send, 200, b"unblocked")
     elif path == "/stream":
         total = int(float(q.get("mb", "1")) * 1024 * 1024)
         block = b"s" * 65536
@@ -96,11 +88,11 @@ async def http(scope, receive, send):
                 name = type(o).__qualname__
                 counts[name] = counts.get(name, 0) + 1
             info["types"] = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:int(q["types"])])
-        await respond(send, 200, json.dumps(info).encode(), b"application/json")
+        await send_json(send, info)
     elif path == "/stats":
-        await respond(send, 200, json.dumps(STATS).encode(), b"application/json")
+        await send_json(send, STATS)
     else:
-        await respond(send, 200, b"hello")
+        await send_response(send, 200, b"hello")
 
 
 async def echo_until_disconnect(receive, send, on_message=None):
@@ -179,16 +171,4 @@ async def websocket(scope, receive, send):
         await echo_until_disconnect(receive, send)
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    elif scope["type"] == "http":
-        await http(scope, receive, send)
-    else:
-        await websocket(scope, receive, send)
+app = asgi_app(http, websocket)

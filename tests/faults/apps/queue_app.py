@@ -17,8 +17,13 @@ the server, then counts what the server had queued for it.
 import asyncio
 import json
 import os
+import sys
 import time
 from urllib.parse import parse_qs
+
+# the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import asgi_app  # noqa: E402
 
 go = None  # an asyncio.Event, made on the app's loop
 stats = {"disconnects": 0, "cancelled": 0, "received": 0}
@@ -101,16 +106,4 @@ async def websocket(scope, receive, send):
         stats["disconnects"] += 1
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "http":
-        await http(scope, receive, send)
-    elif scope["type"] == "websocket":
-        await websocket(scope, receive, send)
-    elif scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+app = asgi_app(http, websocket)

@@ -17,7 +17,12 @@ client left); "finished" the push apps that returned.
 import asyncio
 import gc
 import json
+import os
 import sys
+
+# the helpers shared by the test apps (integration/apps/common.py; this app runs from its own folder)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "integration", "apps"))
+from common import asgi_app  # noqa: E402
 
 STATS = {"waiting": 0, "failed": 0, "finished": 0}
 BLOCK = b"r" * 65536
@@ -67,16 +72,4 @@ async def websocket(scope, receive, send):
     await push_until_gone(send, {"type": "websocket.send", "bytes": BLOCK})
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    elif scope["type"] == "http":
-        await http(scope, receive, send)
-    else:
-        await websocket(scope, receive, send)
+app = asgi_app(http, websocket)

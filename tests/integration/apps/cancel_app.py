@@ -42,7 +42,7 @@ import hashlib
 import json
 import sys
 
-from common import query, report
+from common import asgi_app, query, report
 
 SPIN = {"stop": False}
 
@@ -310,16 +310,4 @@ async def ws_app(scope, receive, send):
         await send({"type": "websocket.send", "text": msg.get("text") or ""})
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "http":
-        return await http_app(scope, receive, send)
-    if scope["type"] == "websocket":
-        return await ws_app(scope, receive, send)
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+app = asgi_app(http_app, ws_app)

@@ -61,24 +61,40 @@ async def send_json(send, data, status=200):
     await send_response(send, status, json.dumps(data).encode(), content_type=b"application/json")
 
 
-def http_app(handler):
-    """Wrap an http handler into an ASGI 3 app that also speaks lifespan properly."""
+async def serve_lifespan(receive, send, on_startup=None):
+    """The lifespan protocol of an app with nothing to set up: complete startup
+    (after on_startup(), if given) and shutdown."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            if on_startup is not None:
+                on_startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def asgi_app(http=None, websocket=None):
+    """An ASGI 3 app of an http and a websocket handler that also speaks lifespan properly."""
 
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        elif scope["type"] == "http":
-            await handler(scope, receive, send)
+        kind = scope["type"]
+        if kind == "lifespan":
+            await serve_lifespan(receive, send)
+        elif kind == "http" and http is not None:
+            await http(scope, receive, send)
+        elif kind == "websocket" and websocket is not None:
+            await websocket(scope, receive, send)
         else:
-            raise ValueError("unsupported scope type %r" % scope["type"])
+            raise ValueError("unsupported scope type %r" % kind)
 
     return app
+
+
+def http_app(handler):
+    """Wrap an http handler into an ASGI 3 app that also speaks lifespan properly."""
+    return asgi_app(http=handler)
 
 
 def sha256_hex(data):

@@ -4,7 +4,7 @@ per event."""
 import asyncio
 import os
 
-from common import jsonable, read_body, report, send_json, send_response
+from common import jsonable, read_body, report, send_json, send_response, serve_lifespan
 
 OUT = os.environ.get("LIFESPAN_OUT")
 
@@ -50,13 +50,8 @@ async def recorder(scope, receive, send):
     """Records every scope type it is called with; handles lifespan if it gets it."""
     report(OUT, event="scope", type=scope["type"])
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     await read_body(receive)
     await send_response(send, 200, b"recorded")
 

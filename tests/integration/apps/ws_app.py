@@ -36,7 +36,7 @@ HTTP routes:
 import asyncio
 import json
 
-from common import jsonable, query, report, send_json, send_response
+from common import jsonable, query, report, send_json, send_response, serve_lifespan
 
 STATS = {"accepted": 0, "active": 0, "pushed": 0, "finished": 0, "errors": 0}
 
@@ -311,15 +311,11 @@ async def http(scope, receive, send):
 async def app(scope, receive, send):
     kind = scope["type"]
     if kind == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                if "state" in scope:
-                    scope["state"]["from_lifespan"] = "ws_app"  # must show up in every scope
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        def mark_state():
+            if "state" in scope:
+                scope["state"]["from_lifespan"] = "ws_app"  # must show up in every scope
+
+        await serve_lifespan(receive, send, mark_state)
     elif kind == "http":
         await http(scope, receive, send)
     elif kind == "websocket":

@@ -2,6 +2,8 @@
 
 import pytest
 
+from server_fixtures import numbered_dirs
+
 from .nginx_support import NginxFactory, have_nginx, make_cert
 
 
@@ -9,14 +11,7 @@ from .nginx_support import NginxFactory, have_nginx, make_cert
 def nginx(tmp_path):
     """nginx(example, upstream, tls=None, balancer=None) -> a running Nginx
     serving examples/deploy/<example>; every one is stopped at teardown."""
-    counter = iter(range(100))
-
-    def mk():
-        d = tmp_path / f"nginx{next(counter)}"
-        d.mkdir()
-        return d
-
-    factory = NginxFactory(mk)
+    factory = NginxFactory(numbered_dirs(tmp_path, "nginx"))
     try:
         yield factory
     finally:

@@ -4,21 +4,16 @@ whatever is left of them (workers included) at teardown."""
 import pytest
 
 from proc_support import ProcManager
+from server_fixtures import closing_all, numbered_dirs
 
 
 @pytest.fixture
 def procs(tmp_path):
-    counter = iter(range(1000))
-
-    def mk():
-        d = tmp_path / f"proc{next(counter)}"
-        d.mkdir()
-        return d
-
-    mgr = ProcManager(mk)
-    try:
+    with closing_all(ProcManager(numbered_dirs(tmp_path, "proc"))) as mgr:
         yield mgr
-    finally:
-        problems = mgr.close_all()
-    if problems:
-        pytest.fail("\n\n".join(problems))
+
+
+@pytest.fixture
+def sdir(short_dir):
+    """The process tests' name for short_dir (a short /tmp directory for unix sockets)."""
+    return short_dir

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import (BAYLEAF, IO_TIMEOUT, STOP_GRACE, RawConn, Server, UnixHTTPConnection,
-                     sanitizer_report, server_env, wait_until)
+                     exit_problems, server_env, wait_until)
 
 BAYLEAF = os.path.abspath(BAYLEAF)  # the servers run in another directory
 HERE = Path(__file__).resolve().parent
@@ -203,12 +203,7 @@ class ProcManager:
                 os.killpg(p.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            rc = p.proc.returncode
-            if rc is not None and rc < 0 and -rc not in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
-                problems.append(f"server died from signal {signal.Signals(-rc).name}\n{p.describe()}")
-            report = sanitizer_report(p.stderr)
-            if report:
-                problems.append(f"sanitizer report from the server:\n{report}")
+            problems += exit_problems(p.proc.returncode, p.stderr, p.describe)
         self.procs.clear()
         return problems
 

@@ -9,20 +9,10 @@ import time
 
 import pytest
 
-from harness import bayleaf_only, free_port, listening_tcp_ports, short_tmpdir
+from harness import bayleaf_only, free_port, listening_tcp_ports
 from proc_support import (APPS, accepts, get_pid, http_get, listening_socket)
 
 pytestmark = bayleaf_only
-
-
-@pytest.fixture
-def sdir():
-    import shutil
-    d = short_tmpdir()
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def run_to_exit(args, timeout=10):

@@ -3,26 +3,16 @@ open, so a steady stream of requests sees no failure; a replacement that cannot
 start leaves the running workers in place."""
 
 import os
-import shutil
 import signal
 import threading
 import time
 
 import pytest
 
-from harness import bayleaf_only, free_port, short_tmpdir, wait_until
+from harness import bayleaf_only, free_port, wait_until
 from proc_support import get_pid, http_get
 
 pytestmark = bayleaf_only
-
-
-@pytest.fixture
-def sdir():
-    d = short_tmpdir()
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class Load:

@@ -1,25 +1,15 @@
 """systemd: socket activation (LISTEN_FDS) and sd_notify (READY/STOPPING/RELOADING)."""
 
 import os
-import shutil
 import signal
 import socket
 
 import pytest
 
-from harness import bayleaf_only, listening_tcp_ports, short_tmpdir
+from harness import bayleaf_only, listening_tcp_ports
 from proc_support import NotifySocket, accepts, get_env, get_pid, listening_socket
 
 pytestmark = bayleaf_only
-
-
-@pytest.fixture
-def sdir():
-    d = short_tmpdir()
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def activation(n=1, names=None):

@@ -3,26 +3,16 @@ restarts with back-off; the in-memory channel layer warning."""
 
 import os
 import re
-import shutil
 import signal
 import time
 
 import pytest
 
-from harness import bayleaf_only, free_port, short_tmpdir, wait_until
+from harness import bayleaf_only, free_port, wait_until
 from proc_support import (DJANGO_APP, get_pid, group_members, http_get, pid_alive,
                           thread_count)
 
 pytestmark = bayleaf_only
-
-
-@pytest.fixture
-def sdir():
-    d = short_tmpdir()
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def pids_seen(target, want, attempts=400):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import IS_BAYLEAF, SERVER_KIND
+from server_fixtures import mark_folder
 
 from .ws_support import APP
 
@@ -20,11 +21,8 @@ def pytest_collection_modifyitems(config, items):
     BAYLEAF_WS_REFERENCE=1 (useful to check a new test's logic by hand)."""
     if IS_BAYLEAF or os.environ.get("BAYLEAF_WS_REFERENCE") == "1":
         return
-    skip = pytest.mark.skip(reason=f"ws/ targets bayleaf (running against {SERVER_KIND}; "
-                                   "BAYLEAF_WS_REFERENCE=1 runs it anyway)")
-    for item in items:
-        if str(item.fspath).startswith(str(HERE)):
-            item.add_marker(skip)
+    mark_folder(items, HERE, pytest.mark.skip(reason=f"ws/ targets bayleaf (running against {SERVER_KIND}; "
+                                                     "BAYLEAF_WS_REFERENCE=1 runs it anyway)"))
 
 
 @pytest.fixture
