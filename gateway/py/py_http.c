@@ -2,6 +2,7 @@
 #include "py_bridge.h"
 #include "py_strings.h"
 #include "bayleaf/proto/http_response.h"
+#include "bayleaf/proto/tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -522,11 +523,6 @@ static PyObject *exchange_receive(ExchangeObject *self, PyObject *unused)
 
 /* ---- send ----------------------------------------------------------------- */
 
-static bool is_token_char(unsigned char c)
-{
-    return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
-}
-
 static int check_bytes(PyObject *o, const char *what)
 {
     if (!PyBytes_Check(o)) {
@@ -601,7 +597,7 @@ bl_event_t *bl_py_start_event(ExchangeObject *self, PyObject *msg)
         if (nlen == 0)
             goto bad_header;
         for (Py_ssize_t j = 0; j < nlen; j++)
-            if (!is_token_char((unsigned char)name[j]))
+            if (!bl_token_char((unsigned char)name[j]))
                 goto bad_header;
         for (Py_ssize_t j = 0; j < vlen; j++)
             if (value[j] == '\r' || value[j] == '\n' || value[j] == '\0')
