@@ -1,5 +1,6 @@
 /* Proxy headers from trusted peers (see include/bayleaf/proxy.h for the rules). */
 #include "bayleaf/proto/proxy.h"
+#include "bayleaf/proto/tokens.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -353,12 +354,6 @@ typedef struct {
     size_t total;
 } fwd_t;
 
-static bool is_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static void skip_ows(const char **p, const char *end)
 {
     while (*p < end && (**p == ' ' || **p == '\t'))
@@ -392,7 +387,8 @@ static bool fwd_value(const char **pp, const char *end, char *out, size_t cap, s
     } else {
         /* A token; ':' '[' ']' are let through for the unquoted forms some
          * proxies send (host=example.com:8080, for=[::1]:80). */
-        while (p < end && (is_tchar(*p) || *p == ':' || *p == '[' || *p == ']')) {
+        while (p < end &&
+               (bl_token_char((unsigned char)*p) || *p == ':' || *p == '[' || *p == ']')) {
             if (n + 1 >= cap)
                 return false;
             out[n++] = *p++;
@@ -420,7 +416,7 @@ static void fwd_element(const char **pp, const char *end, fwd_elem_t *e)
             continue;
         }
         const char *name = p;
-        while (p < end && is_tchar(*p))
+        while (p < end && bl_token_char((unsigned char)*p))
             p++;
         size_t name_len = (size_t)(p - name);
         if (name_len == 0 || p == end || *p != '=') {

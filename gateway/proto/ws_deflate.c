@@ -2,6 +2,7 @@
  * message ends with a sync flush whose 00 00 ff ff is left off the wire
  * (RFC 7692 7.2.1) and put back before inflating (7.2.2). */
 #include "bayleaf/proto/ws_deflate.h"
+#include "bayleaf/proto/tokens.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,12 +34,6 @@ typedef struct {
     const char *p, *end;
 } cursor_t;
 
-static bool is_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static void skip_ows(cursor_t *c)
 {
     while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
@@ -48,7 +43,7 @@ static void skip_ows(cursor_t *c)
 static bool take_token(cursor_t *c, const char **tok, size_t *len)
 {
     const char *s = c->p;
-    while (c->p < c->end && is_tchar(*c->p))
+    while (c->p < c->end && bl_token_char((unsigned char)*c->p))
         c->p++;
     *tok = s;
     *len = (size_t)(c->p - s);

@@ -4,6 +4,7 @@
 #include "py_bridge.h"
 #include "py_strings.h"
 #include "bayleaf/proto/http_response.h"
+#include "bayleaf/proto/tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -215,11 +216,6 @@ static PyObject *receive_begin(ExchangeObject *self)
 
 /* ---- send ----------------------------------------------------------------- */
 
-static bool is_token_char(unsigned char c)
-{
-    return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?={}", c);
-}
-
 static int check_bytes(PyObject *o, const char *what)
 {
     if (!PyBytes_Check(o)) {
@@ -253,7 +249,7 @@ static bool header_name_valid(const char *name, Py_ssize_t nlen)
     if (nlen == 0)
         return false;
     for (Py_ssize_t j = 0; j < nlen; j++)
-        if (!is_token_char((unsigned char)name[j]))
+        if (!bl_token_char((unsigned char)name[j]))
             return false;
     return true;
 }

@@ -5,6 +5,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
+
+/* RFC 9110 tchar: a visible ASCII character that is not a delimiter. The one
+ * check for header names, parameter names and tokens. */
+static inline bool bl_token_char(unsigned char c)
+{
+    return c > 32 && c < 127 && strchr("\"(),/:;<=>?@[\\]{}", c) == NULL;
+}
 
 /* Finds the next non-empty element of v[*pos, len), trimmed of spaces and
  * tabs; advances *pos past it. false when there is none left. */
