@@ -1,6 +1,6 @@
 """The Python thread's main: load the app, run lifespan, serve until drained.
 
-Called by the C binary (gateway/py_embed.c) after it has bound the listeners.
+Called by the C binary (gateway/py/py_embed.c) after it has bound the listeners.
 The I/O thread is started only once lifespan startup has completed.
 """
 
@@ -174,7 +174,7 @@ def _warn_in_memory_layer(log, workers):
 
 def _register_stack_dump(signum):
     """When stopping runs past its deadline, the I/O thread asks for every
-    thread's stack with this signal (gateway/server.c): faulthandler writes it
+    thread's stack with this signal (gateway/io/server.c): faulthandler writes it
     without the GIL, then chains to the C handler that waits for it."""
     if signum:
         try:

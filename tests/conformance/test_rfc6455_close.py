@@ -115,7 +115,7 @@ def test_close_in_one_byte_writes(server):
 @pytest.mark.parametrize("cut", [1, 2, 3], ids=["in-code", "after-code", "in-reason"])
 def test_close_payload_split_across_tcp_writes(server, reason, cut):
     """A close frame arriving in two reads is the same close frame (a non-ASCII
-    reason cut inside a character too: wslay must get it whole, gateway/ws.c)."""
+    reason cut inside a character too: wslay must get it whole, gateway/proto/ws.c)."""
     data = frame(OP_CLOSE, close_payload(1000, reason))
     split = 6 + cut  # 2 header bytes + 4 mask bytes, then `cut` payload bytes
     with connect(server) as ws:

@@ -1,4 +1,4 @@
-/* libFuzzer target: bytes -> bl_http_parser_feed, as gateway/conn.c drives it
+/* libFuzzer target: bytes -> bl_http_parser_feed, as gateway/io/conn.c drives it
  * (resume after each message, stop at an upgrade or an error).
  *
  * Input: byte 0 picks the limits, byte 1 seeds the split points, the rest is

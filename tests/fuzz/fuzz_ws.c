@@ -1,4 +1,4 @@
-/* libFuzzer target: client bytes -> bl_ws_feed (gateway/ws.c + ws_guard.c over
+/* libFuzzer target: client bytes -> bl_ws_feed (gateway/proto/ws.c + ws_guard.c over
  * wslay), as conn_ws.c drives it, output taken and freed after every feed.
  *
  * Input: byte 0 picks the configuration (message size limit, RSV1 allowed,

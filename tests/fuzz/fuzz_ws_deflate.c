@@ -1,4 +1,4 @@
-/* libFuzzer target: permessage-deflate (gateway/ws_deflate.c, RFC 7692).
+/* libFuzzer target: permessage-deflate (gateway/proto/ws_deflate.c, RFC 7692).
  *
  * Input: byte 0 picks our configuration and the inflate limit; then a
  * Sec-WebSocket-Extensions value up to the first '\n'; then messages, each a

@@ -1,5 +1,5 @@
 """send() holds its own reference to every value it reads from a message
-while the app's code can run (gateway/py_http.c, py_ws.c): a __bool__, an
+while the app's code can run (gateway/py/py_exchange.c, py_http.c, py_ws.c): a __bool__, an
 __index__ or a dict subclass that drops the value it was called for. Before,
 the body, the close reason and the subprotocol were borrowed: freed memory was
 read (ASan: heap-use-after-free; a release build sent whatever reused it).

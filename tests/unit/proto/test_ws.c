@@ -1,4 +1,4 @@
-/* WebSocket session (gateway/ws.c + ws_guard.c over wslay): scripted client
+/* WebSocket session (gateway/proto/ws.c + ws_guard.c over wslay): scripted client
  * frames in, server frames out. */
 #include "bayleaf/proto/ws.h"
 #include "check.h"

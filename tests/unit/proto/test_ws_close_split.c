@@ -1,4 +1,4 @@
-/* Close frames cut anywhere by TCP (gateway/ws.c): wslay 1.1.1 checks a close
+/* Close frames cut anywhere by TCP (gateway/proto/ws.c): wslay 1.1.1 checks a close
  * reason's UTF-8 per read chunk, so ws.c must hand it each close frame in one
  * read. A valid reason split inside a character is the same close; a bad one
  * still fails, with the guard's 1002 as when it arrives whole. */

@@ -1,4 +1,4 @@
-/* permessage-deflate (gateway/ws_deflate.c and its use in gateway/ws.c):
+/* permessage-deflate (gateway/proto/ws_deflate.c and its use in gateway/proto/ws.c):
  * offer negotiation, compress / inflate round trips against plain zlib, the
  * inflate limit, context takeover, memory per connection, and the RSV1 rules
  * of a session. */

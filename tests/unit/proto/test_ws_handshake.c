@@ -1,4 +1,4 @@
-/* WebSocket opening handshake (gateway/ws_handshake.c): request heads from
+/* WebSocket opening handshake (gateway/proto/ws_handshake.c): request heads from
  * the real HTTP parser in, verdicts and response bytes out. */
 #include "bayleaf/proto/ws_handshake.h"
 #include "check.h"
