@@ -20,17 +20,24 @@ void bl_head_free(bl_head_t *head)
     free(head);
 }
 
-const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len)
+const char *bl_head_find_next(const bl_head_t *head, const char *name, uint32_t *i, size_t *len)
 {
     size_t n = strlen(name);
-    for (uint32_t i = 0; i < head->nheaders; i++) {
-        const bl_header_t *h = &head->headers[i];
+    for (; *i < head->nheaders; (*i)++) {
+        const bl_header_t *h = &head->headers[*i];
         if (h->name_len == n && memcmp(head->buf + h->name_off, name, n) == 0) {
             *len = h->value_len;
+            (*i)++;
             return head->buf + h->value_off;
         }
     }
     return NULL;
+}
+
+const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len)
+{
+    uint32_t i = 0;
+    return bl_head_find_next(head, name, &i, len);
 }
 
 static int fail(bl_http_parser_t *p, int status, const char *reason)
@@ -196,16 +203,14 @@ static bool value_has_token(const char *v, size_t len, const char *token)
  * mismatch rather than let the app see a Host the proxy did not route on). */
 static int check_host(bl_http_parser_t *p, const bl_head_t *h)
 {
-    const char *host = NULL;
-    size_t host_len = 0;
+    const char *host = NULL, *v;
+    size_t host_len = 0, len;
+    uint32_t i = 0;
     int count = 0;
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
-        if (hd->name_len == 4 && memcmp(h->buf + hd->name_off, "host", 4) == 0) {
-            host = h->buf + hd->value_off;
-            host_len = hd->value_len;
-            count++;
-        }
+    while ((v = bl_head_find_next(h, "host", &i, &len)) != NULL) {
+        host = v;
+        host_len = len;
+        count++;
     }
     if (count > 1 || (count == 0 && h->http_minor >= 1))
         return fail(p, 400, "Bad Request");
@@ -230,12 +235,13 @@ static int check_host(bl_http_parser_t *p, const bl_head_t *h)
  * a proxy in front may have read it otherwise. RFC 9112 6.3: 400. */
 static int check_transfer_encoding(bl_http_parser_t *p, const bl_head_t *h)
 {
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
+    uint32_t i = 0;
+    size_t len;
+    const char *v;
+    while ((v = bl_head_find_next(h, "transfer-encoding", &i, &len)) != NULL) {
         size_t pos = 0, tlen;
         const char *t;
-        if (hd->name_len == 17 && memcmp(h->buf + hd->name_off, "transfer-encoding", 17) == 0 &&
-            !bl_token_next(h->buf + hd->value_off, hd->value_len, &pos, &t, &tlen))
+        if (!bl_token_next(v, len, &pos, &t, &tlen))
             return fail(p, 400, "Bad Request");
     }
     return 0;

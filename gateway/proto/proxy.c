@@ -130,28 +130,19 @@ int bl_proxy_init(bl_proxy_t *p, const bl_config_t *cfg, char *err, size_t errle
         bl_proxy_free(p);
         return -ENOMEM;
     }
-    const char *c = list;
-    while (*c) {
-        while (*c == ' ' || *c == '\t' || *c == ',')
-            c++;
-        const char *start = c;
-        while (*c && *c != ',')
-            c++;
-        const char *end = c;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        if (end == start)
-            continue;
-        if (end - start == 1 && *start == '*') {
+    size_t pos = 0, len = strlen(list), elen;
+    const char *e;
+    while (bl_token_next(list, len, &pos, &e, &elen)) {
+        if (elen == 1 && *e == '*') {
             p->trust_all = true;
-        } else if (parse_net(start, (size_t)(end - start), &p->nets[p->nnets]) == 0) {
+        } else if (parse_net(e, elen, &p->nets[p->nnets]) == 0) {
             p->nnets++;
         } else {
             if (err != NULL)
                 snprintf(err, errlen,
                          "invalid --forwarded-allow-ips entry '%.*s' (an address, "
                          "a CIDR such as 10.0.0.0/8, or *)",
-                         (int)(end - start), start);
+                         (int)elen, e);
             bl_proxy_free(p);
             return -EINVAL;
         }
@@ -253,42 +244,24 @@ static void parse_node(const char *s, size_t len, node_t *n)
 
 /* ---- list headers ----------------------------------------------------------- */
 
-static bool header_is(const bl_head_t *h, const bl_header_t *hd, const char *name, size_t n)
-{
-    return hd->name_len == n && memcmp(h->buf + hd->name_off, name, n) == 0;
-}
-
 static bool head_has(const bl_head_t *h, const char *name)
 {
-    size_t n = strlen(name);
-    for (uint32_t i = 0; i < h->nheaders; i++)
-        if (header_is(h, &h->headers[i], name, n))
-            return true;
-    return false;
+    size_t len;
+    return bl_head_find(h, name, &len) != NULL;
 }
 
 /* Calls fn for each trimmed, non-empty comma-separated item of every `name`
  * header, in order. */
 static void list_each(const bl_head_t *h, const char *name, void (*fn)(void *, span_t), void *arg)
 {
-    size_t n = strlen(name);
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
-        if (!header_is(h, hd, name, n))
-            continue;
-        const char *v = h->buf + hd->value_off, *end = v + hd->value_len;
-        while (v < end) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *start = v;
-            while (v < end && *v != ',')
-                v++;
-            const char *e = v;
-            while (e > start && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (e > start)
-                fn(arg, (span_t){start, (size_t)(e - start)});
-        }
+    uint32_t i = 0;
+    size_t len;
+    const char *v;
+    while ((v = bl_head_find_next(h, name, &i, &len)) != NULL) {
+        size_t pos = 0, elen;
+        const char *e;
+        while (bl_token_next(v, len, &pos, &e, &elen))
+            fn(arg, (span_t){e, elen});
     }
 }
 
@@ -402,10 +375,9 @@ static bool fwd_value(const char **pp, const char *end, char *out, size_t cap, s
     return true;
 }
 
-/* Parses one element up to a comma outside quotes (or the end); advances past it. */
-static void fwd_element(const char **pp, const char *end, fwd_elem_t *e)
+/* Parses one element (bl_token_next_quoted: no comma outside quotes). */
+static void fwd_element(const char *p, const char *end, fwd_elem_t *e)
 {
-    const char *p = *pp;
     memset(e, 0, sizeof(*e));
     for (;;) {
         skip_ows(&p, end);
@@ -454,35 +426,22 @@ static void fwd_element(const char **pp, const char *end, fwd_elem_t *e)
             break;
         }
     }
-    if (e->bad) {
-        /* Resynchronise at the next comma outside a quoted string. */
-        bool quoted = false;
-        while (p < end && (quoted || *p != ',')) {
-            if (*p == '\\' && quoted && p + 1 < end)
-                p++;
-            else if (*p == '"')
-                quoted = !quoted;
-            p++;
-        }
-    }
-    if (p < end && *p == ',')
-        p++;
-    *pp = p;
 }
 
 static void fwd_get(const bl_head_t *h, fwd_t *f)
 {
     f->total = 0;
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
-        if (!header_is(h, hd, "forwarded", 9))
-            continue;
-        const char *p = h->buf + hd->value_off, *end = p + hd->value_len;
-        while (p < end) {
+    uint32_t i = 0;
+    size_t len;
+    const char *v;
+    while ((v = bl_head_find_next(h, "forwarded", &i, &len)) != NULL) {
+        size_t pos = 0, elen;
+        const char *s;
+        while (bl_token_next_quoted(v, len, &pos, &s, &elen)) {
             fwd_elem_t *e = &f->elems[f->total % MAX_ELEMS];
-            fwd_element(&p, end, e);
+            fwd_element(s, s + elen, e);
             if (e->bad || e->has_for || e->has_proto || e->has_host)
-                f->total++; /* empty elements (",,") are no hop */
+                f->total++; /* elements of only ';' are no hop */
         }
     }
 }
@@ -554,14 +513,13 @@ static bool peer_trusted(const bl_proxy_t *p, const bl_proxy_view_t *v)
 
 static void resolve_root_path(const bl_head_t *h, bl_proxy_view_t *v)
 {
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
-        if (header_is(h, hd, "daphne-root-path", 16)) {
-            /* The last one wins, as in Daphne. */
-            v->has_root_path = true;
-            v->root_path_off = hd->value_off;
-            v->root_path_len = hd->value_len;
-        }
+    uint32_t i = 0;
+    size_t len;
+    /* The last one wins, as in Daphne. */
+    while (bl_head_find_next(h, "daphne-root-path", &i, &len) != NULL) {
+        v->has_root_path = true;
+        v->root_path_off = h->headers[i - 1].value_off;
+        v->root_path_len = h->headers[i - 1].value_len;
     }
 }
 
@@ -647,13 +605,9 @@ void bl_proxy_resolve(const bl_proxy_t *p, const bl_head_t *h, bl_proxy_view_t *
 
 int bl_proxy_set_host(bl_head_t *h, const char *value, size_t len)
 {
-    bl_header_t *hd = NULL;
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        if (header_is(h, &h->headers[i], "host", 4)) {
-            hd = &h->headers[i];
-            break;
-        }
-    }
+    uint32_t i = 0;
+    size_t old_len;
+    bl_header_t *hd = bl_head_find_next(h, "host", &i, &old_len) ? &h->headers[i - 1] : NULL;
     size_t need = h->len + len + (hd == NULL ? 4 : 0);
     if (need > UINT32_MAX)
         return -ENOMEM;

@@ -140,8 +140,9 @@ static void offer_param(offer_t *o, const char *name, size_t nlen, bool has_valu
     }
 }
 
-/* One list element: 1 an acceptable permessage-deflate offer (*o filled),
- * 0 something else, -1 malformed. Leaves the cursor at ',' or the end. */
+/* One list element (bl_token_next_quoted: no comma outside quotes): 1 an
+ * acceptable permessage-deflate offer (*o filled), 0 something else, -1
+ * malformed. */
 static int parse_element(cursor_t *c, offer_t *o)
 {
     const char *name, *pname;
@@ -173,21 +174,6 @@ static int parse_element(cursor_t *c, offer_t *o)
         offer_param(o, pname, plen, has_value, v, vlen);
     }
     return ours && !o->bad ? 1 : 0;
-}
-
-/* Past the next ',' that is not inside a quoted string. */
-static void skip_element(cursor_t *c)
-{
-    bool quoted = false;
-    while (c->p < c->end) {
-        char ch = *c->p++;
-        if (quoted && ch == '\\' && c->p < c->end)
-            c->p++;
-        else if (ch == '"')
-            quoted = !quoted;
-        else if (ch == ',' && !quoted)
-            return;
-    }
 }
 
 /* The agreement for an acceptable offer; false if we can't honour it. */
@@ -224,25 +210,15 @@ static bool agree(const offer_t *o, const bl_ws_deflate_config_t *cfg, bl_ws_def
 int bl_ws_deflate_negotiate(const char *offers, size_t len, const bl_ws_deflate_config_t *cfg,
                             bl_ws_deflate_params_t *out)
 {
-    cursor_t c = {offers, offers + len};
+    size_t pos = 0, elen;
+    const char *e;
     offer_t o;
     if (offers == NULL)
         return 0;
-    while (c.p < c.end) {
-        skip_ows(&c);
-        if (c.p < c.end && *c.p == ',') {
-            c.p++; /* empty list element */
-            continue;
-        }
-        if (c.p >= c.end)
-            break;
-        int r = parse_element(&c, &o);
-        if (r == 1 && agree(&o, cfg, out))
+    while (bl_token_next_quoted(offers, len, &pos, &e, &elen)) {
+        cursor_t c = {e, e + elen};
+        if (parse_element(&c, &o) == 1 && agree(&o, cfg, out))
             return 1;
-        if (r < 0)
-            skip_element(&c);
-        else if (c.p < c.end)
-            c.p++; /* the ',' */
     }
     return 0;
 }

@@ -2,6 +2,7 @@
  * from OpenSSL's libcrypto. */
 #include "bayleaf/proto/ws_handshake.h"
 #include "bayleaf/proto/http_response.h"
+#include "bayleaf/proto/tokens.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -35,47 +36,17 @@ static span_t trim(const char *p, size_t len)
     return (span_t){p, len};
 }
 
-/* The next header called name (lower-case) at or after *i, or NULL. */
-static const char *next_header(const bl_head_t *head, const char *name, uint32_t *i, size_t *len)
-{
-    size_t n = strlen(name);
-    for (; *i < head->nheaders; (*i)++) {
-        const bl_header_t *h = &head->headers[*i];
-        if (h->name_len == n && memcmp(head->buf + h->name_off, name, n) == 0) {
-            *len = h->value_len;
-            (*i)++;
-            return head->buf + h->value_off;
-        }
-    }
-    return NULL;
-}
-
-/* Next element of a comma-separated list (RFC 9110 5.6.1), trimmed; empty
- * elements are skipped. False at the end. */
-static bool next_element(const char **p, const char *end, span_t *out)
-{
-    while (*p < end) {
-        const char *comma = memchr(*p, ',', (size_t)(end - *p));
-        const char *stop = comma ? comma : end;
-        *out = trim(*p, (size_t)(stop - *p));
-        *p = comma ? comma + 1 : end;
-        if (out->len > 0)
-            return true;
-    }
-    return false;
-}
-
 /* Does any `name` header list the token (case-insensitive)? */
 static bool has_token(const bl_head_t *head, const char *name, const char *token)
 {
     size_t tlen = strlen(token), len;
     uint32_t i = 0;
     const char *v;
-    while ((v = next_header(head, name, &i, &len)) != NULL) {
-        const char *p = v, *end = v + len;
-        span_t e;
-        while (next_element(&p, end, &e)) {
-            if (e.len == tlen && strncasecmp(e.p, token, tlen) == 0)
+    while ((v = bl_head_find_next(head, name, &i, &len)) != NULL) {
+        size_t pos = 0, elen;
+        const char *e;
+        while (bl_token_next(v, len, &pos, &e, &elen)) {
+            if (elen == tlen && strncasecmp(e, token, tlen) == 0)
                 return true;
         }
     }
@@ -86,7 +57,7 @@ static size_t count_headers(const bl_head_t *head, const char *name)
 {
     size_t n = 0, len;
     uint32_t i = 0;
-    while (next_header(head, name, &i, &len) != NULL)
+    while (bl_head_find_next(head, name, &i, &len) != NULL)
         n++;
     return n;
 }
@@ -134,20 +105,19 @@ static bool compute_accept(span_t key, char accept[29])
 /* Subprotocol list and extension values, in one allocation. */
 static int collect(const bl_head_t *head, bl_ws_handshake_t *out)
 {
-    size_t nprot = 0, prot_bytes = 0, ext_bytes = 0, len;
+    size_t nprot = 0, prot_bytes = 0, ext_bytes = 0, len, elen;
     uint32_t i = 0;
-    const char *v;
-    span_t e;
+    const char *v, *e;
 
-    while ((v = next_header(head, "sec-websocket-protocol", &i, &len)) != NULL) {
-        const char *p = v;
-        while (next_element(&p, v + len, &e)) {
+    while ((v = bl_head_find_next(head, "sec-websocket-protocol", &i, &len)) != NULL) {
+        size_t pos = 0;
+        while (bl_token_next(v, len, &pos, &e, &elen)) {
             nprot++;
-            prot_bytes += e.len + 1;
+            prot_bytes += elen + 1;
         }
     }
     i = 0;
-    while (next_header(head, "sec-websocket-extensions", &i, &len) != NULL)
+    while (bl_head_find_next(head, "sec-websocket-extensions", &i, &len) != NULL)
         ext_bytes += len + 2;
     if (nprot == 0 && ext_bytes == 0)
         return 0;
@@ -159,13 +129,13 @@ static int collect(const bl_head_t *head, bl_ws_handshake_t *out)
     char *s = mem + nprot * sizeof(char *);
     size_t k = 0;
     i = 0;
-    while ((v = next_header(head, "sec-websocket-protocol", &i, &len)) != NULL) {
-        const char *p = v;
-        while (next_element(&p, v + len, &e)) {
+    while ((v = bl_head_find_next(head, "sec-websocket-protocol", &i, &len)) != NULL) {
+        size_t pos = 0;
+        while (bl_token_next(v, len, &pos, &e, &elen)) {
             list[k++] = s;
-            memcpy(s, e.p, e.len);
-            s[e.len] = '\0';
-            s += e.len + 1;
+            memcpy(s, e, elen);
+            s[elen] = '\0';
+            s += elen + 1;
         }
     }
     out->mem = mem;
@@ -174,7 +144,7 @@ static int collect(const bl_head_t *head, bl_ws_handshake_t *out)
     if (ext_bytes > 0) {
         char *ext = s;
         i = 0;
-        while ((v = next_header(head, "sec-websocket-extensions", &i, &len)) != NULL) {
+        while ((v = bl_head_find_next(head, "sec-websocket-extensions", &i, &len)) != NULL) {
             span_t t = trim(v, len);
             if (t.len == 0)
                 continue;

@@ -33,5 +33,9 @@ typedef struct bl_head_s {
 void bl_head_free(bl_head_t *head);
 /* Value of the first header called `name` (lower-case), or NULL. */
 const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len);
+/* Value of the next header called `name` at or after index *i, or NULL; *i
+ * moves past it, so a loop from *i = 0 visits each in order (headers[*i - 1]
+ * is the one found). */
+const char *bl_head_find_next(const bl_head_t *head, const char *name, uint32_t *i, size_t *len);
 
 #endif

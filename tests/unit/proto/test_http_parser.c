@@ -211,6 +211,40 @@ static void test_head_find(void)
     rec_free(&r, &p);
 }
 
+/* bl_head_find_next visits each header of a name in order; the index it
+ * leaves names the one found. */
+static void test_head_find_next(void)
+{
+    bl_http_parser_t p;
+    rec_t r;
+    size_t used, len = 99;
+
+    parse_one(simple_get, &r, &p, &used);
+    CHECK_EQ_INT(r.nheads, 1);
+    if (r.nheads == 1) {
+        const bl_head_t *h = r.heads[0];
+        uint32_t i = 0;
+        const char *v = bl_head_find_next(h, "x-dup", &i, &len);
+        CHECK_MEM_STR(v, len, "one");
+        CHECK_EQ_INT(i, 2);
+        v = bl_head_find_next(h, "x-dup", &i, &len);
+        CHECK_MEM_STR(v, len, "Two");
+        CHECK_EQ_INT(i, 4);
+        CHECK(h->headers[i - 1].value_len == len);
+        len = 99;
+        CHECK(bl_head_find_next(h, "x-dup", &i, &len) == NULL);
+        CHECK_EQ_INT(i, 4);
+        CHECK_EQ_INT(len, 99); /* untouched when absent */
+        i = 1;                 /* from an index: the first header is not seen */
+        CHECK(bl_head_find_next(h, "host", &i, &len) == NULL);
+        CHECK_EQ_INT(i, 4);
+        i = 0;
+        CHECK_MEM_STR(bl_head_find_next(h, "host", &i, &len), len, "Example.COM");
+        CHECK_EQ_INT(i, 1);
+    }
+    rec_free(&r, &p);
+}
+
 static void check_keep_alive(const char *req, bool want)
 {
     bl_http_parser_t p;
@@ -1213,6 +1247,7 @@ int main(void)
 {
     test_simple_get();
     test_head_find();
+    test_head_find_next();
     test_keep_alive();
     test_versions();
     test_targets();
