@@ -191,9 +191,9 @@ static void ws_negotiate(bl_conn_t *c, const char *offers)
         .context_takeover = cfg->ws_compression_context_takeover,
         .window_bits = (uint8_t)cfg->ws_compression_window_bits,
     };
-    c->ws_deflate =
-        cfg->ws_compression && offers != NULL &&
-        bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+    bool agreed = cfg->ws_compression && offers != NULL &&
+                  bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+    bl_conn_put(c, BL_CONN_F_WS_DEFLATE, agreed);
 }
 
 /* The 101 head: the agreed extension, then the app's headers. */
@@ -202,7 +202,7 @@ static int ws_response_head(bl_conn_t *c, const char *sub, const char *extra, si
 {
     static const char name[] = "Sec-WebSocket-Extensions: ";
     char value[BL_WS_DEFLATE_RESPONSE_MAX];
-    if (!c->ws_deflate)
+    if (!bl_conn_has(c, BL_CONN_F_WS_DEFLATE))
         return bl_ws_handshake_response(c->ws_accept, sub, extra, extra_len,
                                         c->server->cfg->server_name, head, head_len);
     size_t vlen = bl_ws_deflate_response(&c->ws_deflate_params, value, sizeof(value));
@@ -235,7 +235,7 @@ static int on_upgrade(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
         return status;
     ex->kind = BL_KIND_WEBSOCKET;
     c->proto = &bl_conn_ws_proto;
-    c->keep_alive = false;
+    bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
     c->ws_phase = WS_HANDSHAKE;
     c->ws_started = c->ws_last_read = now_ms(c);
     bl_conn_access_log(c, "WSCONNECTING");
@@ -297,7 +297,7 @@ static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
     size_t off = 0;
     while (off < len && !bl_conn_is_shut(c) && !bl_conn_readahead_full(c)) {
         size_t n = read_size(c, len - off);
-        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
+        if (bl_conn_has(c, BL_CONN_F_WS_DEFLATE) && n > WS_DEFLATE_SLICE)
             n = WS_DEFLATE_SLICE;
         ws_feed(c, data + off, n);
         off += n;
@@ -368,7 +368,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     memcpy(sub, ev->data + ev->len, sublen);
     sub[sublen] = '\0';
     if (bl_ws_new(&c->ws, &callbacks, &cfg, c) != 0 ||
-        (c->ws_deflate &&
+        (bl_conn_has(c, BL_CONN_F_WS_DEFLATE) &&
          bl_ws_use_deflate(c->ws, &c->ws_deflate_params, conf->ws_compression_threshold) != 0) ||
         ws_response_head(c, sublen ? sub : NULL, ev->data, ev->len, &head, &head_len) != 0) {
         bl_event_free(ev);
@@ -376,7 +376,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
         return;
     }
     bl_event_free(ev);
-    c->resp_started = true;
+    bl_conn_set(c, BL_CONN_F_RESP_STARTED);
     c->status = 101;
     c->ws_phase = WS_OPEN;
     c->ws_last_read = now_ms(c);
@@ -472,7 +472,7 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
         } else if (c->ws_phase == WS_OPEN) {
             bool failed = (ev->flags & BL_EVF_ERROR) != 0;
             ws_close(c, failed ? 1011 : 1000, "", 0);
-        } else if (c->ws_phase == WS_REFUSED && !c->resp_done) {
+        } else if (c->ws_phase == WS_REFUSED && !bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
             bl_conn_close(c);
         }
         break;
@@ -511,7 +511,7 @@ static void on_timer(bl_conn_t *c, timer_kind_t kind)
             ws_close(c, 1000, "", 0);
             return;
         }
-        if (c->ws_ping_sent != 0 && !c->reading &&
+        if (c->ws_ping_sent != 0 && !bl_conn_has(c, BL_CONN_F_READING) &&
             now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000) &&
             bl_conn_acked(c) >= c->ws_ping_end) {
             /* Not read (the app is behind): the pong waits unread, but the
