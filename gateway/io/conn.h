@@ -24,7 +24,7 @@ typedef enum {
     TIMER_IDLE,     /* keep-alive between requests */
     TIMER_RESPONSE, /* -t: the app must start a response */
     TIMER_LINGER,   /* after our FIN, wait a little for the client's */
-    TIMER_WS,       /* WebSocket deadlines: connect, ping, age, closing */
+    TIMER_WS,       /* the nearest WebSocket deadline (conn_ws.c: ws_due) */
     TIMER_BODY,     /* --body-timeout: not a timer_kind, the protocol's turn to act */
 } timer_kind_t;
 
