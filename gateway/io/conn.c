@@ -51,11 +51,12 @@ static uint64_t deadline_due(bl_conn_t *c, deadline_t d)
 {
     switch (d) {
     case DEADLINE_SEND:
-        return c->send_watched ? c->send_due : UINT64_MAX;
+        return bl_conn_has(c, BL_CONN_F_SEND_WATCHED) ? c->send_due : UINT64_MAX;
     case DEADLINE_BODY: /* progress is noted lazily: the due time follows body_since */
-        return c->body_watched ? c->body_since + body_timeout_ms(c) : UINT64_MAX;
+        return bl_conn_has(c, BL_CONN_F_BODY_WATCHED) ? c->body_since + body_timeout_ms(c)
+                                                      : UINT64_MAX;
     case DEADLINE_HUP:
-        return c->hup_watched ? c->hup_due : UINT64_MAX;
+        return bl_conn_has(c, BL_CONN_F_HUP_WATCHED) ? c->hup_due : UINT64_MAX;
     case DEADLINE_KIND:
         return c->timer_kind != TIMER_NONE ? c->timer_due : UINT64_MAX;
     case DEADLINE_COUNT:
@@ -98,17 +99,19 @@ void bl_conn_timer_set(bl_conn_t *c, timer_kind_t kind, double seconds)
 static bool body_check(bl_conn_t *c, uint64_t now)
 {
     if (bl_conn_is_ending(c)) {
-        c->body_watched = false; /* ending anyway */
+        bl_conn_clear(c, BL_CONN_F_BODY_WATCHED); /* ending anyway */
         return false;
     }
     /* The app is behind, we do not read (the client does not read us), or
      * the client waits for our 100 Continue: its silence is not a stall. */
-    bool waiting = c->body_blocked || !c->reading || (c->expect_continue && !c->continue_sent);
+    bool waiting =
+        bl_conn_has(c, BL_CONN_F_BODY_BLOCKED) || !bl_conn_has(c, BL_CONN_F_READING) ||
+        (bl_conn_has(c, BL_CONN_F_EXPECT_CONTINUE) && !bl_conn_has(c, BL_CONN_F_CONTINUE_SENT));
     if (waiting)
         c->body_since = now;
     if (waiting || now - c->body_since < body_timeout_ms(c))
         return false;
-    c->body_watched = false;
+    bl_conn_clear(c, BL_CONN_F_BODY_WATCHED);
     c->proto->on_timer(c, TIMER_BODY);
     return true;
 }
@@ -161,10 +164,11 @@ static void send_plan(bl_conn_t *c, uint64_t now)
 /* A write left a backlog behind: watch it (once; progress is read lazily). */
 void bl_conn_send_watch(bl_conn_t *c)
 {
-    if (c->send_watched || c->h.stream.write_queue_size == 0 || send_timeout_ms(c) == 0)
+    if (bl_conn_has(c, BL_CONN_F_SEND_WATCHED) || c->h.stream.write_queue_size == 0 ||
+        send_timeout_ms(c) == 0)
         return;
     uint64_t now = loop_now(c);
-    c->send_watched = true;
+    bl_conn_set(c, BL_CONN_F_SEND_WATCHED);
     c->send_since = now;
     c->send_mark = send_written(c);
     c->send_outq = send_outq(c);
@@ -179,7 +183,7 @@ static bool send_check(bl_conn_t *c, uint64_t now)
 {
     size_t backlog = c->h.stream.write_queue_size;
     if (backlog == 0) {
-        c->send_watched = false; /* drained: a new backlog starts a new watch */
+        bl_conn_clear(c, BL_CONN_F_SEND_WATCHED); /* drained: a new backlog starts a new watch */
         return false;
     }
     /* Progress: bytes reached the socket, or the client took some from it
@@ -215,8 +219,8 @@ static void on_timer(uv_timer_t *t)
         return;
     if (now >= deadline_due(c, DEADLINE_BODY) && body_check(c, now))
         return;
-    if (c->hup_watched && bl_conn_is_ending(c)) {
-        c->hup_watched = false; /* ending: reads (linger) or writes decide now */
+    if (bl_conn_has(c, BL_CONN_F_HUP_WATCHED) && bl_conn_is_ending(c)) {
+        bl_conn_clear(c, BL_CONN_F_HUP_WATCHED); /* ending: reads (linger) or writes decide now */
     } else if (now >= deadline_due(c, DEADLINE_HUP)) {
         if (hup_check(c))
             return;
@@ -273,8 +277,8 @@ static void on_handle_closed(uv_handle_t *h)
 /* A connection that is ending no longer counts for --limit-concurrency. */
 static void conn_inactive(bl_conn_t *c)
 {
-    if (c->active) {
-        c->active = false;
+    if (bl_conn_has(c, BL_CONN_F_ACTIVE)) {
+        bl_conn_clear(c, BL_CONN_F_ACTIVE);
         c->server->nactive--;
     }
 }
@@ -289,7 +293,7 @@ static void conn_close(bl_conn_t *c, bool reset)
     conn_inactive(c);
     if (c->proto->on_close != NULL)
         c->proto->on_close(c);
-    bl_conn_detach(c, !c->resp_done);
+    bl_conn_detach(c, !bl_conn_has(c, BL_CONN_F_RESP_DONE));
     if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
         uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -341,12 +345,12 @@ void bl_conn_end_after_writes(bl_conn_t *c)
     if (c->writes_pending > 0) {
         c->phase = CONN_ENDING;
         uv_read_stop(&c->h.stream);
-        c->reading = false;
+        bl_conn_clear(c, BL_CONN_F_READING);
         return;
     }
     c->phase = CONN_LINGERING;
     conn_inactive(c);
-    bl_conn_detach(c, !c->resp_done);
+    bl_conn_detach(c, !bl_conn_has(c, BL_CONN_F_RESP_DONE));
     bl_conn_timer_set(c, TIMER_LINGER, 2.0);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0)
@@ -363,7 +367,8 @@ bool bl_conn_output_over(const bl_conn_t *c, output_use_t use)
         /* A client that does not read what we write (answers to its pings,
          * say) is not read either until it catches up: stopped above
          * BL_OUTPUT_HIGH_WATER, resumed at BL_WRITE_LOW_WATER. */
-        return backlog > BL_OUTPUT_HIGH_WATER || (!c->reading && backlog > BL_WRITE_LOW_WATER);
+        return backlog > BL_OUTPUT_HIGH_WATER ||
+               (!bl_conn_has(c, BL_CONN_F_READING) && backlog > BL_WRITE_LOW_WATER);
     case OUTPUT_FOR_NEXT:
         return backlog > BL_WRITE_HIGH_WATER; /* a client that pipelines but does not read */
     case OUTPUT_FOR_RESUME:
@@ -400,9 +405,9 @@ static void input_end(bl_conn_t *c, ssize_t err)
     if (c->proto->on_input_end != NULL && c->proto->on_input_end(c, err)) {
         /* A half-close the protocol lets run (a response still going out). */
         uv_read_stop(&c->h.stream);
-        c->reading = false;
-        c->input_ended = true;
-        c->hup_watched = false;
+        bl_conn_clear(c, BL_CONN_F_READING);
+        bl_conn_set(c, BL_CONN_F_INPUT_ENDED);
+        bl_conn_clear(c, BL_CONN_F_HUP_WATCHED);
         return;
     }
     bl_conn_close(c);
@@ -487,27 +492,28 @@ void bl_conn_update_reading(bl_conn_t *c)
         kept_waits = c->proto->replay_kept(c);
     if (bl_conn_is_ending(c))
         return;
-    c->body_blocked = bl_conn_readahead_full(c);
+    bl_conn_put(c, BL_CONN_F_BODY_BLOCKED, bl_conn_readahead_full(c));
     /* While paused for a response, input is still read (into rbuf, bounded):
      * stopping and restarting per request would cost two epoll_ctl calls. */
-    bool want = !c->body_blocked && !bl_conn_output_over(c, OUTPUT_FOR_READING) &&
-                c->rlen < 65536 && !c->server->up_held && !kept_waits;
-    if (want && !c->reading) {
+    bool want = !bl_conn_has(c, BL_CONN_F_BODY_BLOCKED) &&
+                !bl_conn_output_over(c, OUTPUT_FOR_READING) && c->rlen < 65536 &&
+                !c->server->up_held && !kept_waits;
+    if (want && !bl_conn_has(c, BL_CONN_F_READING)) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
-            c->reading = true;
+            bl_conn_set(c, BL_CONN_F_READING);
         c->body_since = loop_now(c); /* --body-timeout counts from here again */
-    } else if (!want && c->reading) {
+    } else if (!want && bl_conn_has(c, BL_CONN_F_READING)) {
         uv_read_stop(&c->h.stream);
-        c->reading = false;
+        bl_conn_clear(c, BL_CONN_F_READING);
     }
     /* Not reading, the client's leaving is looked for (hup_check). */
-    bool watch = !c->reading && !c->input_ended;
-    if (watch && !c->hup_watched) {
-        c->hup_watched = true;
+    bool watch = !bl_conn_has(c, BL_CONN_F_READING) && !bl_conn_has(c, BL_CONN_F_INPUT_ENDED);
+    if (watch && !bl_conn_has(c, BL_CONN_F_HUP_WATCHED)) {
+        bl_conn_set(c, BL_CONN_F_HUP_WATCHED);
         c->hup_due = loop_now(c) + BL_HUP_CHECK_MS;
         timer_arm(c);
     } else if (!watch) {
-        c->hup_watched = false;
+        bl_conn_clear(c, BL_CONN_F_HUP_WATCHED);
     }
 }
 
@@ -577,7 +583,7 @@ int bl_conn_accept(bl_listener_t *l)
             addr_to_text(&ss, c->server_host, sizeof(c->server_host), &c->server_port);
     }
     c->proto->on_open(c);
-    c->active = true;
+    bl_conn_set(c, BL_CONN_F_ACTIVE);
     s->nactive++;
     bl_conn_update_reading(c);
     uv_fileno(&c->h.handle, &fd);

@@ -24,7 +24,7 @@ typedef enum {
     TIMER_IDLE,     /* keep-alive between requests */
     TIMER_RESPONSE, /* -t: the app must start a response */
     TIMER_LINGER,   /* after our FIN, wait a little for the client's */
-    TIMER_WS,       /* WebSocket deadlines: connect, ping, age, closing */
+    TIMER_WS,       /* the nearest WebSocket deadline (conn_ws.c: ws_due) */
     TIMER_BODY,     /* --body-timeout: not a timer_kind, the protocol's turn to act */
 } timer_kind_t;
 
@@ -83,6 +83,42 @@ typedef struct bl_conn_proto_s {
     void (*free)(bl_conn_t *c);
 } bl_conn_proto_t;
 
+/* Connection state bits (bl_conn_t.flags): read with bl_conn_has, written
+ * with bl_conn_set/clear/put. The I/O thread alone touches them. */
+enum {
+    /* the current request/response (conn_http.c, reset per request) */
+    BL_CONN_F_REQUEST_POSTED = 1u << 0,
+    BL_CONN_F_BODY_FINAL_POSTED = 1u << 1,
+    BL_CONN_F_MESSAGE_COMPLETE = 1u << 2,
+    BL_CONN_F_RESP_STARTED = 1u << 3,
+    BL_CONN_F_RESP_DONE = 1u << 4,
+    BL_CONN_F_KEEP_ALIVE = 1u << 5,
+    BL_CONN_F_HEAD_REQUEST = 1u << 6,
+    BL_CONN_F_HTTP10 = 1u << 7,
+    BL_CONN_F_EXPECT_CONTINUE = 1u << 8,
+    BL_CONN_F_CONTINUE_SENT = 1u << 9,
+    /* from the head to the body's end: its progress is watched (--body-timeout) */
+    BL_CONN_F_BODY_WATCHED = 1u << 10,
+    /* a pipelined request waits for the write backlog to drain */
+    BL_CONN_F_NEXT_WAITING = 1u << 11,
+    /* counted in server->nactive (--limit-concurrency) */
+    BL_CONN_F_ACTIVE = 1u << 12,
+    /* the parser stopped after a message: wait for the response */
+    BL_CONN_F_PAUSED = 1u << 13,
+    /* too much unconsumed body: reading stopped */
+    BL_CONN_F_BODY_BLOCKED = 1u << 14,
+    /* uv_read_start is in force */
+    BL_CONN_F_READING = 1u << 15,
+    /* a write backlog is watched (send_*) */
+    BL_CONN_F_SEND_WATCHED = 1u << 16,
+    /* not read: the socket is watched for the client leaving */
+    BL_CONN_F_HUP_WATCHED = 1u << 17,
+    /* the client's FIN was read (a half-close): nothing more comes */
+    BL_CONN_F_INPUT_ENDED = 1u << 18,
+    /* permessage-deflate agreed for the 101 */
+    BL_CONN_F_WS_DEFLATE = 1u << 19,
+};
+
 struct bl_conn_s {
     union {
         uv_tcp_t tcp;
@@ -111,7 +147,6 @@ struct bl_conn_s {
     uint64_t send_queued; /* bytes ever handed to uv_write */
     uint64_t send_mark;   /* of those, bytes written at the last look */
     /* --body-timeout: and a request body being read for progress */
-    bool body_watched;   /* from the head to the body's end (conn_http.c) */
     uint64_t body_since; /* loop time of its last bytes (or of reading resumed) */
     /* the current request/response */
     bl_framing_t framing;
@@ -119,29 +154,12 @@ struct bl_conn_s {
     uint64_t sent_body;
     uint64_t discarded; /* body bytes dropped after an early response */
     uint64_t clen;      /* the response's Content-Length (BL_FRAME_LENGTH) */
-    bool next_waiting;  /* a pipelined request waits for the write backlog to drain */
-    bool active;        /* counted in server->nactive (--limit-concurrency) */
     char method[16];
     char *log_path;
-    bool request_posted;
-    bool body_final_posted;
-    bool message_complete;
-    bool resp_started;
-    bool resp_done;
-    bool keep_alive;
-    bool head_request;
-    bool http10;
-    bool expect_continue;
-    bool continue_sent;
     /* connection state */
     conn_phase_t phase; /* see the predicates below */
-    bool paused;        /* the parser stopped after a message: wait for the response */
-    bool body_blocked;  /* too much unconsumed body: reading stopped */
-    bool reading;
-    bool send_watched; /* a write backlog is watched (send_*) */
-    bool hup_watched;  /* not read: the socket is watched for the client leaving */
-    bool input_ended;  /* the client's FIN was read (a half-close): nothing more comes */
-    uint64_t hup_due;  /* loop time of the next look */
+    unsigned flags;     /* BL_CONN_F_* */
+    uint64_t hup_due;   /* loop time of the next look */
     size_t writes_pending;
     char client_host[64];
     int client_port;
@@ -160,7 +178,6 @@ struct bl_conn_s {
     uint64_t ws_ping_end;  /* send_queued once that ping was queued */
     uint64_t ws_closing_since;
     uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
-    bool ws_deflate;         /* permessage-deflate agreed for the 101 */
     bl_ws_deflate_params_t ws_deflate_params;
 };
 
@@ -173,6 +190,29 @@ typedef struct {
     bl_exchange_t *ex;
     char prefix[24];
 } write_req_t;
+
+static inline bool bl_conn_has(const bl_conn_t *c, unsigned flag)
+{
+    return (c->flags & flag) != 0;
+}
+
+static inline void bl_conn_set(bl_conn_t *c, unsigned flag)
+{
+    c->flags |= flag;
+}
+
+static inline void bl_conn_clear(bl_conn_t *c, unsigned flag)
+{
+    c->flags &= ~flag;
+}
+
+static inline void bl_conn_put(bl_conn_t *c, unsigned flag, bool on)
+{
+    if (on)
+        bl_conn_set(c, flag);
+    else
+        bl_conn_clear(c, flag);
+}
 
 /* uv_close was called: no libuv call on the handles any more. */
 static inline bool bl_conn_is_closing(const bl_conn_t *c)

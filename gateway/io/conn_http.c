@@ -17,9 +17,13 @@
 
 static void request_reset(bl_conn_t *c)
 {
-    c->request_posted = c->body_final_posted = c->message_complete = false;
-    c->resp_started = c->resp_done = false;
-    c->expect_continue = c->continue_sent = false;
+    bl_conn_clear(c, BL_CONN_F_REQUEST_POSTED);
+    bl_conn_clear(c, BL_CONN_F_BODY_FINAL_POSTED);
+    bl_conn_clear(c, BL_CONN_F_MESSAGE_COMPLETE);
+    bl_conn_clear(c, BL_CONN_F_RESP_STARTED);
+    bl_conn_clear(c, BL_CONN_F_RESP_DONE);
+    bl_conn_clear(c, BL_CONN_F_EXPECT_CONTINUE);
+    bl_conn_clear(c, BL_CONN_F_CONTINUE_SENT);
     c->sent_body = 0;
     c->status = 0;
     c->body_len = 0;
@@ -30,21 +34,22 @@ static void request_reset(bl_conn_t *c)
 /* After a response and its request both ended: the next request, or the end. */
 static void request_next(bl_conn_t *c)
 {
-    if (!c->resp_done || !c->message_complete || bl_conn_is_shut(c))
+    if (!bl_conn_has(c, BL_CONN_F_RESP_DONE) || !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE) ||
+        bl_conn_is_shut(c))
         return;
     if (bl_conn_output_over(c, OUTPUT_FOR_NEXT)) {
         /* No new work until the client reads. */
-        c->next_waiting = true;
+        bl_conn_set(c, BL_CONN_F_NEXT_WAITING);
         return;
     }
-    c->next_waiting = false;
+    bl_conn_clear(c, BL_CONN_F_NEXT_WAITING);
     bl_conn_detach(c, false);
-    if (!c->keep_alive || c->server->draining) {
+    if (!bl_conn_has(c, BL_CONN_F_KEEP_ALIVE) || c->server->draining) {
         bl_conn_end_after_writes(c);
         return;
     }
     request_reset(c);
-    c->paused = false;
+    bl_conn_clear(c, BL_CONN_F_PAUSED);
     bl_http_parser_resume(&c->parser);
     bl_conn_timer_set(c, TIMER_IDLE, c->server->cfg->keepalive_timeout);
     bl_conn_replay_kept(c, bl_conn_http_parse); /* pipelined input: parse it now */
@@ -53,17 +58,18 @@ static void request_next(bl_conn_t *c)
 
 static void response_done(bl_conn_t *c)
 {
-    c->resp_done = true;
+    bl_conn_set(c, BL_CONN_F_RESP_DONE);
     bl_conn_access_log_write(c);
     /* The client was told to wait for 100-continue and never was: its body
      * may or may not follow, so the connection cannot be reused. */
-    if (c->expect_continue && !c->continue_sent && !c->message_complete)
-        c->keep_alive = false;
-    if (!c->keep_alive && !c->message_complete) {
+    if (bl_conn_has(c, BL_CONN_F_EXPECT_CONTINUE) && !bl_conn_has(c, BL_CONN_F_CONTINUE_SENT) &&
+        !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE))
+        bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
+    if (!bl_conn_has(c, BL_CONN_F_KEEP_ALIVE) && !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)) {
         bl_conn_end_after_writes(c);
         return;
     }
-    if (!c->message_complete) {
+    if (!bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)) {
         /* The app answered without reading the whole body: the rest is read
          * and dropped (up to a bound) so the connection can be reused. */
         bl_conn_detach(c, false);
@@ -79,21 +85,23 @@ static void response_done(bl_conn_t *c)
 static void post_request_part(bl_conn_t *c)
 {
     bl_exchange_t *ex = c->ex;
-    if (ex == NULL || c->body_final_posted ||
-        (c->request_posted && c->body_len == 0 && !c->message_complete))
+    if (ex == NULL || bl_conn_has(c, BL_CONN_F_BODY_FINAL_POSTED) ||
+        (bl_conn_has(c, BL_CONN_F_REQUEST_POSTED) && c->body_len == 0 &&
+         !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)))
         return;
-    bl_event_t *ev = bl_event_new(c->request_posted ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
+    bl_event_t *ev = bl_event_new(
+        bl_conn_has(c, BL_CONN_F_REQUEST_POSTED) ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
     if (ev == NULL) {
         bl_conn_fail(c, 500);
         return;
     }
     if (c->body_len > 0)
         memcpy(ev->data, c->body, c->body_len);
-    ev->flags = c->message_complete ? 0 : BL_EVF_MORE;
+    ev->flags = bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE) ? 0 : BL_EVF_MORE;
     ex->body_inflight += bl_event_readahead(ev);
     c->body_len = 0;
-    c->request_posted = true;
-    c->body_final_posted = c->message_complete;
+    bl_conn_set(c, BL_CONN_F_REQUEST_POSTED);
+    bl_conn_put(c, BL_CONN_F_BODY_FINAL_POSTED, bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE));
     bl_bridge_post_up(ev);
 }
 
@@ -171,11 +179,11 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
         c->log_path = strndup(head->buf + head->path_off, head->path_len);
     else
         c->log_path = strndup(head->buf, head->url_len);
-    c->head_request = strcmp(head->method, "HEAD") == 0;
-    c->http10 = head->http_major == 1 && head->http_minor == 0;
+    bl_conn_put(c, BL_CONN_F_HEAD_REQUEST, strcmp(head->method, "HEAD") == 0);
+    bl_conn_put(c, BL_CONN_F_HTTP10, head->http_major == 1 && head->http_minor == 0);
     /* Non-WebSocket upgrades are served as plain HTTP, then the connection ends. */
-    c->keep_alive = head->keep_alive && !head->upgrade;
-    c->expect_continue = head->expect_continue;
+    bl_conn_put(c, BL_CONN_F_KEEP_ALIVE, head->keep_alive && !head->upgrade);
+    bl_conn_put(c, BL_CONN_F_EXPECT_CONTINUE, head->expect_continue);
     if (head->websocket) {
         int status = c->server->upgrade_proto->on_upgrade(c, head, ex);
         if (status != 0) {
@@ -186,7 +194,7 @@ static int on_head(bl_http_parser_t *p, bl_head_t *head)
     }
     /* --body-timeout watches until the body ends (on_complete); set before the
      * timer is armed below, which then counts it in. */
-    c->body_watched = c->server->cfg->body_timeout > 0;
+    bl_conn_put(c, BL_CONN_F_BODY_WATCHED, c->server->cfg->body_timeout > 0);
     c->body_since = uv_now(&c->server->loop);
     bl_conn_timer_set(c, c->server->cfg->http_timeout > 0 ? TIMER_RESPONSE : TIMER_NONE,
                       c->server->cfg->http_timeout);
@@ -202,7 +210,7 @@ static int on_body(bl_http_parser_t *p, const char *at, size_t len)
          * closing is cheaper than reading it all. */
         c->discarded += len;
         if (c->discarded > BL_DISCARD_LIMIT) {
-            c->keep_alive = false;
+            bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
             p->error_status = 0;
             return -1;
         }
@@ -228,8 +236,8 @@ static int on_body(bl_http_parser_t *p, const char *at, size_t len)
 static int on_complete(bl_http_parser_t *p)
 {
     bl_conn_t *c = p->data;
-    c->message_complete = true;
-    c->body_watched = false; /* a timer armed for it finds nothing due */
+    bl_conn_set(c, BL_CONN_F_MESSAGE_COMPLETE);
+    bl_conn_clear(c, BL_CONN_F_BODY_WATCHED); /* a timer armed for it finds nothing due */
     post_request_part(c);
     return 0;
 }
@@ -239,7 +247,7 @@ static const bl_http_handler_t parser_callbacks = {on_head, on_body, on_complete
 /* Parses as much as allowed; keeps the rest in rbuf. */
 void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
 {
-    while (len > 0 && !c->paused && !bl_conn_is_shut(c)) {
+    while (len > 0 && !bl_conn_has(c, BL_CONN_F_PAUSED) && !bl_conn_is_shut(c)) {
         size_t used = 0;
         if (bl_http_parser_idle(&c->parser) && c->timer_kind == TIMER_IDLE)
             bl_conn_timer_set(c, TIMER_HEADER, c->server->cfg->header_timeout);
@@ -247,10 +255,11 @@ void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
         data += used;
         len -= used;
         if (rc == BL_HTTP_ERROR) {
-            if (c->resp_done && !c->message_complete) {
+            if (bl_conn_has(c, BL_CONN_F_RESP_DONE) &&
+                !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)) {
                 /* Broken or too long a body nobody reads: end quietly. */
                 bl_conn_end_after_writes(c);
-            } else if (c->ex != NULL && c->request_posted) {
+            } else if (c->ex != NULL && bl_conn_has(c, BL_CONN_F_REQUEST_POSTED)) {
                 /* A broken body: the app's request is cut short. */
                 bl_conn_close(c);
             } else {
@@ -260,12 +269,12 @@ void bl_conn_http_parse(bl_conn_t *c, const char *data, size_t len)
             return;
         }
         if (rc == BL_HTTP_PAUSED || rc == BL_HTTP_UPGRADE)
-            c->paused = true;
+            bl_conn_set(c, BL_CONN_F_PAUSED);
     }
     post_request_part(c);
     if (len > 0 && !bl_conn_is_shut(c) && bl_conn_input_keep(c, data, len) != 0)
         return;
-    if (c->paused)
+    if (bl_conn_has(c, BL_CONN_F_PAUSED))
         request_next(c);
 }
 
@@ -284,7 +293,7 @@ static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
                  (unsigned long long)c->clen);
         *len = (size_t)room;
         *more = false;
-        c->keep_alive = false;
+        bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
         /* The app's next send() raises: its response is over. */
         bl_conn_detach(c, true);
         return true;
@@ -292,7 +301,7 @@ static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
     if (!*more && c->sent_body + *len < c->clen) {
         BL_ERROR("application ended its body before its Content-Length (%llu): closing",
                  (unsigned long long)c->clen);
-        c->keep_alive = false;
+        bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
     }
     return true;
 }
@@ -307,19 +316,21 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
         .content_length = ev->aux,
         .body_known = !(ev->flags & BL_EVF_MORE),
         .body_len = ev->len2,
-        .head_request = c->head_request,
-        .http10 = c->http10,
-        .keep_alive = c->keep_alive,
+        .head_request = bl_conn_has(c, BL_CONN_F_HEAD_REQUEST),
+        .http10 = bl_conn_has(c, BL_CONN_F_HTTP10),
+        .keep_alive = bl_conn_has(c, BL_CONN_F_KEEP_ALIVE),
         .server_name = c->server->cfg->server_name,
     };
     char *head;
     size_t head_len;
     bool more = (ev->flags & BL_EVF_MORE) != 0;
-    if (c->resp_started) {
+    if (bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
         bl_conn_event_drop(ev);
         return;
     }
-    int err = bl_response_head(&r, &head, &head_len, &c->framing, &c->keep_alive);
+    bool keep_alive = bl_conn_has(c, BL_CONN_F_KEEP_ALIVE);
+    int err = bl_response_head(&r, &head, &head_len, &c->framing, &keep_alive);
+    bl_conn_put(c, BL_CONN_F_KEEP_ALIVE, keep_alive);
     if (err != 0) {
         if (err == -EINVAL) /* py_http.c refuses these first; a last guard */
             BL_ERROR("application response with status %d refused (1xx, or Content-Length "
@@ -329,7 +340,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
         bl_conn_fail(c, 500);
         return;
     }
-    c->resp_started = true;
+    bl_conn_set(c, BL_CONN_F_RESP_STARTED);
     c->status = ev->status;
     c->clen = (ev->flags & BL_EVF_HAS_CLEN) ? ev->aux : ev->len2;
     if (c->timer_kind == TIMER_RESPONSE)
@@ -378,7 +389,7 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
 {
     bool more = (ev->flags & BL_EVF_MORE) != 0;
     size_t len = ev->len;
-    if (!c->resp_started || c->resp_done) {
+    if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED) || bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
         bl_conn_event_drop(ev);
         return;
     }
@@ -422,7 +433,7 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     }
     if (!more) {
         if (c->framing == BL_FRAME_CLOSE)
-            c->keep_alive = false;
+            bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
         response_done(c);
     }
 }
@@ -430,11 +441,11 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
 /* The app's coroutine returned (or raised): its response must be whole. */
 static void app_returned(bl_conn_t *c, bool failed)
 {
-    if (!c->resp_started) {
+    if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
         if (!failed)
             BL_ERROR("application returned without sending a response: 500");
         bl_conn_fail(c, 500);
-    } else if (!c->resp_done) {
+    } else if (!bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
         /* Half a response: the client must see it was cut short. */
         BL_ERROR("application %s before completing its response: closing the connection",
                  failed ? "raised" : "returned");
@@ -452,10 +463,12 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
         bl_conn_send_body(c, ev);
         return;
     case BL_EV_CONTINUE:
-        if (c->expect_continue && !c->continue_sent && !c->resp_started && !c->message_complete) {
+        if (bl_conn_has(c, BL_CONN_F_EXPECT_CONTINUE) && !bl_conn_has(c, BL_CONN_F_CONTINUE_SENT) &&
+            !bl_conn_has(c, BL_CONN_F_RESP_STARTED) &&
+            !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)) {
             static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
-            c->continue_sent = true;
+            bl_conn_set(c, BL_CONN_F_CONTINUE_SENT);
             bl_conn_write(c, &b, 1, NULL, NULL, 0);
         }
         break;
@@ -479,7 +492,7 @@ static void on_open(bl_conn_t *c)
 int bl_conn_http_read(bl_conn_t *c, const char *data, size_t len)
 {
     /* Reading stops when paused, but a read may already be under way. */
-    if (c->paused)
+    if (bl_conn_has(c, BL_CONN_F_PAUSED))
         return bl_conn_input_keep(c, data, len) != 0 ? -1 : 0;
     bl_conn_http_parse(c, data, len);
     return 0;
@@ -502,8 +515,11 @@ static size_t read_size(bl_conn_t *c, size_t max)
 
 static bool on_input_end(bl_conn_t *c, ssize_t err)
 {
-    if (c->ex != NULL && c->resp_started && !c->resp_done && c->message_complete && err == UV_EOF) {
-        c->keep_alive = false; /* half-close after a full request: let the response finish */
+    if (c->ex != NULL && bl_conn_has(c, BL_CONN_F_RESP_STARTED) &&
+        !bl_conn_has(c, BL_CONN_F_RESP_DONE) && bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE) &&
+        err == UV_EOF) {
+        /* half-close after a full request: let the response finish */
+        bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
         return true;
     }
     return false;
@@ -512,8 +528,9 @@ static bool on_input_end(bl_conn_t *c, ssize_t err)
 bool bl_conn_http_input_may_complete(bl_conn_t *c, int unread)
 {
     const llhttp_t *llh = &c->parser.llh;
-    if (c->ex != NULL && !c->message_complete && (llh->flags & F_CONTENT_LENGTH) &&
-        !(llh->flags & F_CHUNKED) && llh->content_length > (uint64_t)unread)
+    if (c->ex != NULL && !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE) &&
+        (llh->flags & F_CONTENT_LENGTH) && !(llh->flags & F_CHUNKED) &&
+        llh->content_length > (uint64_t)unread)
         return false; /* too few bytes left to end the body */
     return true;
 }
@@ -522,7 +539,7 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
 {
     switch (kind) {
     case TIMER_RESPONSE:
-        if (!c->resp_started) {
+        if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
             BL_WARN("application did not start a response within %gs: 503",
                     c->server->cfg->http_timeout);
             bl_conn_detach(c, true);
@@ -542,14 +559,16 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
         const char *who = c->log_host[0] ? c->log_host : c->client_host;
         BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
                 who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
-                c->server->cfg->body_timeout, c->resp_started ? "connection closed" : "408");
-        if (!c->resp_started) {
+                c->server->cfg->body_timeout,
+                bl_conn_has(c, BL_CONN_F_RESP_STARTED) ? "connection closed" : "408");
+        if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
             bl_conn_detach(c, true); /* the app hears http.disconnect */
             bl_conn_fail(c, 408);
-        } else if (!c->resp_done) {
+        } else if (!bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
             bl_conn_close(c); /* the response is cut; the app hears of it */
         } else {
-            c->keep_alive = false; /* an unread body being dropped: end after our writes */
+            /* an unread body being dropped: end after our writes */
+            bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
             bl_conn_end_after_writes(c);
         }
         break;
@@ -562,7 +581,7 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
 /* A client that pipelines but did not read caught up: its next request. */
 bool bl_conn_http_drain(bl_conn_t *c)
 {
-    if (!c->next_waiting)
+    if (!bl_conn_has(c, BL_CONN_F_NEXT_WAITING))
         return false;
     request_next(c);
     return true;

@@ -66,7 +66,8 @@ static void on_write(uv_write_t *req, int status)
     if (c->writes_pending == 0 && bl_conn_is_ending(c))
         bl_conn_end_after_writes(c);
     else if (!bl_conn_output_over(c, OUTPUT_FOR_RESUME) &&
-             !(c->proto->on_drain != NULL && c->proto->on_drain(c)) && !c->reading)
+             !(c->proto->on_drain != NULL && c->proto->on_drain(c)) &&
+             !bl_conn_has(c, BL_CONN_F_READING))
         bl_conn_update_reading(c); /* the client caught up: read it again */
 }
 
@@ -168,12 +169,12 @@ void bl_conn_fail(bl_conn_t *c, int status)
 {
     char *buf;
     size_t len;
-    if (c->resp_started ||
+    if (bl_conn_has(c, BL_CONN_F_RESP_STARTED) ||
         bl_response_simple(status, c->server->cfg->server_name, false, &buf, &len) != 0) {
         bl_conn_close(c);
         return;
     }
-    c->resp_started = true;
+    bl_conn_set(c, BL_CONN_F_RESP_STARTED);
     c->status = status;
     c->sent_body = strlen(bl_status_reason(status)) + 1; /* the body bl_response_simple wrote */
     if (status == 426) {
@@ -193,7 +194,7 @@ void bl_conn_fail(bl_conn_t *c, int status)
     }
     uv_buf_t b = bl_buf(buf, len);
     bl_conn_write(c, &b, 1, NULL, buf, 0);
-    c->resp_done = true;
+    bl_conn_set(c, BL_CONN_F_RESP_DONE);
     if (c->log_path != NULL)
         bl_conn_access_log_write(c);
     bl_conn_end_after_writes(c);

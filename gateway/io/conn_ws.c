@@ -24,35 +24,72 @@ static uint64_t now_ms(bl_conn_t *c)
 
 /* ---- deadlines ------------------------------------------------------------- */
 
-/* One timer serves every WebSocket deadline: arm it for the nearest. */
-static void ws_schedule(bl_conn_t *c)
+/* A WebSocket's deadlines, each with its own due time (ws_due). The
+ * protocol's timer (TIMER_WS) is armed for the nearest by ws_schedule, and
+ * on_timer acts on each that fell due. */
+typedef enum {
+    WS_DUE_CONNECT, /* --websocket-connect-timeout: the app must accept or refuse */
+    WS_DUE_FAULT,   /* a protocol fault's close waits for the app's reply */
+    WS_DUE_AGE,     /* --websocket-timeout: the connection's whole life */
+    WS_DUE_PONG,    /* --ping-timeout: our ping must be answered */
+    WS_DUE_PING,    /* --ping-interval: a quiet client gets a ping */
+    WS_DUE_CLOSING, /* our close frame must be answered */
+    WS_DUE_COUNT,
+} ws_deadline_t;
+
+static uint64_t secs_ms(double secs)
+{
+    return (uint64_t)(secs * 1000);
+}
+
+/* Loop time deadline d falls due; UINT64_MAX when it is not armed. */
+static uint64_t ws_due(const bl_conn_t *c, ws_deadline_t d)
 {
     const bl_config_t *cfg = c->server->cfg;
-    uint64_t next = UINT64_MAX;
+    /* A held fault reads nothing more: only the wait for the app's reply. */
+    bool open = c->ws_phase == WS_OPEN && c->ws_fault_since == 0;
+    switch (d) {
+    case WS_DUE_CONNECT:
+        if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
+            return c->ws_started + secs_ms(cfg->websocket_connect_timeout);
+        break;
+    case WS_DUE_FAULT:
+        if (c->ws_phase == WS_OPEN && c->ws_fault_since != 0)
+            return c->ws_fault_since + FAULT_REPLY_TIMEOUT_MS;
+        break;
+    case WS_DUE_AGE:
+        if (open && cfg->websocket_timeout >= 0)
+            return c->ws_started + secs_ms(cfg->websocket_timeout);
+        break;
+    case WS_DUE_PONG:
+        if (open && c->ws_ping_sent != 0)
+            return c->ws_ping_sent + secs_ms(cfg->ping_timeout);
+        break;
+    case WS_DUE_PING:
+        if (open && c->ws_ping_sent == 0 && cfg->ping_interval > 0)
+            return c->ws_last_read + secs_ms(cfg->ping_interval);
+        break;
+    case WS_DUE_CLOSING:
+        if (c->ws_phase == WS_CLOSING)
+            return c->ws_closing_since + CLOSE_HANDSHAKE_TIMEOUT_MS;
+        break;
+    case WS_DUE_COUNT:
+        break;
+    }
+    return UINT64_MAX;
+}
+
+/* Arms the protocol's timer for the nearest deadline. */
+static void ws_schedule(bl_conn_t *c)
+{
     if (bl_conn_is_shut(c))
         return;
-#define NEAREST(t)                                                                                 \
-    do {                                                                                           \
-        uint64_t t_ = (t);                                                                         \
-        if (t_ < next)                                                                             \
-            next = t_;                                                                             \
-    } while (0)
-    if (c->ws_phase == WS_HANDSHAKE && cfg->websocket_connect_timeout >= 0)
-        NEAREST(c->ws_started + (uint64_t)(cfg->websocket_connect_timeout * 1000));
-    if (c->ws_phase == WS_OPEN && c->ws_fault_since != 0) {
-        /* Nothing is read any more: only the wait for the app's reply. */
-        NEAREST(c->ws_fault_since + FAULT_REPLY_TIMEOUT_MS);
-    } else if (c->ws_phase == WS_OPEN) {
-        if (c->ws_ping_sent != 0)
-            NEAREST(c->ws_ping_sent + (uint64_t)(cfg->ping_timeout * 1000));
-        else if (cfg->ping_interval > 0)
-            NEAREST(c->ws_last_read + (uint64_t)(cfg->ping_interval * 1000));
+    uint64_t next = UINT64_MAX;
+    for (ws_deadline_t d = 0; d < WS_DUE_COUNT; d++) {
+        uint64_t at = ws_due(c, d);
+        if (at < next)
+            next = at;
     }
-    if (c->ws_phase == WS_OPEN && cfg->websocket_timeout >= 0)
-        NEAREST(c->ws_started + (uint64_t)(cfg->websocket_timeout * 1000));
-    if (c->ws_phase == WS_CLOSING)
-        NEAREST(c->ws_closing_since + CLOSE_HANDSHAKE_TIMEOUT_MS);
-#undef NEAREST
     if (next == UINT64_MAX) {
         bl_conn_timer_set(c, TIMER_NONE, 0);
         return;
@@ -191,9 +228,9 @@ static void ws_negotiate(bl_conn_t *c, const char *offers)
         .context_takeover = cfg->ws_compression_context_takeover,
         .window_bits = (uint8_t)cfg->ws_compression_window_bits,
     };
-    c->ws_deflate =
-        cfg->ws_compression && offers != NULL &&
-        bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+    bool agreed = cfg->ws_compression && offers != NULL &&
+                  bl_ws_deflate_negotiate(offers, strlen(offers), &dc, &c->ws_deflate_params) == 1;
+    bl_conn_put(c, BL_CONN_F_WS_DEFLATE, agreed);
 }
 
 /* The 101 head: the agreed extension, then the app's headers. */
@@ -202,7 +239,7 @@ static int ws_response_head(bl_conn_t *c, const char *sub, const char *extra, si
 {
     static const char name[] = "Sec-WebSocket-Extensions: ";
     char value[BL_WS_DEFLATE_RESPONSE_MAX];
-    if (!c->ws_deflate)
+    if (!bl_conn_has(c, BL_CONN_F_WS_DEFLATE))
         return bl_ws_handshake_response(c->ws_accept, sub, extra, extra_len,
                                         c->server->cfg->server_name, head, head_len);
     size_t vlen = bl_ws_deflate_response(&c->ws_deflate_params, value, sizeof(value));
@@ -235,7 +272,7 @@ static int on_upgrade(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
         return status;
     ex->kind = BL_KIND_WEBSOCKET;
     c->proto = &bl_conn_ws_proto;
-    c->keep_alive = false;
+    bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
     c->ws_phase = WS_HANDSHAKE;
     c->ws_started = c->ws_last_read = now_ms(c);
     bl_conn_access_log(c, "WSCONNECTING");
@@ -297,7 +334,7 @@ static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
     size_t off = 0;
     while (off < len && !bl_conn_is_shut(c) && !bl_conn_readahead_full(c)) {
         size_t n = read_size(c, len - off);
-        if (c->ws_deflate && n > WS_DEFLATE_SLICE)
+        if (bl_conn_has(c, BL_CONN_F_WS_DEFLATE) && n > WS_DEFLATE_SLICE)
             n = WS_DEFLATE_SLICE;
         ws_feed(c, data + off, n);
         off += n;
@@ -368,7 +405,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     memcpy(sub, ev->data + ev->len, sublen);
     sub[sublen] = '\0';
     if (bl_ws_new(&c->ws, &callbacks, &cfg, c) != 0 ||
-        (c->ws_deflate &&
+        (bl_conn_has(c, BL_CONN_F_WS_DEFLATE) &&
          bl_ws_use_deflate(c->ws, &c->ws_deflate_params, conf->ws_compression_threshold) != 0) ||
         ws_response_head(c, sublen ? sub : NULL, ev->data, ev->len, &head, &head_len) != 0) {
         bl_event_free(ev);
@@ -376,7 +413,7 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
         return;
     }
     bl_event_free(ev);
-    c->resp_started = true;
+    bl_conn_set(c, BL_CONN_F_RESP_STARTED);
     c->status = 101;
     c->ws_phase = WS_OPEN;
     c->ws_last_read = now_ms(c);
@@ -472,7 +509,7 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
         } else if (c->ws_phase == WS_OPEN) {
             bool failed = (ev->flags & BL_EVF_ERROR) != 0;
             ws_close(c, failed ? 1011 : 1000, "", 0);
-        } else if (c->ws_phase == WS_REFUSED && !c->resp_done) {
+        } else if (c->ws_phase == WS_REFUSED && !bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
             bl_conn_close(c);
         }
         break;
@@ -488,38 +525,30 @@ static void on_timer(bl_conn_t *c, timer_kind_t kind)
         bl_conn_http_timer(c, kind);
         return;
     }
+    if (c->ws_phase != WS_HANDSHAKE && c->ws_phase != WS_OPEN && c->ws_phase != WS_CLOSING)
+        return;
     const bl_config_t *cfg = c->server->cfg;
     uint64_t now = now_ms(c);
-    switch (c->ws_phase) {
-    case WS_HANDSHAKE:
-        if (now - c->ws_started >= (uint64_t)(cfg->websocket_connect_timeout * 1000)) {
-            BL_WARN("WebSocket not accepted within %gs: 403", cfg->websocket_connect_timeout);
-            ws_refuse(c, 403);
-            return;
-        }
-        break;
-    case WS_OPEN:
-        if (c->ws_fault_since != 0) {
-            if (now - c->ws_fault_since >= FAULT_REPLY_TIMEOUT_MS) {
-                ws_fault_close(c); /* no reply in time */
-                return;
-            }
-            break;
-        }
-        if (cfg->websocket_timeout >= 0 &&
-            now - c->ws_started >= (uint64_t)(cfg->websocket_timeout * 1000)) {
-            ws_close(c, 1000, "", 0);
-            return;
-        }
-        if (c->ws_ping_sent != 0 && !c->reading &&
-            now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000) &&
-            bl_conn_acked(c) >= c->ws_ping_end) {
+    if (now >= ws_due(c, WS_DUE_CONNECT)) {
+        BL_WARN("WebSocket not accepted within %gs: 403", cfg->websocket_connect_timeout);
+        ws_refuse(c, 403);
+        return;
+    }
+    if (now >= ws_due(c, WS_DUE_FAULT)) {
+        ws_fault_close(c); /* no reply in time */
+        return;
+    }
+    if (now >= ws_due(c, WS_DUE_AGE)) {
+        ws_close(c, 1000, "", 0);
+        return;
+    }
+    if (now >= ws_due(c, WS_DUE_PONG)) {
+        if (!bl_conn_has(c, BL_CONN_F_READING) && bl_conn_acked(c) >= c->ws_ping_end) {
             /* Not read (the app is behind): the pong waits unread, but the
              * client's kernel took the ping, so the client is there. */
             c->ws_ping_sent = 0;
             c->ws_last_read = now;
-        } else if (c->ws_ping_sent != 0 &&
-                   now - c->ws_ping_sent >= (uint64_t)(cfg->ping_timeout * 1000)) {
+        } else {
             /* No pong: the client is gone without a word. */
             BL_DEBUG("WebSocket ping timeout: dropping the connection");
             if (c->ex != NULL)
@@ -527,24 +556,18 @@ static void on_timer(bl_conn_t *c, timer_kind_t kind)
             bl_conn_close(c);
             return;
         }
-        if (c->ws_ping_sent == 0 && cfg->ping_interval > 0 &&
-            now - c->ws_last_read >= (uint64_t)(cfg->ping_interval * 1000)) {
-            c->ws_pongs = bl_ws_pongs(c->ws);
-            c->ws_ping_sent = now;
-            bl_ws_send_ping(c->ws, "", 0);
-            ws_flush(c, 0, NULL);
-            c->ws_ping_end = c->send_queued;
-        }
-        break;
-    case WS_CLOSING:
-        if (now - c->ws_closing_since >= CLOSE_HANDSHAKE_TIMEOUT_MS) {
-            if (c->ex != NULL)
-                post_disconnect(c, 1006, (const uint8_t *)"", 0);
-            bl_conn_close(c);
-            return;
-        }
-        break;
-    default:
+    }
+    if (now >= ws_due(c, WS_DUE_PING)) {
+        c->ws_pongs = bl_ws_pongs(c->ws);
+        c->ws_ping_sent = now;
+        bl_ws_send_ping(c->ws, "", 0);
+        ws_flush(c, 0, NULL);
+        c->ws_ping_end = c->send_queued;
+    }
+    if (now >= ws_due(c, WS_DUE_CLOSING)) {
+        if (c->ex != NULL)
+            post_disconnect(c, 1006, (const uint8_t *)"", 0);
+        bl_conn_close(c);
         return;
     }
     ws_schedule(c);
