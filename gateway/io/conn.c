@@ -3,6 +3,7 @@
  * (conn_http.c) and WebSocket (conn_ws.c) plug in through c->proto, and
  * writing (conn_write.c) sits on top of this file. */
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/buf.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
 #include "io.h"
@@ -447,13 +448,12 @@ static bool hup_check(bl_conn_t *c)
 
 int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len)
 {
-    char *keep = realloc(c->rbuf, c->rlen + len);
-    if (keep == NULL) {
+    size_t cap = c->rlen; /* rbuf holds just what it kept */
+    if (bl_buf_reserve(&c->rbuf, &cap, c->rlen + len, 0) != 0) {
         bl_conn_close(c);
         return -ENOMEM;
     }
-    memcpy(keep + c->rlen, data, len);
-    c->rbuf = keep;
+    memcpy(c->rbuf + c->rlen, data, len);
     c->rlen += len;
     return 0;
 }

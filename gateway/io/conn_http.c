@@ -2,6 +2,7 @@
  * requests to Python, frame the responses it sends, keep-alive and
  * pipelining in order. An upgrade request goes to server->upgrade_proto. */
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/buf.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
@@ -216,17 +217,9 @@ static int on_body(bl_http_parser_t *p, const char *at, size_t len)
         }
         return 0;
     }
-    if (c->body_len + len > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 16384;
-        while (cap < c->body_len + len)
-            cap *= 2;
-        char *b = realloc(c->body, cap);
-        if (b == NULL) {
-            p->error_status = 500;
-            return -1;
-        }
-        c->body = b;
-        c->body_cap = cap;
+    if (bl_buf_reserve(&c->body, &c->body_cap, c->body_len + len, 16384) != 0) {
+        p->error_status = 500;
+        return -1;
     }
     memcpy(c->body + c->body_len, at, len);
     c->body_len += len;
@@ -362,14 +355,13 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
         if (c->framing == BL_FRAME_CHUNKED) {
             size_t pl = bl_chunk_prefix(prefix, body_len);
             /* The prefix must outlive this call: append it to the head buffer. */
-            char *h2 = realloc(head, head_len + pl);
-            if (h2 == NULL) {
+            size_t cap = head_len;
+            if (bl_buf_reserve(&head, &cap, head_len + pl, 0) != 0) {
                 free(head);
                 bl_conn_event_drop(ev);
                 bl_conn_close(c);
                 return;
             }
-            head = h2;
             memcpy(head + head_len, prefix, pl);
             bufs[0] = bl_buf(head, head_len + pl);
         }

@@ -3,6 +3,7 @@
  * responses, and the access log. Sits on conn.c; reaches the protocol only
  * through c->proto. */
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/buf.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
 #include "io.h"
@@ -182,14 +183,11 @@ void bl_conn_fail(bl_conn_t *c, int status)
         static const char v13[] = "sec-websocket-version: 13\r\n";
         char *eol = memchr(buf, '\n', len);
         size_t at = eol != NULL ? (size_t)(eol - buf) + 1 : 0;
-        char *b2 = realloc(buf, len + sizeof(v13) - 1);
-        if (at > 0 && b2 != NULL) {
-            memmove(b2 + at + sizeof(v13) - 1, b2 + at, len - at);
-            memcpy(b2 + at, v13, sizeof(v13) - 1);
-            buf = b2;
+        size_t cap = len;
+        if (at > 0 && bl_buf_reserve(&buf, &cap, len + sizeof(v13) - 1, 0) == 0) {
+            memmove(buf + at + sizeof(v13) - 1, buf + at, len - at);
+            memcpy(buf + at, v13, sizeof(v13) - 1);
             len += sizeof(v13) - 1;
-        } else if (b2 != NULL) {
-            buf = b2;
         }
     }
     uv_buf_t b = bl_buf(buf, len);

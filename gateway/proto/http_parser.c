@@ -3,6 +3,7 @@
  * (obs-fold, versions other than 1.0/1.1) is refused here. */
 #include "bayleaf/proto/http_parser.h"
 #include "bayleaf/proto/tokens.h"
+#include "bayleaf/common/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +56,8 @@ static int head_append(bl_http_parser_t *p, const char *at, size_t len, bool low
         return 0; /* llhttp reports empty spans ("CONNECT \r\n"); buf may still be NULL */
     if (h->len + len > p->limits.max_head)
         return fail(p, 431, "Request Header Fields Too Large");
-    if (h->len + len > h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 512;
-        while (cap < h->len + len)
-            cap *= 2;
-        char *buf = realloc(h->buf, cap);
-        if (buf == NULL)
-            return fail(p, 500, "Out of memory");
-        h->buf = buf;
-        h->cap = cap;
-    }
+    if (bl_buf_reserve(&h->buf, &h->cap, h->len + len, 512) != 0)
+        return fail(p, 500, "Out of memory");
     if (lower) {
         for (size_t i = 0; i < len; i++) {
             char c = at[i];

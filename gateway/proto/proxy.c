@@ -1,6 +1,7 @@
 /* Proxy headers from trusted peers (see include/bayleaf/proxy.h for the rules). */
 #include "bayleaf/proto/proxy.h"
 #include "bayleaf/proto/tokens.h"
+#include "bayleaf/common/buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -611,13 +612,8 @@ int bl_proxy_set_host(bl_head_t *h, const char *value, size_t len)
     size_t need = h->len + len + (hd == NULL ? 4 : 0);
     if (need > UINT32_MAX)
         return -ENOMEM;
-    if (need > h->cap) {
-        char *buf = realloc(h->buf, need);
-        if (buf == NULL)
-            return -ENOMEM;
-        h->buf = buf;
-        h->cap = need;
-    }
+    if (bl_buf_reserve(&h->buf, &h->cap, need, 0) != 0)
+        return -ENOMEM;
     if (hd == NULL) {
         if (h->nheaders == h->headers_cap) {
             uint32_t cap = h->headers_cap ? h->headers_cap * 2 : 4;

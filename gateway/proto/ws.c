@@ -4,6 +4,7 @@
  * the bytes; reassembly is ours so memory grows with data actually received,
  * never with a length a frame header claims. */
 #include "bayleaf/proto/ws.h"
+#include "bayleaf/common/buf.h"
 #include "bayleaf/proto/utf8.h"
 #include "bayleaf/proto/ws_deflate.h"
 #include "bayleaf/proto/ws_guard.h"
@@ -60,21 +61,6 @@ struct bl_ws_s {
 
 /* A reassembly buffer this large is not kept between messages. */
 #define KEEP_MSG_CAP (64 * 1024)
-
-static int grow(uint8_t **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 256;
-    while (n < need)
-        n = n > SIZE_MAX / 2 ? need : n * 2;
-    uint8_t *p = realloc(*buf, n);
-    if (p == NULL)
-        return -ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
 
 /* wslay checks text UTF-8 a byte at a time through a table, storing its state
  * after every byte: most of the CPU a 64 KiB text message costs. So each
@@ -157,7 +143,8 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     bl_ws_t *ws = user;
     (void)flags;
-    if (len > SIZE_MAX - ws->out_len || grow(&ws->out, &ws->out_cap, ws->out_len + len) != 0) {
+    if (len > SIZE_MAX - ws->out_len ||
+        bl_buf_reserve(&ws->out, &ws->out_cap, ws->out_len + len, 256) != 0) {
         ws->out_failed = true;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -191,7 +178,7 @@ static void frame_chunk_cb(wslay_event_context_ptr ctx,
     /* wslay buffers control frames itself and hands them to msg_cb whole. */
     if (ws->ctrl_frame || ws->msg_failed || arg->data_length == 0)
         return;
-    if (grow(&ws->msg, &ws->msg_cap, ws->msg_len + arg->data_length) != 0) {
+    if (bl_buf_reserve(&ws->msg, &ws->msg_cap, ws->msg_len + arg->data_length, 256) != 0) {
         /* Out of memory for this message: give up on the connection. */
         ws->msg_failed = true;
         wslay_event_queue_close(ctx, WSLAY_CODE_INTERNAL_SERVER_ERROR, NULL, 0);
@@ -596,13 +583,6 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     while (max > 0 && ((uint8_t)s[max] & 0xc0) == 0x80)
         max--;
     return max;
-}
-
-bool bl_ws_close_code_sendable(uint16_t code)
-{
-    /* RFC 6455 7.4 plus the IANA-registered 1012-1014; never 1004-1006 or 1015. */
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
 }
 
 int bl_ws_close(bl_ws_t *ws, uint16_t code, const char *reason, size_t len)

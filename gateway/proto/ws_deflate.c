@@ -3,6 +3,7 @@
  * (RFC 7692 7.2.1) and put back before inflating (7.2.2). */
 #include "bayleaf/proto/ws_deflate.h"
 #include "bayleaf/proto/tokens.h"
+#include "bayleaf/common/buf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -369,15 +370,7 @@ static int buf_reserve(buf_t *b, size_t more)
         return 0;
     if (more > SIZE_MAX - b->len)
         return -ENOMEM;
-    size_t need = b->len + more, n = b->cap ? b->cap : 1024;
-    while (n < need)
-        n = n > SIZE_MAX / 2 ? need : n * 2;
-    uint8_t *p = realloc(b->p, n);
-    if (p == NULL)
-        return -ENOMEM;
-    b->p = p;
-    b->cap = n;
-    return 0;
+    return bl_buf_reserve(&b->p, &b->cap, b->len + more, 1024);
 }
 
 /* After a message: big buffers go back to the allocator. */

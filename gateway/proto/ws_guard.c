@@ -25,14 +25,6 @@ void bl_ws_guard_init(bl_ws_guard_t *g, uint64_t max_message)
     g->hdr_need = 2;
 }
 
-bool bl_ws_close_code_valid(uint16_t code)
-{
-    /* 1004 is reserved; 1005, 1006 and 1015 are for reporting only and must
-     * never be sent. 1012..1014 came later (IANA) and wslay rejects them. */
-    return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
-           (code >= 3000 && code <= 4999);
-}
-
 /* The first two header bytes: 0 or a close code. */
 static uint16_t check_start(bl_ws_guard_t *g)
 {

@@ -1,7 +1,6 @@
 /* WebSocket opening handshake (RFC 6455 4.2.1, 4.2.2). SHA-1 and base64 come
  * from OpenSSL's libcrypto. */
 #include "bayleaf/proto/ws_handshake.h"
-#include "bayleaf/proto/http_response.h"
 #include "bayleaf/proto/tokens.h"
 
 #include <errno.h>
@@ -239,26 +238,5 @@ int bl_ws_handshake_response(const char *accept, const char *subprotocol, const 
     memcpy(buf + n, "\r\n", 2);
     *out = buf;
     *out_len = n + 2;
-    return 0;
-}
-
-int bl_ws_handshake_refusal(int status, const char *reason, const char *server_name, char **out,
-                            size_t *out_len)
-{
-    const char *text = reason ? reason : bl_status_reason(status);
-    size_t cap = 256 + strlen(text) + (server_name ? strlen(server_name) : 0);
-    char *buf = malloc(cap);
-    if (buf == NULL)
-        return -ENOMEM;
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\n%s%s%s%sdate: %s\r\n"
-                     "content-type: text/plain; charset=utf-8\r\ncontent-length: %zu\r\n"
-                     "connection: close\r\n\r\n%s\n",
-                     status, bl_status_reason(status),
-                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
-                     server_name ? "server: " : "", server_name ? server_name : "",
-                     server_name ? "\r\n" : "", bl_http_date(), strlen(text) + 1, text);
-    *out = buf;
-    *out_len = (size_t)n;
     return 0;
 }

@@ -20,7 +20,8 @@ typedef struct {
 /* Validates an upgrade request (method GET, HTTP/1.1+, Host, Upgrade: websocket,
  * Connection: upgrade, one Sec-WebSocket-Key of 16 bytes, Sec-WebSocket-Version:
  * 13) and fills out. Returns 0 or out->status; on 426 the refusal must carry
- * "Sec-WebSocket-Version: 13" (bl_ws_handshake_refusal adds it). Call
+ * "Sec-WebSocket-Version: 13" (io/conn_write.c adds it to the
+ * bl_response_simple refusal). Call
  * bl_ws_handshake_free afterwards in both cases. */
 int bl_ws_handshake_check(const bl_head_t *head, bl_ws_handshake_t *out);
 void bl_ws_handshake_free(bl_ws_handshake_t *hs);
@@ -31,9 +32,5 @@ void bl_ws_handshake_free(bl_ws_handshake_t *hs);
 int bl_ws_handshake_response(const char *accept, const char *subprotocol, const char *extra_headers,
                              size_t extra_len, const char *server_name, char **out,
                              size_t *out_len);
-/* A complete refusal (Connection: close) for status 400, 426 or 500, with
- * reason as its text body. 0 or -ENOMEM. */
-int bl_ws_handshake_refusal(int status, const char *reason, const char *server_name, char **out,
-                            size_t *out_len);
 
 #endif
