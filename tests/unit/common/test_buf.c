@@ -56,11 +56,13 @@ static void test_overflow_refused(void)
     free(buf);
 }
 
-/* Sanitizers abort on a huge allocation instead of returning NULL. */
-#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizers abort on a huge allocation instead of returning NULL (gcc says
+ * __SANITIZE_*__, clang __has_feature). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HUGE_ALLOC_FAILS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
 #define HUGE_ALLOC_FAILS 0
 #endif
 #endif
