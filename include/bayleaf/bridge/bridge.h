@@ -42,15 +42,15 @@ typedef enum {
 enum { BL_KIND_HTTP = 0, BL_KIND_WEBSOCKET = 1 };
 
 enum {
-    BL_EVF_MORE = 1u << 0,       /* more body follows */
-    BL_EVF_ERROR = 1u << 1,      /* the app failed */
+    BL_EVF_MORE = 1u << 0,  /* more body follows */
+    BL_EVF_ERROR = 1u << 1, /* the app failed */
     /* RESPONSE: what the app's headers set (proto/http_response.h) */
     BL_EVF_HAS_CLEN = BL_RESP_HAS_CLEN, /* Content-Length (in aux) */
     BL_EVF_HAS_SERVER = BL_RESP_HAS_SERVER,
     BL_EVF_HAS_DATE = BL_RESP_HAS_DATE,
     BL_EVF_CLOSE = BL_RESP_CLOSE,
     BL_EVF_CHUNKED = BL_RESP_CHUNKED,
-    BL_EVF_BINARY = 1u << 7,     /* WS_MESSAGE / WS_SEND: binary, else text */
+    BL_EVF_BINARY = 1u << 7, /* WS_MESSAGE / WS_SEND: binary, else text */
 };
 
 typedef struct bl_exchange_s bl_exchange_t;
