@@ -4,6 +4,7 @@
  * writing (conn_write.c) sits on top of this file. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/buf.h"
+#include "bayleaf/common/fault.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
 #include "io.h"
@@ -546,9 +547,9 @@ int bl_conn_accept(bl_listener_t *l)
     bl_server_t *s = l->server;
     uv_os_fd_t fd = -1;
     int err;
-    bl_conn_t *c = calloc(1, sizeof(*c));
+    bl_conn_t *c = bl_fault_fails(BL_FAULT_ACCEPT) ? NULL : calloc(1, sizeof(*c));
     if (c == NULL)
-        return UV_ENOMEM;
+        return UV_ENOMEM; /* not accepted: on_connection's accept_failed drops it */
     c->server = s;
     c->listener = l;
     c->proto = s->conn_proto; /* its free runs even when accepting fails */

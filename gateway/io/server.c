@@ -3,6 +3,7 @@
 #include "conn.h"
 #include "bayleaf/io/balance.h"
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/fault.h"
 #include "bayleaf/common/log.h"
 #include "bayleaf/io/sd_notify.h"
 
@@ -468,6 +469,14 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     bl_bridge.up_max_bytes = cfg->max_queued_bytes;
     if ((err = uv_loop_init(&s->loop)) != 0)
         return listen_error("start", "the event loop", err);
+    const char *faults = getenv("BAYLEAF_FAULT_ALLOC"); /* tests/faults only */
+    char why[128];
+    if (bl_fault_init(faults, why, sizeof(why)) != 0) {
+        fprintf(stderr, "bayleaf: error: BAYLEAF_FAULT_ALLOC: %s\n", why);
+        return -EINVAL;
+    }
+    if (faults != NULL && faults[0] != '\0')
+        BL_WARN("BAYLEAF_FAULT_ALLOC=%s: allocations will fail on purpose (a test)", faults);
     uv_async_init(&s->loop, &s->wake, on_wake);
     s->wake.data = s;
     io_server = s;
