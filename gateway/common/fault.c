@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const site_names[BL_FAULT_COUNT] = {"accept", "writable"};
+static const char *const site_names[BL_FAULT_COUNT] = {"accept", "writable", "request"};
 
 static bool fault_on;                         /* set before any thread reads it */
 static unsigned long fail_at[BL_FAULT_COUNT]; /* the use that fails; 0: none */
@@ -35,7 +35,7 @@ int bl_fault_init(const char *spec, char *err, size_t errlen)
         }
         bool trailing = p[len] == ',' && p[len + 1] == '\0'; /* "accept:1," */
         if (site == BL_FAULT_COUNT || end != p + len || n == 0 || errno != 0 || trailing) {
-            snprintf(err, errlen, "'%.*s' is not site:n (n >= 1; sites: accept, writable)",
+            snprintf(err, errlen, "'%.*s' is not site:n (n >= 1; sites: accept, writable, request)",
                      (int)len, p);
             return -EINVAL;
         }

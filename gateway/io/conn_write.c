@@ -186,11 +186,15 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     return 0;
 }
 
-/* Sends a small error response and ends the connection. */
+/* Sends a small error response and ends the connection. An app already
+ * handed the request hears its disconnect: the connection will not tell it
+ * once the error response is done (a receive() would wait for ever). */
 void bl_conn_fail(bl_conn_t *c, int status)
 {
     char *buf;
     size_t len;
+    if (c->ex != NULL && bl_conn_has(c, BL_CONN_F_REQUEST_POSTED))
+        bl_conn_detach(c, true);
     if (bl_conn_has(c, BL_CONN_F_RESP_STARTED) ||
         bl_response_simple(status, c->server->cfg->server_name, false, &buf, &len) != 0) {
         bl_conn_close(c);

@@ -240,9 +240,9 @@ static void post_drained(bl_server_t *s)
         return;
     s->drained = true;
     uv_timer_stop(&s->grace);
-    bl_event_t *ev = bl_event_new(BL_EV_DRAINED, NULL, 0);
-    if (ev != NULL)
-        bl_bridge_post_up(ev);
+    bl_event_t *ev = s->drained_ev; /* Python runs until it hears this */
+    s->drained_ev = NULL;
+    bl_bridge_post_up(ev);
 }
 
 static void on_conn_gone(bl_server_t *s)
@@ -496,7 +496,8 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->on_input_queued = queue_check;
     s->conn_proto = &bl_conn_http_proto;
     s->upgrade_proto = &bl_conn_ws_proto;
-    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
+    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL ||
+        (s->drained_ev = bl_event_new(BL_EV_DRAINED, NULL, 0)) == NULL)
         return listen_error("start", "the event loop", UV_ENOMEM);
     s->py_thread = pthread_self();
     s->set = set;
@@ -647,6 +648,9 @@ void bl_server_close(bl_server_t *s)
     if (s->stop_ev != NULL)
         bl_event_free(s->stop_ev);
     s->stop_ev = NULL;
+    if (s->drained_ev != NULL)
+        bl_event_free(s->drained_ev);
+    s->drained_ev = NULL;
     if (s->access_log != NULL && s->access_log != stdout)
         fclose(s->access_log);
     fflush(stdout);

@@ -139,3 +139,32 @@ def test_writable_failure_cuts_the_http_stream(fault_server):
     assert status == 200 and len(body) == 1024 * 1024
     assert get_json(srv, "/stats")["streamed"] == 1
     settle_fds(srv, base)
+
+
+def test_request_body_event_failure_tells_the_app(fault_server):
+    """The BODY event of a request the app is reading cannot be allocated:
+    the client gets a 500, and the app's receive() says http.disconnect
+    instead of waiting for the rest of the body for ever. (Expect:
+    100-continue orders it: the REQUEST event is posted, the app's
+    receive() asks for the body, and the body's BODY event fails.)"""
+    srv = fault_server(env=faults("request:2"))  # 1: this REQUEST, 2: its BODY
+    body = b"b" * 5000
+    s = socket.create_connection((srv.host, srv.port), timeout=WAIT)
+    try:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            data = s.recv(4096)
+            assert data, got
+            got += data
+        assert got.startswith(b"HTTP/1.1 100 "), got
+        s.sendall(body)
+        got = read_all(s)
+    finally:
+        s.close()
+    assert b"HTTP/1.1 500 " in got, got
+    wait_for(lambda: get_json(srv, "/stats")["request_disconnects"] == 1, WAIT,
+             what="the app's receive() to say http.disconnect")
+    status, _, reply = srv.request("POST", "/upload", body=body)
+    assert (status, reply) == (200, b"hello")

@@ -5,7 +5,8 @@
  *
  *     BAYLEAF_FAULT_ALLOC="accept:3,writable:1"
  *
- * fails the 3rd connection allocation at accept and the 1st WRITABLE event.
+ * fails the 3rd connection allocation at accept and the 1st WRITABLE event
+ * (sites: accept, writable, request).
  * Read once, by bl_fault_init, before the I/O thread starts. */
 #ifndef BAYLEAF_FAULT_H
 #define BAYLEAF_FAULT_H
@@ -16,6 +17,7 @@
 typedef enum {
     BL_FAULT_ACCEPT,   /* io/conn.c: a connection accepted (bl_conn_t) */
     BL_FAULT_WRITABLE, /* io/conn_write.c: the event that wakes a waiting send() */
+    BL_FAULT_REQUEST,  /* io/conn_http.c: a request's REQUEST, then BODY, events */
     BL_FAULT_COUNT,
 } bl_fault_site_t;
 

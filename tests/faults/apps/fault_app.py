@@ -15,6 +15,8 @@ WebSocket routes:
   /push?mb=N          accept; send N MiB in 64 KiB binary messages, count when done
 HTTP routes:
   /hello              200 "hello"
+  /upload             read the body, then 200 "hello"; an http.disconnect while
+                      reading (counted in "request_disconnects") ends it
   /raise              raise before responding
   /raise-mid          start a streamed response, send a part, then raise
   /never              never respond (until cancelled)
@@ -37,13 +39,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
-         "stream_failed": 0, "stream_after_fail": None}
+         "stream_failed": 0, "stream_after_fail": None, "request_disconnects": 0}
 
 
 async def http(scope, receive, send):
     while True:
         msg = await receive()
-        if msg["type"] == "http.disconnect" or not msg.get("more_body"):
+        if msg["type"] == "http.disconnect":
+            STATS["request_disconnects"] += 1
+            if scope["path"] == "/upload":
+                return  # the request was cut short: nobody to answer
+            break
+        if not msg.get("more_body"):
             break
     path, q = scope["path"], params(scope)
     if path == "/raise":
