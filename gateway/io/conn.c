@@ -449,8 +449,7 @@ static bool hup_check(bl_conn_t *c)
 
 int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len)
 {
-    size_t cap = c->rlen; /* rbuf holds just what it kept */
-    if (bl_buf_reserve(&c->rbuf, &cap, c->rlen + len, 0) != 0) {
+    if (bl_buf_reserve(&c->rbuf, &c->rcap, c->rlen + len, 0) != 0) {
         bl_conn_close(c);
         return -ENOMEM;
     }
@@ -480,7 +479,7 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     char *data = c->rbuf;
     size_t len = c->rlen;
     c->rbuf = NULL;
-    c->rlen = 0;
+    c->rlen = c->rcap = 0;
     fn(c, data, len);
     free(data);
 }
