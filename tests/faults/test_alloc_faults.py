@@ -168,3 +168,22 @@ def test_request_body_event_failure_tells_the_app(fault_server):
              what="the app's receive() to say http.disconnect")
     status, _, reply = srv.request("POST", "/upload", body=body)
     assert (status, reply) == (200, b"hello")
+
+
+def test_complete_response_needs_no_writable(fault_server):
+    """One task's paced body waits for the client while another task ends the
+    response. The waiter returns with the response's end: it does not
+    depend on a WRITABLE the I/O thread may no longer owe (here, one it
+    cannot allocate), and the response is whole."""
+    srv = fault_server(env=faults("writable:1"))
+    s = socket.create_connection((srv.host, srv.port), timeout=WAIT)
+    try:
+        s.sendall(b"GET /race-final HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = read_all(s)
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"\r\n0\r\n\r\n"), got[:200]
+    assert got.count(b"r") >= 262144
+    wait_for(lambda: get_json(srv, "/stats")["race_woken"] + get_json(srv, "/stats")["race_stuck"] == 1,
+             WAIT + 10, what="the waiting send() to end")
+    assert get_json(srv, "/stats")["race_woken"] == 1

@@ -23,6 +23,9 @@ HTTP routes:
   /block?s=S          time.sleep(S) on the event loop, then 200
   /stream?mb=N        N MiB as a streamed (chunked) body; when send() fails, the
                       next receive()'s type goes in "stream_after_fail"
+  /race-final         a second task's paced 256 KiB body still waits for the client
+                      when the first ends the response: "race_woken" when that
+                      send() returns, "race_stuck" when it fails or waits 30 s
   /gc                 JSON {"objects": ...} after gc.collect() (?types=N: the N
                       most common types too)
   /stats              JSON of the counters below
@@ -39,7 +42,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
-         "stream_failed": 0, "stream_after_fail": None, "request_disconnects": 0}
+         "stream_failed": 0, "stream_after_fail": None, "request_disconnects": 0,
+         "race_woken": 0, "race_stuck": 0}
 
 
 async def http(scope, receive, send):
@@ -86,6 +90,18 @@ async def http(scope, receive, send):
             # what receive() says now that the client is gone (http.disconnect)
             msg = await asyncio.wait_for(receive(), 5)
             STATS["stream_after_fail"] = msg["type"]
+    elif path == "/race-final":
+        # another task's paced body is still waiting when this one ends the response
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        waiter = asyncio.ensure_future(send({"type": "http.response.body", "body": b"r" * 262144,
+                                             "more_body": True}))
+        await asyncio.sleep(0)  # the waiter posts its body and waits for the client
+        await send({"type": "http.response.body", "body": b""})
+        try:
+            await asyncio.wait_for(waiter, 30)
+            STATS["race_woken"] += 1
+        except (asyncio.TimeoutError, OSError):
+            STATS["race_stuck"] += 1
     elif path == "/gc":
         gc.collect()
         info = {"objects": len(gc.get_objects())}
