@@ -28,3 +28,18 @@ int bl_buf_reserve(void *bufp, size_t *cap, size_t need, size_t first)
     *cap = n;
     return 0;
 }
+
+int bl_buf_reserve_n(void *bufp, size_t *cap, size_t need, size_t first, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    if (size == 0 || need > PTRDIFF_MAX / size || first > PTRDIFF_MAX / size)
+        return -ENOMEM;
+    /* In bytes every size the policy picks is a multiple of size: the first,
+     * its doublings, or need. */
+    size_t bytes = *cap * size;
+    if (bl_buf_reserve(bufp, &bytes, need * size, first * size) != 0)
+        return -ENOMEM;
+    *cap = bytes / size;
+    return 0;
+}

@@ -4,6 +4,7 @@
  * writing (conn_write.c) sits on top of this file. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/buf.h"
+#include "bayleaf/common/fault.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
 #include "io.h"
@@ -448,8 +449,7 @@ static bool hup_check(bl_conn_t *c)
 
 int bl_conn_input_keep(bl_conn_t *c, const char *data, size_t len)
 {
-    size_t cap = c->rlen; /* rbuf holds just what it kept */
-    if (bl_buf_reserve(&c->rbuf, &cap, c->rlen + len, 0) != 0) {
+    if (bl_buf_reserve(&c->rbuf, &c->rcap, c->rlen + len, 0) != 0) {
         bl_conn_close(c);
         return -ENOMEM;
     }
@@ -479,7 +479,7 @@ void bl_conn_replay_kept(bl_conn_t *c, void (*fn)(bl_conn_t *c, const char *data
     char *data = c->rbuf;
     size_t len = c->rlen;
     c->rbuf = NULL;
-    c->rlen = 0;
+    c->rlen = c->rcap = 0;
     fn(c, data, len);
     free(data);
 }
@@ -546,9 +546,9 @@ int bl_conn_accept(bl_listener_t *l)
     bl_server_t *s = l->server;
     uv_os_fd_t fd = -1;
     int err;
-    bl_conn_t *c = calloc(1, sizeof(*c));
+    bl_conn_t *c = bl_fault_fails(BL_FAULT_ACCEPT) ? NULL : calloc(1, sizeof(*c));
     if (c == NULL)
-        return UV_ENOMEM;
+        return UV_ENOMEM; /* not accepted: on_connection's accept_failed drops it */
     c->server = s;
     c->listener = l;
     c->proto = s->conn_proto; /* its free runs even when accepting fails */

@@ -135,8 +135,8 @@ struct bl_conn_s {
     bl_http_parser_t parser;
     bl_exchange_t *ex; /* the request being served (a reference) */
     char *rbuf;        /* input kept while the parser waits for a response to end */
-    size_t rlen;
-    char *body; /* request body bytes gathered during one read */
+    size_t rlen, rcap; /* bytes kept, bytes allocated (bl_buf_reserve) */
+    char *body;        /* request body bytes gathered during one read */
     size_t body_len, body_cap;
     int handles_open;
     timer_kind_t timer_kind;

@@ -3,6 +3,7 @@
  * pipelining in order. An upgrade request goes to server->upgrade_proto. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/buf.h"
+#include "bayleaf/common/fault.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
 #include "bayleaf/common/log.h"
@@ -90,8 +91,8 @@ static void post_request_part(bl_conn_t *c)
         (bl_conn_has(c, BL_CONN_F_REQUEST_POSTED) && c->body_len == 0 &&
          !bl_conn_has(c, BL_CONN_F_MESSAGE_COMPLETE)))
         return;
-    bl_event_t *ev = bl_event_new(
-        bl_conn_has(c, BL_CONN_F_REQUEST_POSTED) ? BL_EV_BODY : BL_EV_REQUEST, ex, c->body_len);
+    int type = bl_conn_has(c, BL_CONN_F_REQUEST_POSTED) ? BL_EV_BODY : BL_EV_REQUEST;
+    bl_event_t *ev = bl_fault_fails(BL_FAULT_REQUEST) ? NULL : bl_event_new(type, ex, c->body_len);
     if (ev == NULL) {
         bl_conn_fail(c, 500);
         return;
@@ -436,6 +437,7 @@ static void app_returned(bl_conn_t *c, bool failed)
     if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
         if (!failed)
             BL_ERROR("application returned without sending a response: 500");
+        bl_conn_detach(c, false); /* it returned: nobody to tell */
         bl_conn_fail(c, 500);
     } else if (!bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
         /* Half a response: the client must see it was cut short. */

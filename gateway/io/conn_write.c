@@ -4,6 +4,8 @@
  * through c->proto. */
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/buf.h"
+#include "bayleaf/common/fault.h"
+#include "bayleaf/common/log.h"
 #include "bayleaf/io/bufs.h"
 #include "bayleaf/proto/http_response.h"
 #include "io.h"
@@ -17,6 +19,24 @@
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* The WRITABLE that would wake the app's send() could not be allocated. Out
+ * of memory on the I/O thread, the connection is shed: its close posts the
+ * app's disconnect (reserved with the exchange, so it cannot fail), so send()
+ * raises instead of waiting for ever, and the client sees the connection end
+ * (an HTTP response cut short; a WebSocket's 1006, RFC 6455 7.1.5: a close
+ * frame would need the allocations this path just lacked). A response
+ * already complete is not cut: nothing waits on it. */
+static void unsent_wake_failed(bl_conn_t *c)
+{
+    bl_server_t *s = c->server;
+    unsigned held;
+    if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
+        BL_ERROR("out of memory: cannot wake the application's send(); closing its connection "
+                 "(%u more since the last report)",
+                 held);
+    bl_conn_close(c);
+}
+
 /* Bytes the app sent have left (or will never leave): wake a waiting send(). */
 void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
 {
@@ -24,11 +44,12 @@ void bl_conn_unsent_release(bl_exchange_t *ex, size_t n)
         return;
     size_t before = atomic_fetch_sub(&ex->unsent, n);
     if (before - n <= BL_WRITE_LOW_WATER && atomic_exchange(&ex->want_writable, false)) {
-        bl_event_t *ev = bl_event_new(BL_EV_WRITABLE, ex, 0);
+        bl_event_t *ev =
+            bl_fault_fails(BL_FAULT_WRITABLE) ? NULL : bl_event_new(BL_EV_WRITABLE, ex, 0);
         if (ev != NULL)
             bl_bridge_post_up(ev);
-        else if (ex->conn != NULL)
-            bl_conn_close(ex->conn); /* not a send() waiting for ever: a disconnect */
+        else if (ex->conn != NULL && !bl_conn_has(ex->conn, BL_CONN_F_RESP_DONE))
+            unsent_wake_failed(ex->conn);
     }
 }
 
@@ -165,11 +186,15 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     return 0;
 }
 
-/* Sends a small error response and ends the connection. */
+/* Sends a small error response and ends the connection. An app already
+ * handed the request hears its disconnect: the connection will not tell it
+ * once the error response is done (a receive() would wait for ever). */
 void bl_conn_fail(bl_conn_t *c, int status)
 {
     char *buf;
     size_t len;
+    if (c->ex != NULL && bl_conn_has(c, BL_CONN_F_REQUEST_POSTED))
+        bl_conn_detach(c, true);
     if (bl_conn_has(c, BL_CONN_F_RESP_STARTED) ||
         bl_response_simple(status, c->server->cfg->server_name, false, &buf, &len) != 0) {
         bl_conn_close(c);

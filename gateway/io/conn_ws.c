@@ -348,14 +348,15 @@ static size_t ws_feed_bounded(bl_conn_t *c, const char *data, size_t len)
 static void ws_replay(bl_conn_t *c)
 {
     char *data = c->rbuf;
-    size_t len = c->rlen;
+    size_t len = c->rlen, cap = c->rcap;
     c->rbuf = NULL;
-    c->rlen = 0;
+    c->rlen = c->rcap = 0;
     size_t off = ws_feed_bounded(c, data, len);
     if (off < len && !bl_conn_is_shut(c)) {
         memmove(data, data + off, len - off);
         c->rbuf = data;
         c->rlen = len - off;
+        c->rcap = cap;
         return;
     }
     free(data);

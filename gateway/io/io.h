@@ -64,6 +64,7 @@ struct bl_server_s {
     FILE *access_log;
     pthread_t thread;
     bl_event_t *stop_ev;    /* reserved: stopping the I/O thread cannot fail for memory */
+    bl_event_t *drained_ev; /* reserved: nor can telling Python it drained */
     pthread_t py_thread;    /* the thread that runs Python, for its stack at the deadline */
     bl_listen_set_t *set;   /* socket files to unlink when stopping at once */
     uint64_t fd_limit;      /* RLIMIT_NOFILE: accepting pauses close to it */

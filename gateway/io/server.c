@@ -3,6 +3,7 @@
 #include "conn.h"
 #include "bayleaf/io/balance.h"
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/common/fault.h"
 #include "bayleaf/common/log.h"
 #include "bayleaf/io/sd_notify.h"
 
@@ -239,9 +240,9 @@ static void post_drained(bl_server_t *s)
         return;
     s->drained = true;
     uv_timer_stop(&s->grace);
-    bl_event_t *ev = bl_event_new(BL_EV_DRAINED, NULL, 0);
-    if (ev != NULL)
-        bl_bridge_post_up(ev);
+    bl_event_t *ev = s->drained_ev; /* Python runs until it hears this */
+    s->drained_ev = NULL;
+    bl_bridge_post_up(ev);
 }
 
 static void on_conn_gone(bl_server_t *s)
@@ -468,6 +469,14 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     bl_bridge.up_max_bytes = cfg->max_queued_bytes;
     if ((err = uv_loop_init(&s->loop)) != 0)
         return listen_error("start", "the event loop", err);
+    const char *faults = getenv("BAYLEAF_FAULT_ALLOC"); /* tests/faults only */
+    char why[128];
+    if (bl_fault_init(faults, why, sizeof(why)) != 0) {
+        fprintf(stderr, "bayleaf: error: BAYLEAF_FAULT_ALLOC: %s\n", why);
+        return -EINVAL;
+    }
+    if (faults != NULL && faults[0] != '\0')
+        BL_WARN("BAYLEAF_FAULT_ALLOC=%s: allocations will fail on purpose (a test)", faults);
     uv_async_init(&s->loop, &s->wake, on_wake);
     s->wake.data = s;
     io_server = s;
@@ -487,7 +496,8 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->on_input_queued = queue_check;
     s->conn_proto = &bl_conn_http_proto;
     s->upgrade_proto = &bl_conn_ws_proto;
-    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL)
+    if ((s->stop_ev = bl_event_new(BL_EV_STOP, NULL, 0)) == NULL ||
+        (s->drained_ev = bl_event_new(BL_EV_DRAINED, NULL, 0)) == NULL)
         return listen_error("start", "the event loop", UV_ENOMEM);
     s->py_thread = pthread_self();
     s->set = set;
@@ -638,6 +648,9 @@ void bl_server_close(bl_server_t *s)
     if (s->stop_ev != NULL)
         bl_event_free(s->stop_ev);
     s->stop_ev = NULL;
+    if (s->drained_ev != NULL)
+        bl_event_free(s->drained_ev);
+    s->drained_ev = NULL;
     if (s->access_log != NULL && s->access_log != stdout)
         fclose(s->access_log);
     fflush(stdout);

@@ -21,6 +21,16 @@ void bl_head_free(bl_head_t *head)
     free(head);
 }
 
+bl_header_t *bl_head_header_add(bl_head_t *head)
+{
+    if (bl_buf_reserve_n(&head->headers, &head->headers_cap, (size_t)head->nheaders + 1, 16,
+                         sizeof(bl_header_t)) != 0)
+        return NULL;
+    bl_header_t *hd = &head->headers[head->nheaders++];
+    memset(hd, 0, sizeof(*hd));
+    return hd;
+}
+
 const char *bl_head_find_next(const bl_head_t *head, const char *name, uint32_t *i, size_t *len)
 {
     size_t n = strlen(name);
@@ -118,18 +128,10 @@ static int on_header_field(llhttp_t *llh, const char *at, size_t len)
         /* A new header starts. */
         if (h->nheaders == p->limits.max_headers)
             return fail(p, 431, "Request Header Fields Too Large");
-        if (h->nheaders == h->headers_cap) {
-            uint32_t cap = h->headers_cap ? h->headers_cap * 2 : 16;
-            bl_header_t *hs = realloc(h->headers, cap * sizeof(*hs));
-            if (hs == NULL)
-                return fail(p, 500, "Out of memory");
-            h->headers = hs;
-            h->headers_cap = cap;
-        }
-        bl_header_t *hd = &h->headers[h->nheaders++];
+        bl_header_t *hd = bl_head_header_add(h);
+        if (hd == NULL)
+            return fail(p, 500, "Out of memory");
         hd->name_off = (uint32_t)h->len;
-        hd->name_len = 0;
-        hd->value_off = hd->value_len = 0;
         p->last = 1;
     }
     if (head_append(p, at, len, true) != 0)

@@ -615,15 +615,8 @@ int bl_proxy_set_host(bl_head_t *h, const char *value, size_t len)
     if (bl_buf_reserve(&h->buf, &h->cap, need, 0) != 0)
         return -ENOMEM;
     if (hd == NULL) {
-        if (h->nheaders == h->headers_cap) {
-            uint32_t cap = h->headers_cap ? h->headers_cap * 2 : 4;
-            bl_header_t *hs = realloc(h->headers, cap * sizeof(*hs));
-            if (hs == NULL)
-                return -ENOMEM;
-            h->headers = hs;
-            h->headers_cap = cap;
-        }
-        hd = &h->headers[h->nheaders++];
+        if ((hd = bl_head_header_add(h)) == NULL)
+            return -ENOMEM;
         hd->name_off = (uint32_t)h->len;
         hd->name_len = 4;
         memcpy(h->buf + h->len, "host", 4);

@@ -148,6 +148,12 @@ void bl_pyex_post_consumed(bl_exchange_t *ex, bl_event_t *ev, size_t taken);
 /* Posts ev (len bytes of the app's data) and returns what send() returns: at
  * once, or a future while the client's unsent bytes are above the high-water mark. */
 PyObject *bl_pyex_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len);
+/* The response is complete: a send() still waiting (another task's body,
+ * posted before the last) has nothing left to wait for. It returns now, and
+ * no WRITABLE is asked of the I/O thread, which no longer owes one (it may
+ * have detached the exchange, and a WRITABLE it cannot allocate would leave
+ * the waiter waiting). */
+void bl_pyex_wake_senders(ExchangeObject *self);
 /* Takes the first pending event off ex->pending (there must be one). */
 bl_event_t *bl_pyex_pending_pop(ExchangeObject *self);
 

@@ -371,6 +371,12 @@ static void send_waiters_wake(ExchangeObject *self, PyObject *value, bool except
     Py_DECREF(list);
 }
 
+void bl_pyex_wake_senders(ExchangeObject *self)
+{
+    atomic_store(&self->ex->want_writable, false);
+    send_waiters_wake(self, Py_None, false);
+}
+
 PyObject *bl_pyex_post_paced(ExchangeObject *self, bl_event_t *ev, size_t len)
 {
     size_t unsent = atomic_fetch_add(&self->ex->unsent, len) + len;

@@ -462,6 +462,7 @@ PyObject *bl_asgi_http_send_body(ExchangeObject *self, PyObject *msg)
         atomic_fetch_add(&self->ex->unsent, len);
         bl_bridge_post_down(ev);
         bl_pyex_wake_receivers(self, true); /* a receive() now returns http.disconnect */
+        bl_pyex_wake_senders(self);
         return Py_NewRef(bl_py.ready_none);
     }
     return bl_pyex_post_paced(self, ev, len);

@@ -5,6 +5,7 @@
  * that is the socket's session, on the I/O thread. */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/proto/head.h"
 #include "bayleaf/proto/tokens.h"
 #include "bayleaf/proto/ws.h"
 
@@ -36,11 +37,11 @@ static int scope_add(PyObject *scope, const bl_exchange_t *ex)
     int rc = -1;
     if (protocols == NULL)
         return -1;
-    for (uint32_t i = 0; i < h->nheaders; i++) {
-        const bl_header_t *hd = &h->headers[i];
-        if (hd->name_len == 22 &&
-            memcmp(h->buf + hd->name_off, "sec-websocket-protocol", 22) == 0 &&
-            add_tokens(protocols, h->buf + hd->value_off, hd->value_len) < 0)
+    const char *v;
+    size_t len;
+    uint32_t i = 0;
+    while ((v = bl_head_find_next(h, "sec-websocket-protocol", &i, &len)) != NULL) {
+        if (add_tokens(protocols, v, len) < 0)
             goto done;
     }
     /* The denial-response extension (spec 2.3+). */

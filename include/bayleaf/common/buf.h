@@ -14,4 +14,10 @@
  * they were, so the caller still owns (and frees) the old buffer. */
 int bl_buf_reserve(void *bufp, size_t *cap, size_t need, size_t first);
 
+/* The same policy for an array of elements of size bytes each: *cap, need
+ * and first count elements; bufp is the address of a pointer to them (an
+ * array of headers, say: object pointers share void *'s representation on
+ * every platform we build for). */
+int bl_buf_reserve_n(void *bufp, size_t *cap, size_t need, size_t first, size_t size);
+
 #endif

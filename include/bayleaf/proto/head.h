@@ -24,13 +24,16 @@ typedef struct bl_head_s {
     uint32_t path_off, path_len;
     uint32_t query_off, query_len;
     uint32_t nheaders;
-    uint32_t headers_cap;
+    size_t headers_cap;
     bl_header_t *headers;
     char *buf;
     size_t len, cap;
 } bl_head_t;
 
 void bl_head_free(bl_head_t *head);
+/* Appends a header with empty name and value (offsets 0), the array grown
+ * by bl_buf_reserve_n; NULL when memory runs out. */
+bl_header_t *bl_head_header_add(bl_head_t *head);
 /* Value of the first header called `name` (lower-case), or NULL. */
 const char *bl_head_find(const bl_head_t *head, const char *name, size_t *len);
 /* Value of the next header called `name` at or after index *i, or NULL; *i

@@ -15,12 +15,17 @@ WebSocket routes:
   /push?mb=N          accept; send N MiB in 64 KiB binary messages, count when done
 HTTP routes:
   /hello              200 "hello"
+  /upload             read the body, then 200 "hello"; an http.disconnect while
+                      reading (counted in "request_disconnects") ends it
   /raise              raise before responding
   /raise-mid          start a streamed response, send a part, then raise
   /never              never respond (until cancelled)
   /block?s=S          time.sleep(S) on the event loop, then 200
   /stream?mb=N        N MiB as a streamed (chunked) body; when send() fails, the
                       next receive()'s type goes in "stream_after_fail"
+  /race-final         a second task's paced 256 KiB body still waits for the client
+                      when the first ends the response: "race_woken" when that
+                      send() returns, "race_stuck" when it fails or waits 30 s
   /gc                 JSON {"objects": ...} after gc.collect() (?types=N: the N
                       most common types too)
   /stats              JSON of the counters below
@@ -37,13 +42,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import asgi_app, query as params, send_json, send_response  # noqa: E402
 
 STATS = {"raised": 0, "cancelled": 0, "disconnects": 0, "pushed": 0, "push_failed": 0, "streamed": 0,
-         "stream_failed": 0, "stream_after_fail": None}
+         "stream_failed": 0, "stream_after_fail": None, "request_disconnects": 0,
+         "race_woken": 0, "race_stuck": 0}
 
 
 async def http(scope, receive, send):
     while True:
         msg = await receive()
-        if msg["type"] == "http.disconnect" or not msg.get("more_body"):
+        if msg["type"] == "http.disconnect":
+            STATS["request_disconnects"] += 1
+            if scope["path"] == "/upload":
+                return  # the request was cut short: nobody to answer
+            break
+        if not msg.get("more_body"):
             break
     path, q = scope["path"], params(scope)
     if path == "/raise":
@@ -79,6 +90,18 @@ async def http(scope, receive, send):
             # what receive() says now that the client is gone (http.disconnect)
             msg = await asyncio.wait_for(receive(), 5)
             STATS["stream_after_fail"] = msg["type"]
+    elif path == "/race-final":
+        # another task's paced body is still waiting when this one ends the response
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        waiter = asyncio.ensure_future(send({"type": "http.response.body", "body": b"r" * 262144,
+                                             "more_body": True}))
+        await asyncio.sleep(0)  # the waiter posts its body and waits for the client
+        await send({"type": "http.response.body", "body": b""})
+        try:
+            await asyncio.wait_for(waiter, 30)
+            STATS["race_woken"] += 1
+        except (asyncio.TimeoutError, OSError):
+            STATS["race_stuck"] += 1
     elif path == "/gc":
         gc.collect()
         info = {"objects": len(gc.get_objects())}

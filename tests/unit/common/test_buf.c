@@ -61,7 +61,7 @@ static void test_overflow_refused(void)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HUGE_ALLOC_FAILS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
     __has_feature(memory_sanitizer)
 #define HUGE_ALLOC_FAILS 0
 #endif
@@ -87,8 +87,30 @@ static void test_failure_keeps_old(void)
     free(buf);
 }
 
+/* Element counts: the same policy in units of the element's size. */
+static void test_elements(void)
+{
+    struct pair {
+        uint32_t a, b;
+    } *v = NULL;
+    size_t cap = 0;
+    CHECK(bl_buf_reserve_n(&v, &cap, 1, 16, sizeof(*v)) == 0 && v != NULL && cap == 16);
+    v[15].a = 7;
+    CHECK(bl_buf_reserve_n(&v, &cap, 16, 16, sizeof(*v)) == 0 && cap == 16); /* fits */
+    CHECK(bl_buf_reserve_n(&v, &cap, 17, 16, sizeof(*v)) == 0 && cap == 32);
+    CHECK(v[15].a == 7);
+    CHECK(bl_buf_reserve_n(&v, &cap, 100, 16, sizeof(*v)) == 0 && cap == 128);
+    /* a count whose bytes would pass PTRDIFF_MAX is refused, the array kept */
+    struct pair *before = v;
+    CHECK(bl_buf_reserve_n(&v, &cap, (size_t)PTRDIFF_MAX / 4, 16, sizeof(*v)) == -ENOMEM);
+    CHECK(bl_buf_reserve_n(&v, &cap, SIZE_MAX, 16, sizeof(*v)) == -ENOMEM);
+    CHECK(v == before && cap == 128 && v[15].a == 7);
+    free(v);
+}
+
 int main(void)
 {
+    test_elements();
     test_growth();
     test_exact_fit();
     test_overflow_refused();
