@@ -7,6 +7,8 @@
 #include "bayleaf/common/log.h"
 #include "bayleaf/io/sd_notify.h"
 #include "bayleaf/io/server.h"
+#include "bayleaf/io/versions.h"
+#include "bayleaf/proto/versions.h"
 #include "bayleaf/proc/supervisor.h"
 #include "bayleaf/py/embed.h"
 
@@ -115,6 +117,11 @@ int main(int argc, char **argv)
     static bl_config_t cfg;
     static bl_listen_set_t set;
     int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
+    if (rc == BL_CONFIG_EXIT && cfg.show_version) {
+        bl_python_versions_print(stdout);
+        bl_io_versions_print(stdout);
+        bl_proto_versions_print(stdout);
+    }
     if (rc == BL_CONFIG_EXIT)
         return 0;
     if (rc < 0)
