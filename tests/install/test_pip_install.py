@@ -60,7 +60,7 @@ def test_version_names_the_embedded_python(installed):
 def test_package_imports_without_pythonpath(installed):
     python, venv, scratch = installed
     r = run([venv / "bin" / "python", "-c",
-             "import bayleaf, bayleaf.testing, bayleaf.runner; print(bayleaf.__file__)"],
+             "import bayleaf, bayleaf.testing, bayleaf.loader; print(bayleaf.__file__)"],
             cwd=scratch)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).parent == site_packages(venv) / "bayleaf", r.stdout
@@ -90,6 +90,8 @@ def test_serves_websocket_from_the_venv(installed):
         assert server.stop() == 0, server.stderr()
     assert me["version"] == version
     assert Path(me["prefix"]) == venv
+    # the start-up line names this Python and this virtualenv
+    assert "Python %s (%s/bin/python, virtualenv %s)" % (version, venv, venv) in server.stderr()
     assert Path(me["bayleaf"]).parent == site_packages(venv) / "bayleaf"
 
 
