@@ -65,7 +65,7 @@ static const bl_option_t *closest(const char *name, size_t n, const char **spell
 {
     size_t rows;
     const bl_option_t *opts = bl_config_options(&rows), *best = NULL;
-    int best_d = 3; /* at most 2 edits, and fewer than a third of the name */
+    int best_d = 3; /* at most 2 edits, and fewer than a third of the name (0: itself) */
     for (size_t i = 0; i < rows; i++) {
         const char *names[2] = {opts[i].name, opts[i].alias};
         for (int k = 0; k < 2 && names[k] != NULL; k++) {
@@ -94,8 +94,8 @@ int bl_option_suggest(const char *arg, char *out, size_t cap)
     }
     const char *spelling = NULL;
     const bl_option_t *o = closest(name, n, &spelling);
-    if (o == NULL)
-        return 0;
+    if (o == NULL || (strlen(spelling) == n && strncmp(spelling, name, n) == 0))
+        return 0; /* none, or "--flag=value" for a flag: the plain error says it */
     snprintf(out, cap, "did you mean --%s%s%s?", spelling, o->metavar ? " " : "",
              o->metavar ? o->metavar : "");
     return 1;

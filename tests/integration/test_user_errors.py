@@ -63,6 +63,7 @@ def test_syntax_error_names_the_full_path(tmp_path):
     (["--ws-max-size", "100"], "--websocket-max-message-size"),
     (["--timeout-keep-alive", "5"], "--keepalive-timeout"),
     (["--bnd", "0.0.0.0"], "did you mean --bind HOST?"),
+    (["--pnig-timeout=3"], "did you mean --ping-timeout SECS?"),
     (["--graceful_timeout", "5"], "did you mean --graceful-timeout SECS?"),
     (["--websocket-max-mesage-size", "5"], "did you mean --websocket-max-message-size BYTES?"),
 ], ids=lambda a: a if isinstance(a, str) else " ".join(a))
@@ -79,6 +80,12 @@ def test_unknown_option_far_from_any_gets_no_guess(tmp_path):
     rc, err = run_bayleaf(["--frobnicate", "echo:app"], tmp_path)
     assert rc == 2
     assert lines(err) == ["bayleaf: error: unknown option: '--frobnicate' (see bayleaf --help)"]
+
+
+def test_a_value_given_to_a_flag_is_not_taken_for_a_typo(tmp_path):
+    rc, err = run_bayleaf(["--proxy-headers=1", "echo:app"], tmp_path)
+    assert rc == 2
+    assert lines(err) == ["bayleaf: error: unknown option: '--proxy-headers=1' (see bayleaf --help)"]
 
 
 def test_uvicorn_port_is_accepted(tmp_path):
