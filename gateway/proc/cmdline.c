@@ -2,6 +2,7 @@
  * table (options.c). Both underscore and hyphen spellings of Daphne's
  * multi-word flags are accepted. */
 #include "bayleaf/proc/cmdline.h"
+#include "bayleaf/proc/suggest.h"
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/proto/proxy.h"
 
@@ -95,6 +96,13 @@ static int bad_option(FILE *err, const char *arg)
     if (optopt != 0 && optopt < OPT_LONG_ONLY) {
         char flag[3] = {'-', (char)optopt, '\0'};
         return bad(err, "unknown option", flag);
+    }
+    char hint[320];
+    if (bl_option_suggest(arg, hint, sizeof(hint))) {
+        bool asks = hint[strlen(hint) - 1] == '?'; /* "did you mean --bind HOST?" */
+        fprintf(err, "bayleaf: error: unknown option: '%.*s' (%s%s see bayleaf --help)\n",
+                (int)strcspn(arg, "="), arg, hint, asks ? "" : ";");
+        return -EINVAL;
     }
     return bad(err, "unknown option", arg);
 }

@@ -7,6 +7,8 @@
 #include "bayleaf/common/log.h"
 #include "bayleaf/io/sd_notify.h"
 #include "bayleaf/io/server.h"
+#include "bayleaf/io/versions.h"
+#include "bayleaf/proto/versions.h"
 #include "bayleaf/proc/supervisor.h"
 #include "bayleaf/py/embed.h"
 
@@ -43,11 +45,26 @@ static bool io_running(const void *server)
     return bl_server_running(server);
 }
 
+/* "127.0.0.1:8000, /run/app.sock": the listeners, for the start-up line. */
+static void listener_names(const bl_listen_set_t *set, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < set->n && used < cap; i++) {
+        int n = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", set->socks[i].name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
 /* One serving process: the I/O thread on set's sockets, the app on this thread. */
 static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
 {
     const serve_args_t *a = arg;
+    char listeners[BL_LISTEN_MAX * 136];
     int rc;
+    listener_names(set, listeners, sizeof(listeners));
     if ((rc = bl_bridge_init()) != 0) {
         fprintf(stderr, "bayleaf: error: cannot set up the thread bridge: %s\n", strerror(-rc));
         return 1;
@@ -70,6 +87,7 @@ static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
         .join = io_join,
         .running = io_running,
         .stack_signal = bl_server_stack_signal(),
+        .listeners = listeners,
     };
     rc = bl_python_run(&io, a->cfg, a->argc, a->argv);
     if (bl_server_running(server)) {
@@ -115,6 +133,11 @@ int main(int argc, char **argv)
     static bl_config_t cfg;
     static bl_listen_set_t set;
     int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
+    if (rc == BL_CONFIG_EXIT && cfg.show_version) {
+        bl_python_versions_print(stdout);
+        bl_io_versions_print(stdout);
+        bl_proto_versions_print(stdout);
+    }
     if (rc == BL_CONFIG_EXIT)
         return 0;
     if (rc < 0)

@@ -255,8 +255,9 @@ int bl_option_help(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE
 
 int bl_option_version(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out)
 {
-    (void)o, (void)arg, (void)cfg;
+    (void)o, (void)arg;
     fprintf(out, "bayleaf %s\n", BL_VERSION);
+    cfg->show_version = true;
     return BL_CONFIG_EXIT;
 }
 

@@ -9,47 +9,78 @@
 #include <string.h>
 #include <unistd.h>
 
+/* dir/rel into out; false when it does not fit. */
+static bool path_join(char *out, size_t cap, const char *dir, const char *rel)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, rel);
+    return n >= 0 && (size_t)n < cap;
+}
+
 static bool file_exists(const char *dir, const char *rel)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    return access(path, R_OK) == 0;
+    return path_join(path, sizeof(path), dir, rel) && access(path, R_OK) == 0;
 }
 
-/* The pyapp directory: $BAYLEAF_PYAPP, the source tree for a build-tree
- * binary, else the installed copy. */
-static const char *find_pyapp(void)
+/* The directory this binary is in, from /proc/self/exe; "" when unknown. */
+static void exe_dir(char *dir, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", dir, cap - 1);
+    dir[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+}
+
+/* The pyapp directory to put first on sys.path, or NULL: $BAYLEAF_PYAPP, else
+ * the source tree's for a binary (or unit test) in its build tree. An installed binary
+ * imports the installed package from sys.path (its virtualenv's site-packages). */
+static const char *pyapp_first(const char *bindir)
 {
     const char *env = getenv("BAYLEAF_PYAPP");
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    bool installed = false;
     if (env != NULL && *env)
         return env;
-    if (n > 0) {
-        exe[n] = '\0';
-        /* The install dir is PREFIX/share/bayleaf/pyapp: compare PREFIX. */
-        const char *share = strstr(BL_PYAPP_INSTALL_DIR, "/share/bayleaf/pyapp");
-        size_t plen = share ? (size_t)(share - BL_PYAPP_INSTALL_DIR) : 0;
-        installed = share && strncmp(exe, BL_PYAPP_INSTALL_DIR, plen) == 0 &&
-                    strncmp(exe + plen, "/bin/", 5) == 0;
-    }
-    if (!installed && file_exists(BL_PYAPP_SRC_DIR, "bayleaf/runner.py"))
+    size_t n = strlen(BL_BUILD_DIR);
+    bool in_build =
+        strncmp(bindir, BL_BUILD_DIR, n) == 0 && (bindir[n] == '\0' || bindir[n] == '/');
+    if (in_build && file_exists(BL_PYAPP_SRC_DIR, "bayleaf/runner.py"))
         return BL_PYAPP_SRC_DIR;
-    if (file_exists(BL_PYAPP_INSTALL_DIR, "bayleaf/runner.py"))
-        return BL_PYAPP_INSTALL_DIR;
-    return BL_PYAPP_SRC_DIR;
+    return NULL;
+}
+
+/* Which virtualenv to run in, and who named it (for messages): --venv, else
+ * the one this binary is installed in (a systemd unit calling venv/bin/bayleaf
+ * sets no VIRTUAL_ENV), else $VIRTUAL_ENV. NULL: none. */
+static const char *pick_venv(const bl_config_t *cfg, const char *bindir, char *own, size_t cap,
+                             const char **origin)
+{
+    const char *env = getenv("VIRTUAL_ENV");
+    *origin = "--venv ";
+    if (cfg->venv != NULL)
+        return cfg->venv;
+    const char *slash = strrchr(bindir, '/');
+    if (slash != NULL && strcmp(slash, "/bin") == 0) {
+        snprintf(own, cap, "%.*s", (int)(slash - bindir), bindir);
+        if (file_exists(own, "pyvenv.cfg")) {
+            *origin = "the virtualenv of this binary, ";
+            return own;
+        }
+    }
+    *origin = "VIRTUAL_ENV=";
+    return env != NULL && *env ? env : NULL;
 }
 
 /* A virtualenv must come from the Python we embed: its pyvenv.cfg says which. */
-static int check_venv(const char *venv, char *python, size_t cap)
+static int check_venv(const char *venv, const char *origin, char *python, size_t cap)
 {
     char path[PATH_MAX], line[512];
-    snprintf(path, sizeof(path), "%s/pyvenv.cfg", venv);
-    FILE *f = fopen(path, "r");
+    FILE *f = path_join(path, sizeof(path), venv, "pyvenv.cfg") ? fopen(path, "r") : NULL;
     if (f == NULL) {
-        fprintf(stderr, "bayleaf: error: VIRTUAL_ENV=%s is not a virtualenv (no pyvenv.cfg)\n",
-                venv);
+        if (access(venv, F_OK) != 0)
+            fprintf(stderr, "bayleaf: error: %s%s: no such directory\n", origin, venv);
+        else
+            fprintf(stderr, "bayleaf: error: %s%s is not a virtualenv (no pyvenv.cfg in it)\n",
+                    origin, venv);
         return -1;
     }
     char want[32];
@@ -68,8 +99,9 @@ static int check_venv(const char *venv, char *python, size_t cap)
         if (ok != 0) {
             v[strcspn(v, "\r\n")] = '\0';
             fprintf(stderr,
-                    "bayleaf: error: the virtualenv %s was made with Python %s; bayleaf embeds "
-                    "Python %s\n",
+                    "bayleaf: error: the virtualenv %s was made with Python %s; this bayleaf "
+                    "embeds Python %s (install bayleaf into that virtualenv: pip install "
+                    "--no-build-isolation /path/to/bayleaf)\n",
                     venv, v, want);
         }
         break;
@@ -81,8 +113,36 @@ static int check_venv(const char *venv, char *python, size_t cap)
     }
     if (ok != 0)
         return -1;
-    snprintf(python, cap, "%s/bin/python", venv);
+    if (!path_join(python, cap, venv, "bin/python")) {
+        fprintf(stderr, "bayleaf: error: %s%s: path too long\n", origin, venv);
+        return -1;
+    }
     return 0;
+}
+
+/* sys.path: pyapp first (source tree, $BAYLEAF_PYAPP); the install directory
+ * last, for a prefix install outside the interpreter's own site-packages. */
+static int extend_sys_path(const char *first)
+{
+    PyObject *sys_path = PySys_GetObject("path"); /* borrowed */
+    if (sys_path == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.path is missing");
+        return -1;
+    }
+    if (first != NULL) {
+        PyObject *dir = PyUnicode_FromString(first);
+        int rc = dir != NULL ? PyList_Insert(sys_path, 0, dir) : -1;
+        Py_XDECREF(dir);
+        return rc;
+    }
+    if (!file_exists(BL_PYAPP_INSTALL_DIR, "bayleaf/runner.py"))
+        return 0;
+    PyObject *dir = PyUnicode_FromString(BL_PYAPP_INSTALL_DIR);
+    int rc = dir == NULL ? -1 : PySequence_Contains(sys_path, dir);
+    if (rc == 0)
+        rc = PyList_Append(sys_path, dir);
+    Py_XDECREF(dir);
+    return rc < 0 ? -1 : 0;
 }
 
 static int set_item(PyObject *d, const char *key, PyObject *v)
@@ -110,6 +170,8 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "loop_watchdog", PyFloat_FromDouble(cfg->loop_watchdog)) < 0 ||
         set_item(d, "gc_threshold", PyLong_FromLong(cfg->gc_threshold)) < 0 ||
         set_item(d, "stack_signal", PyLong_FromLong(bl_py.io->stack_signal)) < 0 ||
+        set_item(d, "listeners",
+                 PyUnicode_FromString(bl_py.io->listeners ? bl_py.io->listeners : "")) < 0 ||
         (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;
@@ -122,12 +184,14 @@ int bl_python_run(const bl_io_control_t *io, const bl_config_t *cfg, int argc, c
     PyConfig config;
     PyStatus status;
     PyObject *runner = NULL, *options = NULL, *result = NULL;
-    char python[PATH_MAX];
-    const char *venv = cfg->venv != NULL ? cfg->venv : getenv("VIRTUAL_ENV");
+    char python[PATH_MAX], bindir[PATH_MAX], own_venv[PATH_MAX];
+    const char *origin;
     int rc = 1;
 
+    exe_dir(bindir, sizeof(bindir));
+    const char *venv = pick_venv(cfg, bindir, own_venv, sizeof(own_venv), &origin);
     snprintf(python, sizeof(python), "%s", BL_PYTHON_EXE);
-    if (venv != NULL && *venv && check_venv(venv, python, sizeof(python)) != 0)
+    if (venv != NULL && check_venv(venv, origin, python, sizeof(python)) != 0)
         return 1;
     if (PyImport_AppendInittab("_bayleaf", bl_pymod_init) != 0)
         return 1;
@@ -148,10 +212,7 @@ int bl_python_run(const bl_io_control_t *io, const bl_config_t *cfg, int argc, c
     }
     bl_py.io = io;
 
-    PyObject *sys_path = PySys_GetObject("path"); /* borrowed */
-    PyObject *dir = PyUnicode_FromString(find_pyapp());
-    if (sys_path == NULL || dir == NULL || PyList_Insert(sys_path, 0, dir) < 0 ||
-        bl_lsan_wrap_import() < 0)
+    if (extend_sys_path(pyapp_first(bindir)) < 0 || bl_lsan_wrap_import() < 0)
         goto error;
     if ((runner = PyImport_ImportModule("bayleaf.runner")) == NULL)
         goto error;
@@ -176,7 +237,6 @@ done:
     Py_XDECREF(result);
     Py_XDECREF(options);
     Py_XDECREF(runner);
-    Py_XDECREF(dir);
     bl_bridge.schedule_down_wake = NULL; /* it calls into Python */
     bl_lsan_leak_check();
     if (Py_FinalizeEx() < 0 && rc == 0)

@@ -54,18 +54,22 @@ def _executable(path) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def installed_binaries():
+    """Where pip puts the binary for this Python: beside it, and its scripts dir."""
+    import sysconfig
+    return [Path(sys.executable).parent / "bayleaf", Path(sysconfig.get_path("scripts")) / "bayleaf"]
+
+
 def find_binary() -> str:
-    """The bayleaf binary: $BAYLEAF_BIN, the build tree beside pyapp/, the install
-    prefix of this package (PREFIX/bin), then PATH."""
+    """The bayleaf binary: $BAYLEAF_BIN, the build tree beside pyapp/, the one
+    installed with this package (beside this Python: a virtualenv's bin/), then PATH."""
     env = os.environ.get("BAYLEAF_BIN", "").strip()
     if env:
         if not _executable(env):
             raise BinaryNotFound(f"BAYLEAF_BIN={env} is not an executable file")
         return os.path.abspath(env)
     here = pyapp_dir()
-    candidates = [here.parent / "build" / "bayleaf"]
-    if here.name == "pyapp" and here.parent.name == "bayleaf" and here.parent.parent.name == "share":
-        candidates.append(here.parent.parent.parent / "bin" / "bayleaf")
+    candidates = [here.parent / "build" / "bayleaf", *installed_binaries()]
     for candidate in candidates:
         if _executable(candidate):
             return str(candidate)

@@ -10,6 +10,9 @@ verbose run can still show its traceback.
 class StartupError(Exception):
     """Base class: a one-line, user-facing reason why the server cannot start."""
 
+    # Text printed before the one-line reason (an import error's traceback).
+    details = ""
+
 
 class AppLoadError(StartupError):
     """The ``module:attr`` application could not be imported or is not an ASGI app."""

@@ -68,10 +68,29 @@ def _is_missing(module_name: str, missing: str | None) -> bool:
 
 
 def _import_failed(module_name: str, exc: BaseException) -> AppLoadError:
-    text = " ".join(str(exc).split()) or "(no message)"  # keep it on one line
-    return AppLoadError(
+    text = str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        text = f"{exc.msg} ({exc.filename}, line {exc.lineno})"  # str() has the bare name
+    text = " ".join(text.split()) or "(no message)"  # keep it on one line
+    error = AppLoadError(
         f"Error while importing module '{module_name}': {type(exc).__name__}: {text}"
     )
+    # The app's own code failed: where, with full paths, at every verbosity.
+    error.details = app_traceback(exc)
+    return error
+
+
+def app_traceback(exc: BaseException) -> str:
+    """exc's traceback without the import machinery's and the loader's frames."""
+    import traceback
+
+    def ours(frame):
+        return frame.filename in (__file__, importlib.__file__) or \
+            frame.filename.startswith("<frozen importlib")
+
+    te = traceback.TracebackException.from_exception(exc)
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if not ours(f)])
+    return "".join(te.format())
 
 
 def _resolve(module, module_name: str, attr_path: str):

@@ -21,11 +21,21 @@ def _make_loop(kind):
             import uvloop
         except ImportError:
             if kind == "uvloop":
-                raise errors.StartupError("--loop uvloop: uvloop is not installed "
-                                          "(apt-get install python3-uvloop)")
+                raise errors.StartupError("--loop uvloop: uvloop is not installed " +
+                                          _install_hint("uvloop", "python3-uvloop"))
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
+
+
+def _install_hint(package, debian_package):
+    """How to install package for the Python running here: pip in a virtualenv
+    (apt-get cannot reach one), apt-get for Debian's own Python."""
+    if sys.prefix != sys.base_prefix:
+        return "in the virtualenv %s (%s/bin/pip install %s)" % (sys.prefix, sys.prefix, package)
+    if sys.base_prefix == "/usr":
+        return "(apt-get install %s)" % (debian_package,)
+    return "for %s (%s -m pip install %s)" % (sys.executable, sys.executable, package)
 
 
 def _spawner(loop, app, log):
@@ -172,6 +182,26 @@ def _warn_in_memory_layer(log, workers):
                     "(channels_redis.core.RedisChannelLayer) or run one worker", workers)
 
 
+def _log_startup(log, options, loop):
+    """One line that says what runs: for a bug report, or a deploy gone wrong."""
+    import resource
+    from . import __version__
+    if sys.prefix != sys.base_prefix:
+        where = "virtualenv %s" % sys.prefix
+    else:
+        where = "no virtualenv"
+    kind = type(loop).__module__.split(".")[0]
+    loop_name = "uvloop" if kind == "uvloop" else "asyncio"
+    workers = int(options.get("workers", 0))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    log.info("Bayleaf %s, Python %s (%s, %s), event loop %s, pid %d, %s, listening on %s, "
+             "open-files limit %s", __version__, sys.version.split()[0], sys.executable, where,
+             loop_name, os.getpid(),
+             ("worker of %d" % workers) if workers > 0 else "single process",
+             options.get("listeners") or "(none)", limit)
+
+
 def _register_stack_dump(signum):
     """When stopping runs past its deadline, the I/O thread asks for every
     thread's stack with this signal (gateway/io/server.c): faulthandler writes it
@@ -183,6 +213,13 @@ def _register_stack_dump(signum):
             pass
 
 
+def _report(exc):
+    """A startup error: its details (a traceback), then one line."""
+    if exc.details:
+        sys.stderr.write(exc.details)
+    print("bayleaf: error: %s" % (exc,), file=sys.stderr)
+
+
 def main(options):
     """Returns the process exit status."""
     log = logs.setup(options["verbosity"], options.get("log_fmt"))
@@ -191,15 +228,16 @@ def main(options):
         app = loader.load_app(options["app"])
         loop = _make_loop(options["loop"])
     except errors.StartupError as exc:
-        print("bayleaf: error: %s" % (exc,), file=sys.stderr)
+        _report(exc)
         return 1
+    _log_startup(log, options, loop)
     _warn_in_memory_layer(log, int(options.get("workers", 0)))
     asyncio.set_event_loop(loop)
     _size_thread_pool(loop)
     try:
         loop.run_until_complete(_serve(app, options, log))
     except errors.StartupError as exc:
-        print("bayleaf: error: %s" % (exc,), file=sys.stderr)
+        _report(exc)
         return 1
     finally:
         try:

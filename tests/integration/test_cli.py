@@ -4,6 +4,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -53,6 +54,10 @@ def test_help(tmp_path):
             assert opt in text, f"{opt} missing from --help"
 
 
+PYTHON_VERSION_RE = re.compile(r"^Python %d\.%d\.\d+ \(built with %d\.%d\.\d+\), /\S+, /\S+libpython"
+                               % (sys.version_info[:2] * 2))
+
+
 @skip_server("daphne", reason="daphne has no --version")
 def test_version():
     rc, out, err = run(["--version"], translate=False)
@@ -60,8 +65,12 @@ def test_version():
     text = out + err
     assert re.search(r"\d+\.\d+", text), text
     if IS_BAYLEAF:
-        assert "bayleaf" in text.lower()
-        assert len(nonempty_lines(text)) == 1
+        # bayleaf VERSION, then the embedded Python and each library, one line each
+        lines = nonempty_lines(text)
+        assert lines[0].startswith("bayleaf "), text
+        assert [l.split()[0] for l in lines[1:]] == ["Python", "libuv", "wslay", "llhttp",
+                                                     "zlib", "OpenSSL"], text
+        assert PYTHON_VERSION_RE.search(lines[1]), text
 
 
 def test_unknown_flag():

@@ -160,14 +160,23 @@ def test_virtual_env_of_another_python_is_refused(tmp_path, app_dir):
 
 @bayleaf_only
 def test_installed_binary_uses_installed_pyapp(tmp_path, app_dir):
+    """meson install puts the server and its Python package there, nothing else
+    (no unit-test or fuzz program, though they are built); the installed binary
+    imports the installed package, not the source tree's."""
     prefix = tmp_path / "prefix"
     build = tmp_path / "build"
     subprocess.run(["meson", "setup", str(build), "--prefix", str(prefix)], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, timeout=300)
     subprocess.run(["meson", "install", "-C", str(build)], check=True, stdout=subprocess.DEVNULL,
                    timeout=600)
+    assert (build / "tests" / "unit").is_dir()  # built, and yet not installed
+    installed = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file())
+    package = [f for f in installed if "/bayleaf/" in "/" + f]
+    assert installed == ["bin/bayleaf"] + package, installed
+    assert all(f.endswith(".py") for f in package), package
+    assert any(f.endswith("/bayleaf/runner.py") for f in package), package
     binary = prefix / "bin" / "bayleaf"
     status, body, err = serve_once(binary, app_dir, {})
     assert status == 200, err
     _, _, bayleaf_file = body.split("|")
-    assert bayleaf_file.startswith(str(prefix / "share" / "bayleaf" / "pyapp")), bayleaf_file
+    assert bayleaf_file.startswith(str(prefix)) and "/bayleaf/" in bayleaf_file, bayleaf_file

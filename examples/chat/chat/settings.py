@@ -19,8 +19,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # The "bayleaf" app makes `manage.py runserver` serve the project with Bayleaf.
-# Its package is pyapp/bayleaf in the Bayleaf tree (PREFIX/share/bayleaf/pyapp
-# once installed): taken from PYTHONPATH when there, else from this tree.
+# Its package is pyapp/bayleaf in the Bayleaf tree (pip install: the virtualenv's
+# site-packages): taken from sys.path when there, else from this tree.
 _PYAPP = BASE_DIR.parent.parent / "pyapp"
 if importlib.util.find_spec("bayleaf") is None and (_PYAPP / "bayleaf" / "apps.py").is_file():
     sys.path.append(str(_PYAPP))

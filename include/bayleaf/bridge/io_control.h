@@ -18,6 +18,8 @@ typedef struct {
     bool (*running)(const void *server);
     /* The signal on which Python dumps its threads' stacks; 0: none. */
     int stack_signal;
+    /* The listeners, "127.0.0.1:8000, /run/app.sock", for the start-up line. */
+    const char *listeners;
 } bl_io_control_t;
 
 #endif

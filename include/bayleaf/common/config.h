@@ -61,6 +61,8 @@ typedef struct {
     bool ws_compression_context_takeover;
     int ws_compression_window_bits;  /* 9..15 */
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
+    /* --version: main.c adds each layer's library versions (versions.h) */
+    bool show_version;
 } bl_config_t;
 
 #endif

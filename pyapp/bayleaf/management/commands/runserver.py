@@ -51,6 +51,14 @@ class Command(StaticRunserver):
     # -- the parts Django's runserver calls -------------------------------------
 
     def handle(self, *args, **options):
+        if options["use_asgi"] and not getattr(settings, "ASGI_APPLICATION", None):
+            # As Daphne does: without it, Django's ASGIHandler would answer every
+            # WebSocket with 500.
+            raise CommandError(
+                "You have not set ASGI_APPLICATION, which is needed to run the server "
+                "with Bayleaf: point it at your project's ASGI application, e.g. "
+                "ASGI_APPLICATION = \"mysite.asgi.application\" (or run --noasgi for "
+                "Django's WSGI development server)")
         if options["use_asgi"]:
             try:
                 self.bayleaf_binary = devserver.find_binary()
