@@ -60,6 +60,7 @@ static void request_next(bl_conn_t *c)
 static void response_done(bl_conn_t *c)
 {
     bl_conn_set(c, BL_CONN_F_RESP_DONE);
+    bl_metrics_http_status(c->status);
     bl_conn_access_log_write(c);
     /* The client was told to wait for 100-continue and never was: its body
      * may or may not follow, so the connection cannot be reused. */

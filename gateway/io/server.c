@@ -387,6 +387,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     bl_sd_notify("STOPPING=1");
     s->draining = true;
+    bl_metrics_gauge_set(BL_MG_STATE, BL_METRICS_DRAINING);
     bl_balance_set_accepting(false);
     uv_timer_stop(&s->unpause);
     for (int i = 0; i < s->nlisteners; i++) {
@@ -430,6 +431,7 @@ static void on_wake(uv_async_t *async)
     bl_event_t *ev = bl_queue_take(&bl_bridge.down);
     while (ev != NULL) {
         bl_event_t *next = ev->next;
+        bl_bridge_took_down(ev);
         if (ev->type == BL_EV_STOP) {
             bl_event_free(ev);
             bl_conn_drain_all(s, true);
@@ -448,6 +450,12 @@ static void on_flush_up(uv_prepare_t *prepare)
 {
     (void)prepare;
     bl_bridge_flush_up();
+    /* --metrics reads the queues from any worker: published once an iteration
+     * (the sweep timer makes one every second when idle). */
+    bl_metrics_gauge_set(BL_MG_UP_BYTES, (int64_t)atomic_load(&bl_bridge.up_bytes));
+    bl_metrics_gauge_set(BL_MG_UP_EVENTS, (int64_t)atomic_load(&bl_bridge.up_events));
+    bl_metrics_gauge_set(BL_MG_DOWN_BYTES, (int64_t)atomic_load(&bl_bridge.down_bytes));
+    bl_metrics_gauge_set(BL_MG_DOWN_EVENTS, (int64_t)atomic_load(&bl_bridge.down_events));
 }
 
 static void wake_io(void)
@@ -571,6 +579,7 @@ static void *io_main(void *arg)
     /* Lifespan startup is over and the loop accepts from here on. */
     bl_balance_publish(s->nconns);
     bl_balance_set_accepting(true);
+    bl_metrics_gauge_set(BL_MG_STATE, BL_METRICS_ACCEPTING);
     if (s->ready_fd >= 0) {
         ssize_t n = write(s->ready_fd, "R", 1);
         (void)n;

@@ -4,7 +4,9 @@
 #include "bayleaf/bridge/io_control.h"
 #include "bayleaf/proc/cmdline.h"
 #include "bayleaf/io/listen.h"
+#include "bayleaf/io/metrics_http.h"
 #include "bayleaf/common/log.h"
+#include "bayleaf/common/metrics.h"
 #include "bayleaf/io/sd_notify.h"
 #include "bayleaf/io/server.h"
 #include "bayleaf/proc/supervisor.h"
@@ -20,6 +22,7 @@ typedef struct {
     const bl_config_t *cfg;
     int argc;
     char **argv;
+    const bl_socket_t *metrics; /* --metrics' listener, or NULL */
 } serve_args_t;
 
 /* The I/O thread as the Python side sees it (bridge/io_control.h). */
@@ -71,12 +74,21 @@ static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
         .running = io_running,
         .stack_signal = bl_server_stack_signal(),
     };
+    /* Answers from now on: 503 while lifespan startup runs. */
+    bl_metrics_http_t *metrics = NULL;
+    if (a->metrics != NULL &&
+        (metrics = bl_metrics_http_start(a->metrics->fd, a->metrics->is_unix)) == NULL) {
+        bl_server_close(server);
+        bl_bridge_destroy();
+        return 1;
+    }
     rc = bl_python_run(&io, a->cfg, a->argc, a->argv);
     if (bl_server_running(server)) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
         bl_server_post_stop(server);
         bl_server_join(server);
     }
+    bl_metrics_http_stop(metrics);
     bl_server_close(server);
     bl_bridge_destroy();
     return rc;
@@ -113,7 +125,7 @@ static void raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     static bl_config_t cfg;
-    static bl_listen_set_t set;
+    static bl_listen_set_t set, metrics_set;
     int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
     if (rc == BL_CONFIG_EXIT)
         return 0;
@@ -129,10 +141,24 @@ int main(int argc, char **argv)
         return 1;
     }
     serve_args_t args = {.cfg = &cfg, .argc = argc, .argv = argv};
+    if (cfg.metrics != NULL) {
+        /* The counters are shared with the workers: mapped before they fork
+         * (by the supervisor, which knows how many processes it keeps). */
+        if (bl_listen_open_address(&metrics_set, cfg.metrics, cfg.unix_socket_mode) != 0 ||
+            (cfg.workers == 0 && bl_metrics_init(1, 1, false) != 0)) {
+            if (metrics_set.n > 0 && !bl_metrics_enabled())
+                fprintf(stderr, "bayleaf: error: --metrics: cannot map the counters\n");
+            bl_listen_close(&metrics_set);
+            bl_listen_close(&set);
+            return 1;
+        }
+        args.metrics = &metrics_set.socks[0];
+    }
     if (cfg.workers > 0)
         rc = bl_supervisor_run(&cfg, &set, serve, &args);
     else
         rc = serve(&set, -1, &args);
+    bl_listen_close(&metrics_set);
     bl_listen_close(&set);
     return rc;
 }

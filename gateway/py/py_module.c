@@ -3,6 +3,7 @@
  * starts/stops the I/O thread through bl_py.io. */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/common/metrics.h"
 
 #include <unistd.h>
 
@@ -153,6 +154,17 @@ static PyObject *mod_stop_io(PyObject *self, PyObject *unused)
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
+/* The watchdog's heartbeat, for --metrics' loop lag (read by C, any thread). */
+static PyObject *mod_loop_beat(PyObject *self, PyObject *interval)
+{
+    (void)self;
+    double secs = PyFloat_AsDouble(interval);
+    if (secs == -1.0 && PyErr_Occurred())
+        return NULL;
+    bl_metrics_loop_beat(secs);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", (PyCFunction)(void (*)(void))mod_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(loop, spawn, on_drained, state, root_path)"},
@@ -161,6 +173,7 @@ static PyMethodDef module_methods[] = {
     {"drain", mod_drain, METH_NOARGS, "Handle every queued event from the I/O thread."},
     {"start_io", mod_start_io, METH_NOARGS, "Start the I/O thread."},
     {"stop_io", mod_stop_io, METH_NOARGS, "Stop the I/O thread and wait for it."},
+    {"loop_beat", mod_loop_beat, METH_O, "loop_beat(interval): the loop runs (--metrics)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -114,7 +114,8 @@ async def _serve(app, options, log):
     fd = _bayleaf.fileno()
     loop.add_reader(fd, _bayleaf.drain)
     _bayleaf.start_io()
-    dog = watchdog.Watchdog(loop, float(options.get("loop_watchdog", 5)), log)
+    dog = watchdog.Watchdog(loop, float(options.get("loop_watchdog", 5)), log,
+                            beat=_bayleaf.loop_beat if options.get("metrics") else None)
     dog.start()
     try:
         await drained

@@ -61,6 +61,8 @@ typedef struct {
     bool ws_compression_context_takeover;
     int ws_compression_window_bits;  /* 9..15 */
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
+    /* Operations */
+    const char *metrics; /* --metrics: HOST:PORT or unix:PATH; NULL: off */
 } bl_config_t;
 
 #endif
