@@ -9,6 +9,7 @@ import faulthandler
 import gc
 import os
 import sys
+import weakref
 
 import _bayleaf
 
@@ -28,9 +29,11 @@ def _make_loop(kind):
     return asyncio.new_event_loop()
 
 
-def _spawner(loop, app, log):
-    """Returns spawn(scope, exchange), called from C for every new scope."""
+def _spawner(loop, app, log, own):
+    """Returns spawn(scope, exchange), called from C for every new scope; each
+    task it starts is added to `own` (a WeakSet: the app's tasks)."""
     create_task = loop.create_task
+    remember = own.add
 
     async def run(scope, exchange, receive, send):
         try:
@@ -50,7 +53,9 @@ def _spawner(loop, app, log):
             exchange.finish(False)
 
     def spawn(scope, exchange, receive, send):
-        return create_task(run(scope, exchange, receive, send))  # kept by the exchange (close timeout)
+        task = create_task(run(scope, exchange, receive, send))  # kept by the exchange (close timeout)
+        remember(task)
+        return task
 
     return spawn
 
@@ -106,7 +111,8 @@ async def _serve(app, options, log):
             drained.set_result(None)
 
     close_timeout = float(options.get("application_close_timeout", 10))
-    _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log), on_drained=on_drained,
+    own = weakref.WeakSet()
+    _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log, own), on_drained=on_drained,
                    state=life.state if life.started else None,
                    root_path=options["root_path"], app_close_timeout=close_timeout,
                    on_close_timeout=_close_timeout_handler(log, close_timeout))
@@ -122,24 +128,35 @@ async def _serve(app, options, log):
     finally:
         dog.stop()
         await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10),
-                                     keep=life.task)
+                                     own, keep=life.task)
         await life.shutdown()
         loop.remove_reader(fd)
         _bayleaf.stop_io()
 
 
-async def _cancel_leftover_tasks(log, timeout, keep=None):
-    """Apps still running once every connection is gone get cancelled."""
+async def _cancel_leftover_tasks(log, timeout, own, keep=None):
+    """Apps still running once every connection is gone get cancelled. Only the
+    tasks started for connections (`own`) are the app's to report; others (a
+    channel layer's reader, the app's background work) are cancelled quietly."""
     skip = {asyncio.current_task(), keep}
     tasks = [t for t in asyncio.all_tasks() if t not in skip and not t.done()]
     if not tasks:
         return
-    _, pending = await asyncio.wait(tasks, timeout=min(timeout, 1.0))
+    apps = [t for t in tasks if t in own]
+    if apps:
+        await asyncio.wait(apps, timeout=min(timeout, 1.0))
+    pending = [t for t in tasks if not t.done()]
     for task in pending:
         task.cancel()
-    if pending:
-        log.warning("Cancelled %d application task(s) still running at shutdown", len(pending))
-        await asyncio.wait(pending, timeout=timeout)
+    stuck = [t for t in pending if t in own]
+    if stuck:
+        log.warning("Cancelled %d application task(s) still running at shutdown", len(stuck))
+        await asyncio.wait(stuck, timeout=timeout)
+    others = [t for t in pending if t not in own]
+    if others:
+        # Not the app's to wait for: a moment to unwind, then lifespan shutdown.
+        log.debug("Cancelled %d background task(s) at shutdown", len(others))
+        await asyncio.wait(others, timeout=min(timeout, 1.0))
 
 
 def _size_thread_pool(loop):
