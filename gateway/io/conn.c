@@ -199,7 +199,7 @@ static bool send_check(bl_conn_t *c, uint64_t now)
         c->send_since = now;
     } else if (now - c->send_since >= send_timeout_ms(c)) {
         const char *who = c->log_host[0] ? c->log_host : c->client_host;
-        BL_INFO("client %s read none of %zu pending bytes in %gs (--send-timeout): "
+        BL_INFO("Client %s read none of %zu pending bytes in %gs (--send-timeout): "
                 "connection reset",
                 who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"), backlog,
                 c->server->cfg->send_timeout);

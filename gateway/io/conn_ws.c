@@ -268,7 +268,7 @@ static int on_upgrade(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
         memcpy(c->ws_accept, hs.accept, sizeof(hs.accept));
         ws_negotiate(c, hs.extensions);
     } else
-        BL_DEBUG("refusing a WebSocket handshake with %d: %s", status, hs.reason);
+        BL_DEBUG("Refusing a WebSocket handshake with %d: %s", status, hs.reason);
     bl_ws_handshake_free(&hs);
     if (status != 0)
         return status;

@@ -317,7 +317,7 @@ static int adopt_inherited(bl_listen_set_t *set, const bl_config_t *cfg, const b
     for (int i = 0; i < cfg->nendpoints; i++)
         picked += eps[i].kind == BL_EP_SYSTEMD;
     if (sd->n > 0 && picked == 0)
-        BL_WARN("systemd passed %d socket(s), not served: the listener options given replace "
+        BL_WARN("Sockets passed by systemd (%d) not served: the listener options given replace "
                 "them (-e systemd:domain=INET:index=N picks one)",
                 sd->n);
     if (cfg->fd >= 0) {

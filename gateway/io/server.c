@@ -39,7 +39,7 @@ static void accept_failed(bl_server_t *s, bl_listener_t *l, int err)
 {
     unsigned held;
     if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
-        BL_ERROR("accept on %s failed: %s; pausing accepts (%u more since the last report)",
+        BL_ERROR("Accept on %s failed: %s; pausing accepts (%u more since the last report)",
                  l->name, uv_strerror(err), held);
     if (s->paused_at == 0)
         pause_accepting(s);
@@ -62,7 +62,7 @@ static void pause_at_fd_limit(bl_server_t *s)
 {
     unsigned held;
     if (bl_log_limit_pass(&s->fd_log, uv_now(&s->loop), &held))
-        BL_WARN("near the file-descriptor limit (%llu): %zu connection(s) open; new ones wait "
+        BL_WARN("Near the file-descriptor limit (%llu): %zu connection(s) open; new ones wait "
                 "until one closes (%u more time(s) since the last report)",
                 (unsigned long long)s->fd_limit, s->nconns, held);
     s->fd_paused_conns = s->nconns;
@@ -79,7 +79,7 @@ static void on_connection(uv_stream_t *stream, int status)
         return;
     }
     if (status < 0) {
-        BL_ERROR("accept on %s failed: %s", l->name, uv_strerror(status));
+        BL_ERROR("Accept on %s failed: %s", l->name, uv_strerror(status));
         return;
     }
     int fd = bl_conn_accept(l);
@@ -181,7 +181,7 @@ static void on_unpause_check(uv_timer_t *t)
             /* Out of descriptors or memory: all of them again on a later tick. */
             unsigned held;
             if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
-                BL_ERROR("cannot accept on %s again: %s; retrying (%u more since the last report)",
+                BL_ERROR("Cannot accept on %s again: %s; retrying (%u more since the last report)",
                          l->name, uv_strerror(err), held);
             for (int j = 0; j < s->nlisteners; j++)
                 listener_close(&s->listeners[j]);
@@ -255,7 +255,7 @@ static void on_conn_gone(bl_server_t *s)
 static void on_grace_timeout(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
-    BL_WARN("graceful timeout: closing %zu connection(s)", s->nconns);
+    BL_WARN("Graceful timeout: closing %zu connection(s)", s->nconns);
     bl_conn_drain_all(s, true);
 }
 
@@ -317,7 +317,7 @@ static _Noreturn void stop_at_once(bl_server_t *s)
 {
     if (s->set != NULL)
         bl_listen_close(s->set); /* unlinks our socket files */
-    BL_ERROR("exiting with status 1");
+    BL_ERROR("Exiting with status 1");
     _exit(1);
 }
 
@@ -343,7 +343,7 @@ static void *stop_deadline_main(void *arg)
     }
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
         continue;
-    BL_ERROR("shutdown did not finish %g s after the stop signal; the Python threads are at "
+    BL_ERROR("Shutdown did not finish %g s after the stop signal; the Python threads are at "
              "(most recent call first):",
              secs);
     dump_python_stack(s);
@@ -362,7 +362,7 @@ static void start_stop_deadline(bl_server_t *s)
         pthread_attr_destroy(&attr);
     }
     if (err != 0)
-        BL_ERROR("cannot watch the stop deadline: %s", strerror(err));
+        BL_ERROR("Cannot watch the stop deadline: %s", strerror(err));
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -372,19 +372,19 @@ static void on_signal(uv_signal_t *sig, int signum)
         /* The same stop reaches a worker twice (from the supervisor, and from the
          * terminal's Ctrl-C or systemd's cgroup-wide SIGTERM): cutting short is
          * the supervisor's call, with SIGKILL. */
-        BL_DEBUG("worker %d: already shutting down", (int)getpid());
+        BL_DEBUG("Worker %d: already shutting down", (int)getpid());
         return;
     }
     if (s->draining) {
         /* A second signal: the operator will not wait, whatever Python is doing. */
-        BL_ERROR("second signal: stopping at once");
+        BL_ERROR("Second signal: stopping at once");
         stop_at_once(s);
     }
     if (s->shared)
-        BL_INFO("received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
+        BL_INFO("Received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
                 (int)getpid());
     else
-        BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        BL_INFO("Received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     bl_sd_notify("STOPPING=1");
     s->draining = true;
     bl_metrics_gauge_set(BL_MG_STATE, BL_METRICS_DRAINING);
@@ -413,9 +413,9 @@ static void on_sighup(uv_signal_t *sig, int signum)
     bl_server_t *s = sig->data;
     (void)signum;
     if (s->shared)
-        BL_DEBUG("worker %d: SIGHUP ignored (the supervisor replaces workers)", (int)getpid());
+        BL_DEBUG("Worker %d: SIGHUP ignored (the supervisor replaces workers)", (int)getpid());
     else
-        BL_INFO("received SIGHUP: ignored (replacing the app on SIGHUP needs --workers)");
+        BL_INFO("Received SIGHUP: ignored (replacing the app on SIGHUP needs --workers)");
 }
 
 static void close_all_handles(uv_handle_t *h, void *arg)

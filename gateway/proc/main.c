@@ -115,10 +115,10 @@ static void raise_fd_limit(void)
     }
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        BL_WARN("cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
+        BL_WARN("Cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
                 strerror(errno));
     else
-        BL_DEBUG("file-descriptor limit raised from %llu to %llu", (unsigned long long)was,
+        BL_DEBUG("File-descriptor limit raised from %llu to %llu", (unsigned long long)was,
                  (unsigned long long)rl.rlim_cur);
 }
 
@@ -133,6 +133,14 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     bl_log_verbosity = cfg.verbosity;
+    /* Every C line in --log-fmt's format, as Python's: one log, one format. */
+    if (bl_log_set_format(cfg.log_fmt) != 0) {
+        fprintf(stderr,
+                "bayleaf: error: invalid --log-fmt %s (a Python logging format: "
+                "%%(asctime)s %%(levelname)s %%(name)s %%(message)s ...)\n",
+                cfg.log_fmt);
+        return 2;
+    }
     raise_fd_limit();
     bl_sd_notify_init();
     /* Every listener is open before Python (or any worker) starts. */

@@ -2,6 +2,7 @@
  * listening sockets for its whole life, so replacing a worker never refuses a
  * connection. Signals arrive on a signalfd; each worker has a pipe it writes one
  * byte to once it accepts (lifespan startup is over). */
+#define BL_LOG_NAME "bayleaf.supervisor"
 #include "bayleaf/proc/supervisor.h"
 #include "bayleaf/io/balance.h"
 #include "bayleaf/common/log.h"
@@ -166,7 +167,7 @@ static pid_t spawn(sup_t *s, int slot)
             w = &s->w[i];
     }
     if (w == NULL || pipe2(fds, O_CLOEXEC) != 0) {
-        BL_ERROR("cannot start a worker: %s", w == NULL ? "too many processes" : strerror(errno));
+        BL_ERROR("Cannot start a worker: %s", w == NULL ? "too many processes" : strerror(errno));
         return -1;
     }
     fflush(stdout);
@@ -180,7 +181,7 @@ static pid_t spawn(sup_t *s, int slot)
     }
     close(fds[1]);
     if (pid < 0) {
-        BL_ERROR("cannot start a worker: fork: %s", strerror(errno));
+        BL_ERROR("Cannot start a worker: fork: %s", strerror(errno));
         bl_metrics_entry_end((int)(w - s->w));
         close(fds[0]);
         return -1;
@@ -486,7 +487,7 @@ int bl_supervisor_run(const bl_config_t *cfg, bl_listen_set_t *set, bl_worker_fn
     s.owner = calloc((size_t)s.cap + 1, sizeof(*s.owner));
     s.balance = bl_balance_new(s.cap);
     if (s.balance == NULL)
-        BL_WARN("cannot share connection counts between workers: accepting unbalanced");
+        BL_WARN("Cannot share connection counts between workers: accepting unbalanced");
     if (cfg->metrics != NULL && bl_metrics_init(s.nslots, s.cap, true) != 0) {
         fprintf(stderr, "bayleaf: error: --metrics: cannot map the counters: %s\n",
                 strerror(errno));

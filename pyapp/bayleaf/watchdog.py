@@ -66,5 +66,5 @@ class Watchdog:
             warned_for = beat
             frame = sys._current_frames().get(self._loop_thread)
             stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
-            self.log.warning("event loop blocked for %d s; the loop thread is at:\n%s",
+            self.log.warning("Event loop blocked for %d s; the loop thread is at:\n%s",
                              int(stalled), stack.rstrip())
