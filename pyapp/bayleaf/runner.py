@@ -100,8 +100,32 @@ def _settle_gc(threshold, log):
         gc.set_threshold(threshold, older, oldest)
 
 
+def _relay_c_lines(loop):
+    """With Django's LOGGING configuring bayleaf's loggers, C's lines (the I/O
+    thread's, signals) go through it too; returns the stop function."""
+    if not logs.django_configures_bayleaf():
+        return lambda: None
+    fd = _bayleaf.log_relay_start()
+    loop.add_reader(fd, lambda: logs.emit_relayed(_bayleaf.log_relay_take()))
+
+    def stop():
+        loop.remove_reader(fd)
+        logs.emit_relayed(_bayleaf.log_relay_take())
+        _bayleaf.log_relay_stop()
+
+    return stop
+
+
 async def _serve(app, options, log):
     loop = asyncio.get_running_loop()
+    stop_relay = _relay_c_lines(loop)
+    try:
+        await _serve_app(app, options, log, loop)
+    finally:
+        stop_relay()
+
+
+async def _serve_app(app, options, log, loop):
     life = lifespan.Lifespan(app, options["lifespan"], log)
     await life.startup()
     drained = loop.create_future()

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import threading
 
 import pytest
 
@@ -73,3 +74,40 @@ def test_workers_and_supervisor_lines_are_in_one_format(start_server, name):
     assert "Supervisor" in text and "all workers stopped" in text
     if fmt and "%(name)" in fmt:
         assert "bayleaf.supervisor" in text and "bayleaf.server" in text
+
+
+DJANGO_APP = "log_django_app:app"
+DJANGO_LINE = r"DJ\|" + LEVEL + r"\|bayleaf(\.[a-z]+)?\|(MainThread|bayleaf-io)\|(?P<msg>\S.*)"
+
+
+def test_django_logging_formats_the_c_lines_too(start_server):
+    server = start_server(DJANGO_APP, "-v", "2", "--send-timeout", "0.5")
+    assert server.request("GET", "/")[0] == 200
+    send_timeout(server)
+    rc, _ = server.stop(signal.SIGTERM)
+    assert rc == 0
+    text = "\n".join(check_lines(server.stderr, DJANGO_LINE))
+    for what in ("DJ|INFO|bayleaf.server|bayleaf-io|Listening on", "read none of",
+                 "DJ|INFO|bayleaf.server|bayleaf-io|Received SIGTERM", "DJ|DEBUG|bayleaf|MainThread|Lifespan startup"):
+        assert what in text, text
+
+
+def test_a_blocked_python_still_lets_the_io_threads_line_out(start_server):
+    from .ops_support import Metrics, value
+    m = Metrics()
+    server = start_server(DJANGO_APP, "--metrics", m.arg)
+    done = []
+    t = threading.Thread(target=lambda: done.append(server.request("GET", "/block?secs=8", timeout=60)[0]))
+    t.start()
+    try:
+        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 10,
+                   message="the loop blocked")
+        server.send_signal(signal.SIGTERM)
+        # Python cannot take it: the relay writes it itself, in --log-fmt's format.
+        server.wait_for_text(r"INFO +Received SIGTERM, shutting down", timeout=5)
+        assert not done, "the line came only after the loop was free again"
+    finally:
+        t.join(60)
+    assert done == [200]
+    server.wait_exit(30)
+    assert "DJ|INFO|bayleaf.server|bayleaf-io|Listening on" in server.stderr
