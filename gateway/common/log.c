@@ -169,7 +169,8 @@ static int parse_format(char *fmt, part_t *parts, int *n)
 
 static void set_default_format(void)
 {
-    bl_log_set_format(NULL);
+    if (format.n == 0)
+        bl_log_set_format(NULL);
 }
 
 int bl_log_set_format(const char *fmt)
@@ -329,8 +330,8 @@ size_t bl_log_format(const bl_log_record_t *r, char *out, size_t cap)
     size_t len = 0;
     if (cap < 2)
         return 0;
-    if (format.n == 0) /* no bl_log_set_format yet: the default, once */
-        pthread_once(&default_once, set_default_format);
+    /* The default when main has set none (unit tests): once, race-free. */
+    pthread_once(&default_once, set_default_format);
     for (int i = 0; i < format.n && len < cap - 2; i++) {
         const part_t *p = &format.parts[i];
         if (p->text != NULL) {

@@ -1,8 +1,9 @@
 """The app of the operations tests (tests/integration/ops): answers whose
 status, blocking and WebSocket close codes the test picks.
 
-HTTP: /status/<code> answers that status; /block?secs=S blocks the event loop
-(time.sleep) then answers 200; /big?mb=N sends N MiB in 1 MiB chunks.
+HTTP: /status/<code> answers that status; /block?gate=FILE blocks the event
+loop (time.sleep) until FILE exists (or /block?secs=S for S seconds), then
+answers 200; /big?mb=N sends N MiB in 1 MiB chunks.
 WebSocket: /ws/echo echoes every message; /ws/close/<code> echoes the first
 message, then closes with that code. Lifespan startup waits for the file
 named by OPS_STARTUP_GATE, when set.
@@ -40,7 +41,12 @@ async def http(scope, receive, send):
         status = int(path.split("/")[2])
         await respond(send, status, b"" if status < 200 or status in (204, 304) else b"status\n")
     elif path == "/block":
-        time.sleep(float(query.get("secs", ["1"])[0]))  # blocks the loop on purpose
+        # Blocks the loop on purpose, until the file named by ?gate exists (at
+        # most a minute), or for ?secs.
+        gate = query.get("gate", [None])[0]
+        deadline = time.monotonic() + (60 if gate else float(query.get("secs", ["1"])[0]))
+        while time.monotonic() < deadline and not (gate and os.path.exists(gate)):
+            time.sleep(0.02)
         await respond(send, 200, b"unblocked\n")
     elif path == "/big":
         await send({"type": "http.response.start", "status": 200, "headers": []})

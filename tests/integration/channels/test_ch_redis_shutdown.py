@@ -5,7 +5,7 @@ app task really still running is still reported."""
 import json
 import signal
 
-from chtools import APP, chproj_env, connect, recv_json, run, wait_group_size
+from chtools import APP, chproj_env, connect, recv_json, run, stats, wait_group_size
 
 
 def test_layer_task_is_not_reported_at_shutdown(redis_url, start_server):
@@ -27,6 +27,7 @@ def test_app_task_still_running_is_reported(redis_url, start_server):
 
 def test_chat_over_redis_stops_without_warnings(redis_url, chproj_db, start_server):
     server = start_server(APP, env=chproj_env(chproj_db, redis_url))
+    stats(server)  # Django's first request (slow under sanitizers) before the WebSocket deadlines
     room = "leaving"
 
     async def go():

@@ -1,7 +1,10 @@
 """Helpers of the operations tests: scraping --metrics, asking /ready."""
 
+import contextlib
 import http.client
 import socket
+import threading
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -64,3 +67,17 @@ def total(samples, name, **labels):
     """The sum over every worker of the samples matching labels."""
     return sum(v for (n, ls), v in samples.items()
                if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
+
+
+@contextlib.contextmanager
+def loop_blocked(server, gate):
+    """The app blocks its event loop (GET /block) until the block ends: yields
+    the list the request's status goes into once it has been answered."""
+    done = []
+    t = threading.Thread(target=lambda: done.append(server.request("GET", f"/block?gate={gate}", timeout=90)[0]))
+    t.start()
+    try:
+        yield done
+    finally:
+        Path(gate).touch()
+        t.join(90)

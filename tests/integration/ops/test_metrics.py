@@ -7,14 +7,13 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 
 import pytest
 import websockets
 
 from harness import APPS_DIR, BAYLEAF, free_port, wait_until
 
-from .ops_support import APP, Metrics, total, value
+from .ops_support import APP, Metrics, loop_blocked, total, value
 
 
 @pytest.fixture
@@ -87,20 +86,15 @@ def test_websocket_messages_bytes_and_close_codes(metered):
     assert value(s, "bayleaf_websocket_closes_total", code="other") == 1
 
 
-def test_scrape_answers_while_the_app_blocks_the_loop(metered):
+def test_scrape_answers_while_the_app_blocks_the_loop(metered, tmp_path):
     server, m = metered()
-    done = []
-    t = threading.Thread(target=lambda: done.append(server.request("GET", "/block?secs=4", timeout=30)[0]))
-    t.start()
-    try:
-        # The loop is blocked for 4 s: scrapes keep coming, and show it.
-        lag = wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") >= 1.0 or None, 10,
-                         message="a scrape showing the blocked loop")
-        assert lag is True
-        assert not done, "the scrape came after the block, not during it"
+    with loop_blocked(server, tmp_path / "gate") as done:
+        # The loop stays blocked until the test ends the block: scrapes keep
+        # coming, and show it.
+        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") >= 1.0, 30,
+                   message="a scrape showing the blocked loop")
+        assert not done
         assert m.ready() == 200
-    finally:
-        t.join(30)
     assert done == [200]
     wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") < 1.0, 10)
 
@@ -142,16 +136,11 @@ def test_ready_is_503_during_startup_and_draining(start_server, tmp_path):
     gate.touch()
     wait_until(lambda: m.ready() == 200, 10, message="/ready answering 200 after startup")
     assert value(m.scrape(), "bayleaf_accepting") == 1
-    done = []
-    t = threading.Thread(target=lambda: done.append(server.request("GET", "/block?secs=4", timeout=30)[0]))
-    t.start()
-    try:
-        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 10)
+    with loop_blocked(server, tmp_path / "block") as done:
+        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 30)
         server.send_signal(signal.SIGTERM)
         wait_until(lambda: m.ready() == 503, 10, message="/ready answering 503 while draining")
         assert not done
-    finally:
-        t.join(30)
     assert done == [200]
 
 

@@ -6,13 +6,12 @@ import os
 import re
 import signal
 import socket
-import threading
 
 import pytest
 
 from harness import wait_until
 
-from .ops_support import APP
+from .ops_support import APP, Metrics, loop_blocked, value
 
 LEVEL = r"(DEBUG|INFO|WARNING|ERROR|CRITICAL)"
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
@@ -92,22 +91,17 @@ def test_django_logging_formats_the_c_lines_too(start_server):
         assert what in text, text
 
 
-def test_a_blocked_python_still_lets_the_io_threads_line_out(start_server):
-    from .ops_support import Metrics, value
+def test_a_blocked_python_still_lets_the_io_threads_line_out(start_server, tmp_path):
     m = Metrics()
     server = start_server(DJANGO_APP, "--metrics", m.arg)
-    done = []
-    t = threading.Thread(target=lambda: done.append(server.request("GET", "/block?secs=8", timeout=60)[0]))
-    t.start()
-    try:
-        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 10,
+    with loop_blocked(server, tmp_path / "gate") as done:
+        wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 30,
                    message="the loop blocked")
         server.send_signal(signal.SIGTERM)
-        # Python cannot take it: the relay writes it itself, in --log-fmt's format.
-        server.wait_for_text(r"INFO +Received SIGTERM, shutting down", timeout=5)
-        assert not done, "the line came only after the loop was free again"
-    finally:
-        t.join(60)
+        # Python cannot take it: the relay writes it itself, in --log-fmt's format,
+        # while the loop is still blocked (the block ends only after this).
+        server.wait_for_text(r"INFO +Received SIGTERM, shutting down", timeout=20)
+        assert not done
     assert done == [200]
     server.wait_exit(30)
     assert "DJ|INFO|bayleaf.server|bayleaf-io|Listening on" in server.stderr
