@@ -21,7 +21,7 @@ def metered(start_server):
     def start(*args, **kw):
         m = Metrics(kw.pop("metrics_unix", None))
         server = start_server(APP, "--metrics", m.arg, *args, **kw)
-        wait_until(lambda: m.ready() == 200, 10, message="/ready answering 200")
+        wait_until(lambda: m.ready() == 200, 60, message="/ready answering 200")
         return server, m
     return start
 
@@ -53,8 +53,8 @@ def test_open_connections_by_kind(metered):
                 assert value(s, "bayleaf_connections", kind="websocket") == 1
 
     asyncio.run(go())
-    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="websocket") == 0, 10)
-    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="http") == 0, 10)
+    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="websocket") == 0, 30)
+    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="http") == 0, 30)
 
 
 def test_websocket_messages_bytes_and_close_codes(metered):
@@ -75,7 +75,7 @@ def test_websocket_messages_bytes_and_close_codes(metered):
                 assert ws.close_code == code
 
     asyncio.run(go())
-    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="websocket") == 0, 10)
+    wait_until(lambda: value(m.scrape(), "bayleaf_connections", kind="websocket") == 0, 30)
     s = m.scrape()
     assert value(s, "bayleaf_websocket_messages_total", direction="in") == 5
     assert value(s, "bayleaf_websocket_messages_total", direction="out") == 5
@@ -96,7 +96,7 @@ def test_scrape_answers_while_the_app_blocks_the_loop(metered, tmp_path):
         assert not done
         assert m.ready() == 200
     assert done == [200]
-    wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") < 1.0, 10)
+    wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") < 1.0, 30)
 
 
 def test_send_timeouts_are_counted(metered):
@@ -132,21 +132,21 @@ def test_ready_is_503_during_startup_and_draining(start_server, tmp_path):
     m = Metrics()
     gate = tmp_path / "gate"
     server = start_server(APP, "--metrics", m.arg, env={"OPS_STARTUP_GATE": str(gate)}, wait=False)
-    wait_until(lambda: m.ready() == 503, 10, message="/ready answering 503 during lifespan startup")
+    wait_until(lambda: m.ready() == 503, 30, message="/ready answering 503 during lifespan startup")
     gate.touch()
-    wait_until(lambda: m.ready() == 200, 10, message="/ready answering 200 after startup")
+    wait_until(lambda: m.ready() == 200, 60, message="/ready answering 200 after startup")
     assert value(m.scrape(), "bayleaf_accepting") == 1
     with loop_blocked(server, tmp_path / "block") as done:
         wait_until(lambda: value(m.scrape(), "bayleaf_python_loop_lag_seconds") > 0.5, 30)
         server.send_signal(signal.SIGTERM)
-        wait_until(lambda: m.ready() == 503, 10, message="/ready answering 503 while draining")
+        wait_until(lambda: m.ready() == 503, 30, message="/ready answering 503 while draining")
         assert not done
     assert done == [200]
 
 
 def test_workers_are_labelled_and_restarts_counted(metered):
     server, m = metered("--workers", "2")
-    wait_until(lambda: len(server.stderr.split("Listening on")) == 3, 10, message="both workers listening")
+    wait_until(lambda: len(server.stderr.split("Listening on")) == 3, 30, message="both workers listening")
     for _ in range(20):
         assert server.request("GET", "/status/200")[0] == 200
     s = m.scrape()
@@ -157,8 +157,8 @@ def test_workers_are_labelled_and_restarts_counted(metered):
     # One worker dies: restarted, counted, and its counts are kept.
     pids = [int(p) for p in re.findall(r"Started worker (\d+)", server.stderr)]
     os.kill(pids[0], signal.SIGKILL)
-    wait_until(lambda: total(m.scrape(), "bayleaf_worker_restarts_total") == 1, 10)
-    wait_until(lambda: m.ready() == 200 and len(re.findall(r"Started worker", server.stderr)) == 3, 10)
+    wait_until(lambda: total(m.scrape(), "bayleaf_worker_restarts_total") == 1, 30)
+    wait_until(lambda: m.ready() == 200 and len(re.findall(r"Started worker", server.stderr)) == 3, 30)
     assert total(m.scrape(), "bayleaf_http_responses_total", status="2xx") == 20
 
 
