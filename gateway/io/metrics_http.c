@@ -44,28 +44,6 @@ typedef struct {
     char head[MH_MAX_HEAD + 1];
 } mh_conn_t;
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MH_TSAN 1
-#endif
-#endif
-#if defined(MH_TSAN) || defined(__SANITIZE_THREAD__)
-#include <sanitizer/linux_syscall_hooks.h>
-/* libuv closes descriptors with syscall(SYS_close), which ThreadSanitizer does
- * not see: tell it, or the number reused by the Python thread looks like a race. */
-static void mh_tsan_close(uv_handle_t *h)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno(h, &fd) == 0)
-        __sanitizer_syscall_pre_close(fd);
-}
-#else
-static void mh_tsan_close(uv_handle_t *h)
-{
-    (void)h;
-}
-#endif
-
 static void mh_conn_closed(uv_handle_t *h)
 {
     mh_conn_t *c = h->data;
@@ -80,7 +58,6 @@ static void mh_conn_close(mh_conn_t *c)
 {
     if (uv_is_closing(&c->h.handle))
         return;
-    mh_tsan_close(&c->h.handle);
     uv_close(&c->h.handle, mh_conn_closed);
     uv_close((uv_handle_t *)&c->deadline, mh_conn_closed);
 }
@@ -238,10 +215,8 @@ static void mh_close_any(uv_handle_t *h, void *arg)
         return;
     if (h->data != arg)
         mh_conn_close(h->data); /* both of its handles */
-    else {
-        mh_tsan_close(h); /* the listener's descriptor (the async has none) */
+    else
         uv_close(h, NULL);
-    }
 }
 
 static void mh_on_stop(uv_async_t *a)
