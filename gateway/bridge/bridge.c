@@ -194,6 +194,8 @@ void bl_bridge_destroy(void)
     bl_queue_destroy(&bl_bridge.up);
     bl_queue_destroy(&bl_bridge.down);
     atomic_store(&bl_bridge.up_bytes, 0);
+    atomic_store(&bl_bridge.down_bytes, 0);
+    atomic_store(&bl_bridge.down_events, 0);
     atomic_store(&bl_bridge.up_events, 0);
     atomic_store(&bl_bridge.up_held, false);
     if (bl_bridge.up_fd >= 0)
@@ -276,6 +278,8 @@ bool bl_bridge_up_hold(bool held)
 
 void bl_bridge_post_down(bl_event_t *ev)
 {
+    atomic_fetch_add_explicit(&bl_bridge.down_bytes, bl_event_cost(ev), memory_order_relaxed);
+    atomic_fetch_add_explicit(&bl_bridge.down_events, 1, memory_order_relaxed);
     bool was_empty = bl_queue_push(&bl_bridge.down, ev);
     if (bl_bridge.schedule_down_wake == NULL) {
         if (was_empty && bl_bridge.wake_down != NULL)
@@ -292,6 +296,12 @@ void bl_bridge_post_down(bl_event_t *ev)
         bl_bridge.down_wake_due = true;
         bl_bridge.schedule_down_wake();
     }
+}
+
+void bl_bridge_took_down(const bl_event_t *ev)
+{
+    atomic_fetch_sub_explicit(&bl_bridge.down_bytes, bl_event_cost(ev), memory_order_relaxed);
+    atomic_fetch_sub_explicit(&bl_bridge.down_events, 1, memory_order_relaxed);
 }
 
 void bl_bridge_flush_down(void)

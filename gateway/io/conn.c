@@ -200,10 +200,11 @@ static bool send_check(bl_conn_t *c, uint64_t now)
         c->send_since = now;
     } else if (now - c->send_since >= send_timeout_ms(c)) {
         const char *who = c->log_host[0] ? c->log_host : c->client_host;
-        BL_INFO("client %s read none of %zu pending bytes in %gs (--send-timeout): "
+        BL_INFO("Client %s read none of %zu pending bytes in %gs (--send-timeout): "
                 "connection reset",
                 who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"), backlog,
                 c->server->cfg->send_timeout);
+        bl_metrics_count(BL_MC_SEND_TIMEOUTS, 1);
         conn_reset(c);
         return true;
     }
@@ -268,6 +269,9 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
+    /* Open as a WebSocket from its 101 on (conn_ws.c moves it), else HTTP. */
+    bl_metrics_gauge_add(
+        c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING ? BL_MG_CONN_WS : BL_MG_CONN_HTTP, -1);
     c->proto->free(c);
     free(c->rbuf);
     free(c->body);
@@ -566,6 +570,7 @@ int bl_conn_accept(bl_listener_t *l)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    bl_metrics_gauge_add(BL_MG_CONN_HTTP, 1);
     if ((err = uv_accept(&l->h.stream, &c->h.stream)) != 0) {
         bl_conn_close(c);
         return err;

@@ -61,6 +61,7 @@ static void request_next(bl_conn_t *c)
 static void response_done(bl_conn_t *c)
 {
     bl_conn_set(c, BL_CONN_F_RESP_DONE);
+    bl_metrics_http_status(c->status);
     bl_conn_access_log_write(c);
     /* The client was told to wait for 100-continue and never was: its body
      * may or may not follow, so the connection cannot be reused. */
@@ -147,7 +148,7 @@ static void apply_proxy(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
     ex->root_path_off = v.root_path_off;
     ex->root_path_len = v.root_path_len;
     if (v.host_len > 0 && bl_proxy_set_host(head, v.host, v.host_len) != 0)
-        BL_WARN("out of memory: the Host from Forwarded is not applied");
+        BL_WARN("Out of memory: the Host from Forwarded is not applied");
     c->log_host[0] = '\0';
     if (v.client_port >= 0)
         snprintf(c->log_host, sizeof(c->log_host), "%s:%d", v.client_host, v.client_port);
@@ -282,7 +283,7 @@ static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
         return true;
     uint64_t room = c->clen - c->sent_body;
     if (*len > room) {
-        BL_ERROR("application sent more than its Content-Length (%llu): response cut, "
+        BL_ERROR("Application sent more than its Content-Length (%llu): response cut, "
                  "connection closed",
                  (unsigned long long)c->clen);
         *len = (size_t)room;
@@ -293,7 +294,7 @@ static bool body_within_length(bl_conn_t *c, size_t *len, bool *more)
         return true;
     }
     if (!*more && c->sent_body + *len < c->clen) {
-        BL_ERROR("application ended its body before its Content-Length (%llu): closing",
+        BL_ERROR("Application ended its body before its Content-Length (%llu): closing",
                  (unsigned long long)c->clen);
         bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
     }
@@ -327,7 +328,7 @@ void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev)
     bl_conn_put(c, BL_CONN_F_KEEP_ALIVE, keep_alive);
     if (err != 0) {
         if (err == -EINVAL) /* py_http.c refuses these first; a last guard */
-            BL_ERROR("application response with status %d refused (1xx, or Content-Length "
+            BL_ERROR("Application response with status %d refused (1xx, or Content-Length "
                      "with Transfer-Encoding): 500",
                      ev->status);
         bl_conn_event_drop(ev);
@@ -436,12 +437,12 @@ static void app_returned(bl_conn_t *c, bool failed)
 {
     if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
         if (!failed)
-            BL_ERROR("application returned without sending a response: 500");
+            BL_ERROR("Application returned without sending a response: 500");
         bl_conn_detach(c, false); /* it returned: nobody to tell */
         bl_conn_fail(c, 500);
     } else if (!bl_conn_has(c, BL_CONN_F_RESP_DONE)) {
         /* Half a response: the client must see it was cut short. */
-        BL_ERROR("application %s before completing its response: closing the connection",
+        BL_ERROR("Application %s before completing its response: closing the connection",
                  failed ? "raised" : "returned");
         bl_conn_close(c);
     }
@@ -534,7 +535,7 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
     switch (kind) {
     case TIMER_RESPONSE:
         if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED)) {
-            BL_WARN("application did not start a response within %gs: 503",
+            BL_WARN("Application did not start a response within %gs: 503",
                     c->server->cfg->http_timeout);
             bl_conn_detach(c, true);
             bl_conn_fail(c, 503);
@@ -551,7 +552,7 @@ void bl_conn_http_timer(bl_conn_t *c, timer_kind_t kind)
         break;
     case TIMER_BODY: {
         const char *who = c->log_host[0] ? c->log_host : c->client_host;
-        BL_INFO("client %s sent no request body bytes in %gs (--body-timeout): %s",
+        BL_INFO("Client %s sent no request body bytes in %gs (--body-timeout): %s",
                 who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
                 c->server->cfg->body_timeout,
                 bl_conn_has(c, BL_CONN_F_RESP_STARTED) ? "connection closed" : "408");

@@ -218,6 +218,7 @@ void bl_conn_fail(bl_conn_t *c, int status)
     uv_buf_t b = bl_buf(buf, len);
     bl_conn_write(c, &b, 1, NULL, buf, 0);
     bl_conn_set(c, BL_CONN_F_RESP_DONE);
+    bl_metrics_http_status(status);
     if (c->log_path != NULL)
         bl_conn_access_log_write(c);
     bl_conn_end_after_writes(c);

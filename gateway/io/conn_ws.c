@@ -193,6 +193,8 @@ static void on_message(bl_ws_t *ws, int opcode, const uint8_t *data, size_t len)
     }
     if (len > 0)
         memcpy(ev->data, data, len);
+    bl_metrics_count(BL_MC_WS_MSG_IN, 1);
+    bl_metrics_count(BL_MC_WS_BYTES_IN, len);
     ev->flags = opcode == BL_WS_BINARY ? BL_EVF_BINARY : 0;
     ex->body_inflight += bl_event_readahead(ev);
     bl_bridge_post_up(ev);
@@ -266,7 +268,7 @@ static int on_upgrade(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex)
         memcpy(c->ws_accept, hs.accept, sizeof(hs.accept));
         ws_negotiate(c, hs.extensions);
     } else
-        BL_DEBUG("refusing a WebSocket handshake with %d: %s", status, hs.reason);
+        BL_DEBUG("Refusing a WebSocket handshake with %d: %s", status, hs.reason);
     bl_ws_handshake_free(&hs);
     if (status != 0)
         return status;
@@ -417,6 +419,8 @@ static void ws_accept(bl_conn_t *c, bl_event_t *ev)
     bl_conn_set(c, BL_CONN_F_RESP_STARTED);
     c->status = 101;
     c->ws_phase = WS_OPEN;
+    bl_metrics_gauge_add(BL_MG_CONN_HTTP, -1);
+    bl_metrics_gauge_add(BL_MG_CONN_WS, 1);
     c->ws_last_read = now_ms(c);
     uv_buf_t b = bl_buf(head, head_len);
     bl_conn_write(c, &b, 1, NULL, head, 0);
@@ -452,6 +456,10 @@ static void ws_send(bl_conn_t *c, bl_event_t *ev)
         bl_conn_event_drop(ev);
         bl_conn_close(c);
         return;
+    }
+    if (rc == 0) {
+        bl_metrics_count(BL_MC_WS_MSG_OUT, 1);
+        bl_metrics_count(BL_MC_WS_BYTES_OUT, len);
     }
     /* The frame is copied into the session's output: ev goes with the write so
      * the app's unsent count drops when the bytes reach the socket. */
@@ -592,10 +600,22 @@ static void on_closing(bl_conn_t *c)
         bl_conn_access_log(c, "WSDISCONNECT");
 }
 
+/* The close code a WebSocket ended with: the client's, else ours, else 1006. */
+static void ws_count_close(bl_conn_t *c)
+{
+    if (c->ws_phase != WS_OPEN && c->ws_phase != WS_CLOSING)
+        return;
+    bl_metrics_ws_closed(bl_ws_close_received(c->ws) ? bl_ws_close_code_received(c->ws)
+                         : bl_ws_close_sent(c->ws)   ? bl_ws_close_code_sent(c->ws)
+                                                     : 1006);
+}
+
 static void ws_free(bl_conn_t *c)
 {
-    if (c->ws != NULL)
+    if (c->ws != NULL) {
+        ws_count_close(c);
         bl_ws_free(c->ws);
+    }
     c->ws = NULL;
     bl_conn_http_free(c);
 }

@@ -11,6 +11,7 @@
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/common/config.h"
 #include "bayleaf/common/log.h"
+#include "bayleaf/common/metrics.h"
 #include "bayleaf/io/listen.h"
 #include "bayleaf/io/server.h"
 #include "bayleaf/proto/http_parser.h"

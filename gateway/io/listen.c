@@ -317,7 +317,7 @@ static int adopt_inherited(bl_listen_set_t *set, const bl_config_t *cfg, const b
     for (int i = 0; i < cfg->nendpoints; i++)
         picked += eps[i].kind == BL_EP_SYSTEMD;
     if (sd->n > 0 && picked == 0)
-        BL_WARN("systemd passed %d socket(s), not served: the listener options given replace "
+        BL_WARN("Sockets passed by systemd (%d) not served: the listener options given replace "
                 "them (-e systemd:domain=INET:index=N picks one)",
                 sd->n);
     if (cfg->fd >= 0) {
@@ -401,4 +401,36 @@ void bl_listen_close(bl_listen_set_t *set)
         s->owns_path = false;
     }
     set->n = 0;
+}
+
+/* --metrics: "HOST:PORT", "[V6]:PORT" or "unix:PATH", into set. */
+int bl_listen_open_address(bl_listen_set_t *set, const char *address, int mode)
+{
+    char host[256];
+    const char *start = address, *end, *stop = NULL;
+    if (strncmp(address, "unix:", 5) == 0)
+        return open_unix(set, address + 5, mode, BL_LISTEN_BACKLOG);
+    if (address[0] == '[') { /* an IPv6 address */
+        start = address + 1;
+        end = strchr(start, ']');
+        if (end != NULL && end[1] != ':')
+            end = NULL;
+    } else {
+        end = strrchr(address, ':');
+        if (end != NULL && memchr(address, ':', (size_t)(end - address)) != NULL)
+            end = NULL; /* IPv6 without brackets: ambiguous */
+    }
+    const char *port_at = end == NULL ? NULL : end + (*end == ']' ? 2 : 1);
+    long port = port_at != NULL && *port_at != '\0' ? strtol(port_at, (char **)&stop, 10) : -1;
+    size_t hlen = end != NULL ? (size_t)(end - start) : 0;
+    if (stop == NULL || *stop != '\0' || port < 0 || port > 65535 || hlen >= sizeof(host)) {
+        fprintf(stderr,
+                "bayleaf: error: invalid address %s (expected HOST:PORT, [V6]:PORT or "
+                "unix:PATH)\n",
+                address);
+        return -EINVAL;
+    }
+    memcpy(host, start, hlen);
+    host[hlen] = '\0';
+    return open_tcp(set, host, (int)port, BL_LISTEN_BACKLOG);
 }

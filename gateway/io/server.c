@@ -40,7 +40,7 @@ static void accept_failed(bl_server_t *s, bl_listener_t *l, int err)
 {
     unsigned held;
     if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
-        BL_ERROR("accept on %s failed: %s; pausing accepts (%u more since the last report)",
+        BL_ERROR("Accept on %s failed: %s; pausing accepts (%u more since the last report)",
                  l->name, uv_strerror(err), held);
     if (s->paused_at == 0)
         pause_accepting(s);
@@ -63,7 +63,7 @@ static void pause_at_fd_limit(bl_server_t *s)
 {
     unsigned held;
     if (bl_log_limit_pass(&s->fd_log, uv_now(&s->loop), &held))
-        BL_WARN("near the file-descriptor limit (%llu): %zu connection(s) open; new ones wait "
+        BL_WARN("Near the file-descriptor limit (%llu): %zu connection(s) open; new ones wait "
                 "until one closes (%u more time(s) since the last report)",
                 (unsigned long long)s->fd_limit, s->nconns, held);
     s->fd_paused_conns = s->nconns;
@@ -80,7 +80,7 @@ static void on_connection(uv_stream_t *stream, int status)
         return;
     }
     if (status < 0) {
-        BL_ERROR("accept on %s failed: %s", l->name, uv_strerror(status));
+        BL_ERROR("Accept on %s failed: %s", l->name, uv_strerror(status));
         return;
     }
     int fd = bl_conn_accept(l);
@@ -182,7 +182,7 @@ static void on_unpause_check(uv_timer_t *t)
             /* Out of descriptors or memory: all of them again on a later tick. */
             unsigned held;
             if (bl_log_limit_pass(&s->oom_log, uv_now(&s->loop), &held))
-                BL_ERROR("cannot accept on %s again: %s; retrying (%u more since the last report)",
+                BL_ERROR("Cannot accept on %s again: %s; retrying (%u more since the last report)",
                          l->name, uv_strerror(err), held);
             for (int j = 0; j < s->nlisteners; j++)
                 listener_close(&s->listeners[j]);
@@ -256,7 +256,7 @@ static void on_conn_gone(bl_server_t *s)
 static void on_grace_timeout(uv_timer_t *t)
 {
     bl_server_t *s = t->data;
-    BL_WARN("graceful timeout: closing %zu connection(s)", s->nconns);
+    BL_WARN("Graceful timeout: closing %zu connection(s)", s->nconns);
     bl_conn_drain_all(s, true);
 }
 
@@ -318,7 +318,7 @@ static _Noreturn void stop_at_once(bl_server_t *s)
 {
     if (s->set != NULL)
         bl_listen_close(s->set); /* unlinks our socket files */
-    BL_ERROR("exiting with status 1");
+    BL_ERROR("Exiting with status 1");
     _exit(1);
 }
 
@@ -344,7 +344,7 @@ static void *stop_deadline_main(void *arg)
     }
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
         continue;
-    BL_ERROR("shutdown did not finish %g s after the stop signal; the Python threads are at "
+    BL_ERROR("Shutdown did not finish %g s after the stop signal; the Python threads are at "
              "(most recent call first):",
              secs);
     dump_python_stack(s);
@@ -363,7 +363,7 @@ static void start_stop_deadline(bl_server_t *s)
         pthread_attr_destroy(&attr);
     }
     if (err != 0)
-        BL_ERROR("cannot watch the stop deadline: %s", strerror(err));
+        BL_ERROR("Cannot watch the stop deadline: %s", strerror(err));
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -373,21 +373,22 @@ static void on_signal(uv_signal_t *sig, int signum)
         /* The same stop reaches a worker twice (from the supervisor, and from the
          * terminal's Ctrl-C or systemd's cgroup-wide SIGTERM): cutting short is
          * the supervisor's call, with SIGKILL. */
-        BL_DEBUG("worker %d: already shutting down", (int)getpid());
+        BL_DEBUG("Worker %d: already shutting down", (int)getpid());
         return;
     }
     if (s->draining) {
         /* A second signal: the operator will not wait, whatever Python is doing. */
-        BL_ERROR("second signal: stopping at once");
+        BL_ERROR("Second signal: stopping at once");
         stop_at_once(s);
     }
     if (s->shared)
-        BL_INFO("received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
+        BL_INFO("Received %s, shutting down worker %d", signum == SIGINT ? "SIGINT" : "SIGTERM",
                 (int)getpid());
     else
-        BL_INFO("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        BL_INFO("Received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     bl_sd_notify("STOPPING=1");
     s->draining = true;
+    bl_metrics_gauge_set(BL_MG_STATE, BL_METRICS_DRAINING);
     bl_balance_set_accepting(false);
     uv_timer_stop(&s->unpause);
     for (int i = 0; i < s->nlisteners; i++) {
@@ -413,9 +414,9 @@ static void on_sighup(uv_signal_t *sig, int signum)
     bl_server_t *s = sig->data;
     (void)signum;
     if (s->shared)
-        BL_DEBUG("worker %d: SIGHUP ignored (the supervisor replaces workers)", (int)getpid());
+        BL_DEBUG("Worker %d: SIGHUP ignored (the supervisor replaces workers)", (int)getpid());
     else
-        BL_INFO("received SIGHUP: ignored (replacing the app on SIGHUP needs --workers)");
+        BL_INFO("Received SIGHUP: ignored (replacing the app on SIGHUP needs --workers)");
 }
 
 static void close_all_handles(uv_handle_t *h, void *arg)
@@ -431,6 +432,7 @@ static void on_wake(uv_async_t *async)
     bl_event_t *ev = bl_queue_take(&bl_bridge.down);
     while (ev != NULL) {
         bl_event_t *next = ev->next;
+        bl_bridge_took_down(ev);
         if (ev->type == BL_EV_STOP) {
             bl_event_free(ev);
             bl_conn_drain_all(s, true);
@@ -449,6 +451,12 @@ static void on_flush_up(uv_prepare_t *prepare)
 {
     (void)prepare;
     bl_bridge_flush_up();
+    /* --metrics reads the queues from any worker: published once an iteration
+     * (the sweep timer makes one every second when idle). */
+    bl_metrics_gauge_set(BL_MG_UP_BYTES, (int64_t)atomic_load(&bl_bridge.up_bytes));
+    bl_metrics_gauge_set(BL_MG_UP_EVENTS, (int64_t)atomic_load(&bl_bridge.up_events));
+    bl_metrics_gauge_set(BL_MG_DOWN_BYTES, (int64_t)atomic_load(&bl_bridge.down_bytes));
+    bl_metrics_gauge_set(BL_MG_DOWN_EVENTS, (int64_t)atomic_load(&bl_bridge.down_events));
 }
 
 static void wake_io(void)
@@ -581,6 +589,7 @@ static void *io_main(void *arg)
     /* Lifespan startup is over and the loop accepts from here on. */
     bl_balance_publish(s->nconns);
     bl_balance_set_accepting(true);
+    bl_metrics_gauge_set(BL_MG_STATE, BL_METRICS_ACCEPTING);
     if (s->ready_fd >= 0) {
         ssize_t n = write(s->ready_fd, "R", 1);
         (void)n;

@@ -4,7 +4,9 @@
 #include "bayleaf/bridge/io_control.h"
 #include "bayleaf/proc/cmdline.h"
 #include "bayleaf/io/listen.h"
+#include "bayleaf/io/metrics_http.h"
 #include "bayleaf/common/log.h"
+#include "bayleaf/common/metrics.h"
 #include "bayleaf/io/sd_notify.h"
 #include "bayleaf/io/server.h"
 #include "bayleaf/io/versions.h"
@@ -22,6 +24,7 @@ typedef struct {
     const bl_config_t *cfg;
     int argc;
     char **argv;
+    const bl_socket_t *metrics; /* --metrics' listener, or NULL */
 } serve_args_t;
 
 /* The I/O thread as the Python side sees it (bridge/io_control.h). */
@@ -89,12 +92,21 @@ static int serve(bl_listen_set_t *set, int ready_fd, void *arg)
         .stack_signal = bl_server_stack_signal(),
         .listeners = listeners,
     };
+    /* Answers from now on: 503 while lifespan startup runs. */
+    bl_metrics_http_t *metrics = NULL;
+    if (a->metrics != NULL &&
+        (metrics = bl_metrics_http_start(a->metrics->fd, a->metrics->is_unix)) == NULL) {
+        bl_server_close(server);
+        bl_bridge_destroy();
+        return 1;
+    }
     rc = bl_python_run(&io, a->cfg, a->argc, a->argv);
     if (bl_server_running(server)) {
         /* Python ended without stopping the I/O thread (it failed): stop it. */
         bl_server_post_stop(server);
         bl_server_join(server);
     }
+    bl_metrics_http_stop(metrics);
     bl_server_close(server);
     bl_bridge_destroy();
     return rc;
@@ -121,17 +133,17 @@ static void raise_fd_limit(void)
     }
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        BL_WARN("cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
+        BL_WARN("Cannot raise the file-descriptor limit from %llu: %s", (unsigned long long)was,
                 strerror(errno));
     else
-        BL_DEBUG("file-descriptor limit raised from %llu to %llu", (unsigned long long)was,
+        BL_DEBUG("File-descriptor limit raised from %llu to %llu", (unsigned long long)was,
                  (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
 {
     static bl_config_t cfg;
-    static bl_listen_set_t set;
+    static bl_listen_set_t set, metrics_set;
     int rc = bl_config_parse(&cfg, argc, argv, stdout, stderr);
     if (rc == BL_CONFIG_EXIT && cfg.show_version) {
         bl_python_versions_print(stdout);
@@ -144,6 +156,14 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     bl_log_verbosity = cfg.verbosity;
+    /* Every C line in --log-fmt's format, as Python's: one log, one format. */
+    if (bl_log_set_format(cfg.log_fmt) != 0) {
+        fprintf(stderr,
+                "bayleaf: error: invalid --log-fmt %s (a Python logging format: "
+                "%%(asctime)s %%(levelname)s %%(name)s %%(message)s ...)\n",
+                cfg.log_fmt);
+        return 2;
+    }
     raise_fd_limit();
     bl_sd_notify_init();
     /* Every listener is open before Python (or any worker) starts. */
@@ -152,10 +172,24 @@ int main(int argc, char **argv)
         return 1;
     }
     serve_args_t args = {.cfg = &cfg, .argc = argc, .argv = argv};
+    if (cfg.metrics != NULL) {
+        /* The counters are shared with the workers: mapped before they fork
+         * (by the supervisor, which knows how many processes it keeps). */
+        if (bl_listen_open_address(&metrics_set, cfg.metrics, cfg.unix_socket_mode) != 0 ||
+            (cfg.workers == 0 && bl_metrics_init(1, 1, false) != 0)) {
+            if (metrics_set.n > 0 && !bl_metrics_enabled())
+                fprintf(stderr, "bayleaf: error: --metrics: cannot map the counters\n");
+            bl_listen_close(&metrics_set);
+            bl_listen_close(&set);
+            return 1;
+        }
+        args.metrics = &metrics_set.socks[0];
+    }
     if (cfg.workers > 0)
         rc = bl_supervisor_run(&cfg, &set, serve, &args);
     else
         rc = serve(&set, -1, &args);
+    bl_listen_close(&metrics_set);
     bl_listen_close(&set);
     return rc;
 }

@@ -173,6 +173,10 @@ static const bl_option_t options[] = {
      .error = "invalid --gc-threshold (0 to 1000000000)", .metavar = "N",
      .help = "after startup, run the cyclic GC's young pass every N\n"
              "new container objects (default 20000; 0: as Python has it)"},
+    {.name = "metrics", .takes_value = true, .parse = bl_option_string, .field = FIELD(metrics),
+     .metavar = "ADDRESS",
+     .help = "serve /metrics (Prometheus) and /ready on HOST:PORT\n"
+             "or unix:PATH, answered while the app blocks Python"},
 };
 /* clang-format on */
 

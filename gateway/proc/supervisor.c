@@ -2,9 +2,11 @@
  * listening sockets for its whole life, so replacing a worker never refuses a
  * connection. Signals arrive on a signalfd; each worker has a pipe it writes one
  * byte to once it accepts (lifespan startup is over). */
+#define BL_LOG_NAME "bayleaf.supervisor"
 #include "bayleaf/proc/supervisor.h"
 #include "bayleaf/io/balance.h"
 #include "bayleaf/common/log.h"
+#include "bayleaf/common/metrics.h"
 #include "bayleaf/io/sd_notify.h"
 
 #include <errno.h>
@@ -116,6 +118,7 @@ static void become_worker(sup_t *s, int index, int ready_fd)
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
     bl_sd_notify_disable(); /* the supervisor speaks to systemd */
     bl_balance_attach(s->balance, s->cap, index);
+    bl_metrics_attach(index);
     for (int i = 0; i < set->n; i++)
         set->socks[i].owns_path = false; /* the supervisor unlinks them */
     free(s->w);
@@ -164,12 +167,13 @@ static pid_t spawn(sup_t *s, int slot)
             w = &s->w[i];
     }
     if (w == NULL || pipe2(fds, O_CLOEXEC) != 0) {
-        BL_ERROR("cannot start a worker: %s", w == NULL ? "too many processes" : strerror(errno));
+        BL_ERROR("Cannot start a worker: %s", w == NULL ? "too many processes" : strerror(errno));
         return -1;
     }
     fflush(stdout);
     fflush(stderr);
     bl_balance_clear(s->balance, (int)(w - s->w));
+    bl_metrics_entry_start((int)(w - s->w), slot);
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
@@ -177,7 +181,8 @@ static pid_t spawn(sup_t *s, int slot)
     }
     close(fds[1]);
     if (pid < 0) {
-        BL_ERROR("cannot start a worker: fork: %s", strerror(errno));
+        BL_ERROR("Cannot start a worker: fork: %s", strerror(errno));
+        bl_metrics_entry_end((int)(w - s->w));
         close(fds[0]);
         return -1;
     }
@@ -283,6 +288,7 @@ static void on_exit_status(sup_t *s, pid_t pid, int st)
         close(w->ready_fd);
     worker_t gone = *w;
     bl_balance_clear(s->balance, (int)(w - s->w));
+    bl_metrics_entry_end((int)(w - s->w));
     w->pid = 0;
     w->ready_fd = -1;
     if (pid == s->old)
@@ -310,6 +316,7 @@ static void on_exit_status(sup_t *s, pid_t pid, int st)
         return;
     }
     schedule_restart(s, gone.slot, now_sec() - gone.started);
+    bl_metrics_restart(gone.slot);
     BL_ERROR("Worker %d %s; restarting it in %.1f s", (int)pid, how, s->slots[gone.slot].backoff);
 }
 
@@ -480,7 +487,13 @@ int bl_supervisor_run(const bl_config_t *cfg, bl_listen_set_t *set, bl_worker_fn
     s.owner = calloc((size_t)s.cap + 1, sizeof(*s.owner));
     s.balance = bl_balance_new(s.cap);
     if (s.balance == NULL)
-        BL_WARN("cannot share connection counts between workers: accepting unbalanced");
+        BL_WARN("Cannot share connection counts between workers: accepting unbalanced");
+    if (cfg->metrics != NULL && bl_metrics_init(s.nslots, s.cap, true) != 0) {
+        fprintf(stderr, "bayleaf: error: --metrics: cannot map the counters: %s\n",
+                strerror(errno));
+        s.status = 1;
+        goto done;
+    }
     if (s.sigfd < 0 || s.slots == NULL || s.w == NULL || s.pfd == NULL || s.owner == NULL) {
         fprintf(stderr, "bayleaf: error: cannot start the supervisor: %s\n", strerror(errno));
         s.status = 1;

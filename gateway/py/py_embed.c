@@ -172,6 +172,7 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "stack_signal", PyLong_FromLong(bl_py.io->stack_signal)) < 0 ||
         set_item(d, "listeners",
                  PyUnicode_FromString(bl_py.io->listeners ? bl_py.io->listeners : "")) < 0 ||
+        set_item(d, "metrics", PyBool_FromLong(cfg->metrics != NULL)) < 0 ||
         (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;

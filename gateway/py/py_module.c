@@ -3,6 +3,8 @@
  * starts/stops the I/O thread through bl_py.io. */
 #include "py_bridge.h"
 #include "py_strings.h"
+#include "bayleaf/bridge/log_relay.h"
+#include "bayleaf/common/metrics.h"
 
 #include <unistd.h>
 
@@ -153,6 +155,64 @@ static PyObject *mod_stop_io(PyObject *self, PyObject *unused)
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
+/* The watchdog's heartbeat, for --metrics' loop lag (read by C, any thread). */
+static PyObject *mod_loop_beat(PyObject *self, PyObject *interval)
+{
+    (void)self;
+    double secs = PyFloat_AsDouble(interval);
+    if (secs == -1.0 && PyErr_Occurred())
+        return NULL;
+    bl_metrics_loop_beat(secs);
+    Py_RETURN_NONE;
+}
+
+/* C log lines through Python's logging (log_relay.h): the eventfd to watch. */
+static PyObject *mod_log_relay_start(PyObject *self, PyObject *unused)
+{
+    (void)self, (void)unused;
+    int fd = bl_log_relay_start();
+    if (fd < 0)
+        return PyErr_Format(PyExc_OSError, "cannot relay log lines: %s", strerror(-fd));
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *mod_log_relay_stop(PyObject *self, PyObject *unused)
+{
+    (void)self, (void)unused;
+    Py_BEGIN_ALLOW_THREADS bl_log_relay_stop();
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
+/* [(levelno, name, message, pathname, lineno, funcName, created, threadName,
+ * thread)] of the lines queued. */
+static PyObject *mod_log_relay_take(PyObject *self, PyObject *unused)
+{
+    static bl_log_line_t lines[32]; /* the Python thread only (GIL held) */
+    (void)self, (void)unused;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    size_t n;
+    while ((n = bl_log_relay_take(lines, sizeof(lines) / sizeof(lines[0]))) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            const bl_log_line_t *l = &lines[i];
+            PyObject *t =
+                Py_BuildValue("(isssisdsk)", bl_log_level_number(l->level), l->name, l->message,
+                              l->file[0] ? l->file : "(unknown file)", l->line,
+                              l->func[0] ? l->func : "(unknown function)", l->created,
+                              l->thread_name[0] ? l->thread_name : "MainThread", l->thread);
+            /* PyList_Append does not steal t: ours to drop either way. */
+            int rc = t != NULL ? PyList_Append(list, t) : -1;
+            Py_XDECREF(t);
+            if (rc != 0) {
+                Py_DECREF(list);
+                return NULL;
+            }
+        }
+    }
+    return list;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", (PyCFunction)(void (*)(void))mod_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(loop, spawn, on_drained, state, root_path)"},
@@ -161,6 +221,11 @@ static PyMethodDef module_methods[] = {
     {"drain", mod_drain, METH_NOARGS, "Handle every queued event from the I/O thread."},
     {"start_io", mod_start_io, METH_NOARGS, "Start the I/O thread."},
     {"stop_io", mod_stop_io, METH_NOARGS, "Stop the I/O thread and wait for it."},
+    {"loop_beat", mod_loop_beat, METH_O, "loop_beat(interval): the loop runs (--metrics)."},
+    {"log_relay_start", mod_log_relay_start, METH_NOARGS,
+     "Relay C log lines to Python's logging; returns the eventfd to watch."},
+    {"log_relay_take", mod_log_relay_take, METH_NOARGS, "The C log lines queued, as tuples."},
+    {"log_relay_stop", mod_log_relay_stop, METH_NOARGS, "Write C log lines to stderr again."},
     {NULL, NULL, 0, NULL},
 };
 

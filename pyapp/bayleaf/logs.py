@@ -41,6 +41,37 @@ def setup(verbosity: int = 1, log_fmt: str | None = None) -> logging.Logger:
     return logger
 
 
+def django_configures_bayleaf() -> bool:
+    """Whether Django's LOGGING names a bayleaf logger ("bayleaf" or "bayleaf.*"):
+    then the C side's lines go through Python's logging too (C's relay)."""
+    conf = sys.modules.get("django.conf")  # never import Django for an app that did not
+    if conf is None:
+        return False
+    try:
+        if not conf.settings.configured:
+            return False
+        loggers = (getattr(conf.settings, "LOGGING", None) or {}).get("loggers") or {}
+    except Exception:  # broken settings are the app's business, reported elsewhere
+        return False
+    return any(name == "bayleaf" or name.startswith("bayleaf.") for name in loggers)
+
+
+def emit_relayed(lines) -> None:
+    """Hands log lines written by C (tuples from _bayleaf.log_relay_take) to
+    logging, as records of their own logger, time, thread and source line."""
+    for levelno, name, message, pathname, lineno, func, created, thread_name, thread in lines:
+        logger = logging.getLogger(name)
+        if not logger.isEnabledFor(levelno):
+            continue
+        record = logger.makeRecord(name, levelno, pathname, lineno, message, None, None, func)
+        record.created = created
+        record.msecs = int((created - int(created)) * 1000) + 0.0
+        record.relativeCreated = (created - logging._startTime) * 1000
+        record.threadName = thread_name
+        record.thread = thread
+        logger.handle(record)
+
+
 def log_exception(logger: logging.Logger, message: str, exc: BaseException) -> None:
     """Log `message` and the full traceback of `exc` at ERROR level."""
     # "%s" so that a '%' inside message is never taken as a format directive.

@@ -9,6 +9,7 @@ import faulthandler
 import gc
 import os
 import sys
+import weakref
 
 import _bayleaf
 
@@ -38,9 +39,11 @@ def _install_hint(package, debian_package):
     return "for %s (%s -m pip install %s)" % (sys.executable, sys.executable, package)
 
 
-def _spawner(loop, app, log):
-    """Returns spawn(scope, exchange), called from C for every new scope."""
+def _spawner(loop, app, log, own):
+    """Returns spawn(scope, exchange), called from C for every new scope; each
+    task it starts is added to `own` (a WeakSet: the app's tasks)."""
     create_task = loop.create_task
+    remember = own.add
 
     async def run(scope, exchange, receive, send):
         try:
@@ -60,7 +63,9 @@ def _spawner(loop, app, log):
             exchange.finish(False)
 
     def spawn(scope, exchange, receive, send):
-        return create_task(run(scope, exchange, receive, send))  # kept by the exchange (close timeout)
+        task = create_task(run(scope, exchange, receive, send))  # kept by the exchange (close timeout)
+        remember(task)
+        return task
 
     return spawn
 
@@ -105,8 +110,32 @@ def _settle_gc(threshold, log):
         gc.set_threshold(threshold, older, oldest)
 
 
+def _relay_c_lines(loop):
+    """With Django's LOGGING configuring bayleaf's loggers, C's lines (the I/O
+    thread's, signals) go through it too; returns the stop function."""
+    if not logs.django_configures_bayleaf():
+        return lambda: None
+    fd = _bayleaf.log_relay_start()
+    loop.add_reader(fd, lambda: logs.emit_relayed(_bayleaf.log_relay_take()))
+
+    def stop():
+        loop.remove_reader(fd)
+        logs.emit_relayed(_bayleaf.log_relay_take())
+        _bayleaf.log_relay_stop()
+
+    return stop
+
+
 async def _serve(app, options, log):
     loop = asyncio.get_running_loop()
+    stop_relay = _relay_c_lines(loop)
+    try:
+        await _serve_app(app, options, log, loop)
+    finally:
+        stop_relay()
+
+
+async def _serve_app(app, options, log, loop):
     life = lifespan.Lifespan(app, options["lifespan"], log)
     await life.startup()
     drained = loop.create_future()
@@ -116,7 +145,8 @@ async def _serve(app, options, log):
             drained.set_result(None)
 
     close_timeout = float(options.get("application_close_timeout", 10))
-    _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log), on_drained=on_drained,
+    own = weakref.WeakSet()
+    _bayleaf.setup(loop=loop, spawn=_spawner(loop, app, log, own), on_drained=on_drained,
                    state=life.state if life.started else None,
                    root_path=options["root_path"], app_close_timeout=close_timeout,
                    on_close_timeout=_close_timeout_handler(log, close_timeout))
@@ -124,31 +154,43 @@ async def _serve(app, options, log):
     fd = _bayleaf.fileno()
     loop.add_reader(fd, _bayleaf.drain)
     _bayleaf.start_io()
-    dog = watchdog.Watchdog(loop, float(options.get("loop_watchdog", 5)), log)
+    dog = watchdog.Watchdog(loop, float(options.get("loop_watchdog", 5)), log,
+                            beat=_bayleaf.loop_beat if options.get("metrics") else None)
     dog.start()
     try:
         await drained
     finally:
         dog.stop()
         await _cancel_leftover_tasks(log, options.get("application_close_timeout", 10),
-                                     keep=life.task)
+                                     own, keep=life.task)
         await life.shutdown()
         loop.remove_reader(fd)
         _bayleaf.stop_io()
 
 
-async def _cancel_leftover_tasks(log, timeout, keep=None):
-    """Apps still running once every connection is gone get cancelled."""
+async def _cancel_leftover_tasks(log, timeout, own, keep=None):
+    """Apps still running once every connection is gone get cancelled. Only the
+    tasks started for connections (`own`) are the app's to report; others (a
+    channel layer's reader, the app's background work) are cancelled quietly."""
     skip = {asyncio.current_task(), keep}
     tasks = [t for t in asyncio.all_tasks() if t not in skip and not t.done()]
     if not tasks:
         return
-    _, pending = await asyncio.wait(tasks, timeout=min(timeout, 1.0))
+    apps = [t for t in tasks if t in own]
+    if apps:
+        await asyncio.wait(apps, timeout=min(timeout, 1.0))
+    pending = [t for t in tasks if not t.done()]
     for task in pending:
         task.cancel()
-    if pending:
-        log.warning("Cancelled %d application task(s) still running at shutdown", len(pending))
-        await asyncio.wait(pending, timeout=timeout)
+    stuck = [t for t in pending if t in own]
+    if stuck:
+        log.warning("Cancelled %d application task(s) still running at shutdown", len(stuck))
+        await asyncio.wait(stuck, timeout=timeout)
+    others = [t for t in pending if t not in own]
+    if others:
+        # Not the app's to wait for: a moment to unwind, then lifespan shutdown.
+        log.debug("Cancelled %d background task(s) at shutdown", len(others))
+        await asyncio.wait(others, timeout=min(timeout, 1.0))
 
 
 def _size_thread_pool(loop):

@@ -72,7 +72,7 @@ def settings_for_child():
             try:
                 out[name] = _jsonable(value)
             except (TypeError, ValueError):
-                logger.debug("setting %s is not sent to the live server (not JSON)", name)
+                logger.debug("Setting %s is not sent to the live server (not JSON)", name)
                 out.pop(name, None)
     out["DEBUG"] = bool(settings.DEBUG)
     out["ALLOWED_HOSTS"] = list(settings.ALLOWED_HOSTS)

@@ -5,6 +5,9 @@ it. When the loop has not run for `threshold` seconds (an async consumer called
 time.sleep(), a CPU-bound view...), the thread logs "event loop blocked for N s"
 with the loop thread's Python stack, once per stall. The I/O thread keeps
 pinging, accepting and timing out connections meanwhile: it never needs the loop.
+
+With --metrics, each heartbeat is also handed to C (`beat(interval)`), where
+the metrics responder reads the loop's lag while the loop is blocked.
 """
 
 import sys
@@ -14,8 +17,9 @@ import traceback
 
 
 class Watchdog:
-    def __init__(self, loop, threshold, log):
+    def __init__(self, loop, threshold, log, beat=None):
         self.loop = loop
+        self.beat = beat
         self.threshold = threshold
         self.log = log
         self.interval = max(min(threshold / 4.0, 1.0), 0.05)
@@ -26,9 +30,13 @@ class Watchdog:
         self._handle = None
 
     def start(self):
+        if self.threshold <= 0 and self.beat is None:
+            return
+        if self.threshold <= 0:
+            self.interval = 0.25  # heartbeats for --metrics only
+        self._tick()
         if self.threshold <= 0:
             return
-        self._tick()
         self._thread = threading.Thread(target=self._watch, name="bayleaf-watchdog", daemon=True)
         self._thread.start()
 
@@ -41,6 +49,8 @@ class Watchdog:
 
     def _tick(self):
         self._beat = time.monotonic()
+        if self.beat is not None:
+            self.beat(self.interval)
         self._handle = self.loop.call_later(self.interval, self._tick)
 
     def _watch(self):
@@ -56,5 +66,5 @@ class Watchdog:
             warned_for = beat
             frame = sys._current_frames().get(self._loop_thread)
             stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
-            self.log.warning("event loop blocked for %d s; the loop thread is at:\n%s",
+            self.log.warning("Event loop blocked for %d s; the loop thread is at:\n%s",
                              int(stalled), stack.rstrip())

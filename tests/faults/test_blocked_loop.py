@@ -133,10 +133,10 @@ def test_watchdog_reports_a_blocked_event_loop(fault_server, tmp_path):
     release = tmp_path / "release"
     blocker = start_block(srv, release)
     try:
-        srv.wait_for_text(r"event loop blocked for \d+ s", timeout=WAIT)
+        srv.wait_for_text(r"Event loop blocked for \d+ s", timeout=WAIT)
         srv.wait_for_text(r"time\.sleep|in block", timeout=WAIT)
         release.touch()
         assert blocker.recv_message(timeout=WAIT) == (OP_TEXT, b"unblocked")
     finally:
         blocker.close()
-    assert len(re.findall(r"event loop blocked", srv.stderr)) == 1, "one warning per stall"
+    assert len(re.findall(r"Event loop blocked", srv.stderr)) == 1, "one warning per stall"

@@ -170,6 +170,10 @@ typedef struct {
     atomic_size_t up_events; /* queued events */
     atomic_bool up_held;     /* the I/O thread stopped for the bound: wake it on take */
     size_t up_max_bytes;     /* --max-queued-bytes; set before the I/O thread starts */
+    /* The down-queue's content, for --metrics: added by the Python thread,
+     * taken off by the I/O thread (bl_bridge_took_down). */
+    atomic_size_t down_bytes;
+    atomic_size_t down_events;
 } bl_bridge_t;
 
 /* A loop iteration that posts this many events down wakes the I/O thread
@@ -194,5 +198,7 @@ bl_event_t *bl_bridge_take_up(void);
  * True means the next take wakes the I/O thread (wake_down). */
 bool bl_bridge_up_hold(bool held);
 void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
+/* I/O thread: one event of the down-queue was taken (before it is handled). */
+void bl_bridge_took_down(const bl_event_t *ev);
 
 #endif

@@ -63,6 +63,8 @@ typedef struct {
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
     /* --version: main.c adds each layer's library versions (versions.h) */
     bool show_version;
+    /* Operations */
+    const char *metrics; /* --metrics: HOST:PORT or unix:PATH; NULL: off */
 } bl_config_t;
 
 #endif

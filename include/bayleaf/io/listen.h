@@ -68,6 +68,9 @@ typedef struct {
  * without any of those, every socket systemd passed. Prints one error line and
  * returns a negative errno on failure (what was opened stays in set). */
 int bl_listen_open(bl_listen_set_t *set, const bl_config_t *cfg);
+/* Opens one listener from "HOST:PORT", "[V6]:PORT" or "unix:PATH" (--metrics)
+ * into set; mode as --unix-socket-mode. Prints one error line on failure. */
+int bl_listen_open_address(bl_listen_set_t *set, const char *address, int mode);
 /* Closes what is still open and unlinks the socket files we created. */
 void bl_listen_close(bl_listen_set_t *set);
 

@@ -27,7 +27,8 @@ START_DEADLINE = 10.0
 UNIX_UPSTREAM = "server unix:/run/bayleaf/bayleaf.sock;"
 TCP_UPSTREAM = "server 127.0.0.1:8000;"
 LISTEN = "    listen 80;\n"
-STATIC = "alias /srv/example/static/;"
+STATIC = "alias /srv/mysite/static/;"
+LISTEN6 = "    listen [::]:80;\n"
 BALANCER = "# 10.0.0.0/8 1;"
 
 
@@ -59,6 +60,8 @@ def site_config(example, port, upstream, static_dir, tls=None, balancer=None):
     if tls:
         listen += f"    ssl_certificate {tls[0]};\n    ssl_certificate_key {tls[1]};\n"
     text = _replace_once(text, LISTEN, listen, "listen")
+    if LISTEN6 in text:  # the test listens on loopback only
+        text = _replace_once(text, LISTEN6, "", "IPv6 listen")
     text = _replace_once(text, STATIC, f"alias {static_dir}/;", "static alias")
     if balancer:
         text = _replace_once(text, BALANCER, f"{balancer} 1;", "balancer")

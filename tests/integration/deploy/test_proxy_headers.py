@@ -92,6 +92,21 @@ def test_proxy_headers_host_and_port(start_server):
     assert scope["client"][0] == "127.0.0.1"
 
 
+def test_nginx_conf_recipe_for_the_real_client_port(start_server):
+    """examples/deploy/nginx.conf's comment: X-Forwarded-Port stays the server
+    port, and --proxy-headers-port X-Real-Port gives the client's own."""
+    server = serve(start_server, "--proxy-headers", "--proxy-headers-port", "X-Real-Port")
+    scope = get_scope(server.port, headers={"X-Forwarded-For": "203.0.113.7", "X-Real-Port": "40001",
+                                            "X-Forwarded-Port": "443"})
+    assert scope["client"] == ["203.0.113.7", 40001]
+    assert scope["server"][1] == 443
+    # Without it, as in Daphne, X-Forwarded-Port is the client's port too (what the comment says).
+    server = serve(start_server, "--proxy-headers")
+    scope = get_scope(server.port, headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Port": "443"})
+    assert scope["client"] == ["203.0.113.7", 443]
+    assert scope["server"][1] == 443
+
+
 def test_websocket_scheme_and_client(start_server):
     server = serve(start_server, "--proxy-headers")
     scope = run(ws_scope(server.port, headers={"X-Forwarded-Proto": "https",

@@ -38,11 +38,11 @@ def test_blocked_loop_sigterm_ends_at_the_deadline_with_the_stack(procs):
     assert rc is not None, "SIGTERM did not end a server whose loop is blocked\n" + p.describe()
     assert rc == 1, p.describe()
     err = p.stderr
-    assert "shutdown did not finish 7 s after the stop signal" in err, p.describe()
+    assert "Shutdown did not finish 7 s after the stop signal" in err, p.describe()
     # then faulthandler's dump: the loop thread's stack names the blocking function
-    dump = err[err.index("shutdown did not finish"):]
+    dump = err[err.index("Shutdown did not finish"):]
     assert "Current thread" in dump and "in _sleep_in_the_loop" in dump, p.describe()
-    assert dump.rstrip().endswith("exiting with status 1"), p.describe()
+    assert dump.rstrip().endswith("Exiting with status 1"), p.describe()
 
 
 def test_thread_that_holds_up_finalisation_ends_at_the_deadline(procs):
@@ -56,7 +56,7 @@ def test_thread_that_holds_up_finalisation_ends_at_the_deadline(procs):
     rc = p.wait_exit(EXIT_WAIT)
     assert rc is not None, "a stray thread kept the server from exiting\n" + p.describe()
     assert rc == 1, p.describe()
-    dump = p.stderr[p.stderr.index("shutdown did not finish 7 s"):]
+    dump = p.stderr[p.stderr.index("Shutdown did not finish 7 s"):]
     assert "in _stray_thread_sleeps" in dump, p.describe()
 
 
@@ -67,13 +67,13 @@ def test_blocked_loop_second_signal_stops_at_once(procs, tmp_path):
     p = procs.start(["-p", port, "-u", sock, "--graceful-timeout", "600"], port=port)
     _block_the_loop(p, port)
     p.send_signal(signal.SIGINT)
-    p.wait_for_text("received SIGINT, shutting down", timeout=30)
+    p.wait_for_text("Received SIGINT, shutting down", timeout=30)
     assert p.alive()
     p.send_signal(signal.SIGINT)
     rc = p.wait_exit(EXIT_WAIT)
     assert rc is not None, "a second SIGINT did not end the server\n" + p.describe()
     assert rc == 1, p.describe()
-    assert "second signal: stopping at once" in p.stderr
+    assert "Second signal: stopping at once" in p.stderr
     assert not os.path.exists(sock), "the socket file we created is removed"
 
 
@@ -82,7 +82,7 @@ def test_sighup_is_logged_and_ignored_by_a_lone_process(procs):
     p = procs.start(["-p", port], port=port)
     pid = int(http_get(port, "/pid")[1])
     p.send_signal(signal.SIGHUP)
-    p.wait_for_text("received SIGHUP: ignored", timeout=30)
+    p.wait_for_text("Received SIGHUP: ignored", timeout=30)
     status, body = http_get(port, "/pid")
     assert status == 200 and int(body) == pid
     # and it still stops cleanly
@@ -97,7 +97,7 @@ def test_workers_ignore_a_hangup_of_the_process_group(procs):
     victim = min(old)
     # a hangup sent to a worker alone changes nothing
     os.kill(victim, signal.SIGHUP)
-    p.wait_for_text(rf"worker {victim}: SIGHUP ignored", timeout=30)
+    p.wait_for_text(rf"Worker {victim}: SIGHUP ignored", timeout=30)
     assert victim in p.workers()
     # the terminal's hangup reaches the whole group: the supervisor replaces the
     # workers, which drain and exit 0 rather than die of the signal

@@ -93,7 +93,7 @@ def test_second_sigint_kills_at_once(procs):
     # every process has taken the first SIGINT: the supervisor, and the worker
     # holding the request (still draining it)
     p.wait_for_text("Received SIGINT: stopping 2 worker", timeout=30)
-    p.wait_for_text(r"received SIGINT, shutting down worker", timeout=30)
+    p.wait_for_text(r"Received SIGINT, shutting down worker", timeout=30)
     assert p.alive(), "the first SIGINT drains; it does not kill"
     assert len(p.workers()) >= 1, "a worker must not take the group's SIGINT as a second signal"
     t0 = time.monotonic()

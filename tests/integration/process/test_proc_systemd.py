@@ -134,5 +134,5 @@ def test_explicit_listener_replaces_passed_sockets_with_a_warning(procs, sdir):
     finally:
         lsock.close()
     assert get_pid(path) == p.pid
-    assert "systemd passed 1 socket(s), not served" in p.stderr
+    assert "Sockets passed by systemd (1) not served" in p.stderr
     assert listening_tcp_ports(p.pid) == set()

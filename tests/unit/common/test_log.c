@@ -3,6 +3,7 @@
 #include "bayleaf/common/log.h"
 #include "check.h"
 
+#include <stdio.h>
 #include <unistd.h>
 
 /* What one bl_log call wrote to stderr (fd 2, where bl_log writes). */
@@ -54,6 +55,44 @@ static void test_lines(void)
     bl_log_verbosity = 1;
 }
 
+/* --log-fmt: Python's %-style fields, flags and widths, read as Python reads them. */
+static void test_format(void)
+{
+    char line[512];
+    bl_log_record_t r = {.level = BL_LOG_WARNING,
+                         .name = "bayleaf.server",
+                         .file = "../gateway/io/server.c",
+                         .line = 42,
+                         .func = "on_signal",
+                         .message = "Received SIGTERM",
+                         .created = 1e9 + 0.25};
+    CHECK_EQ_INT(bl_log_set_format("%(levelname)s:%(name)s:%(message)s"), 0);
+    CHECK_EQ_STR(captured(BL_LOG_INFO, 1, "i3"), "INFO:bayleaf.server:i3\n");
+    CHECK_EQ_INT(bl_log_set_format("[%(levelname)-8s] %(levelno)d %(filename)s:%(lineno)d "
+                                   "%(module)s.%(funcName)s %(msecs)03d %(created).1f %%"),
+                 0);
+    bl_log_format(&r, line, sizeof(line));
+    CHECK_EQ_STR(line, "[WARNING ] 30 server.c:42 server.on_signal 250 1000000000.2 %\n");
+    CHECK_EQ_INT(bl_log_set_format("%(message)r|%(levelname)5.2s|%(process)d"), 0);
+    bl_log_format(&r, line, sizeof(line));
+    char want[64];
+    snprintf(want, sizeof(want), "'Received SIGTERM'|   WA|%d\n", (int)getpid());
+    CHECK_EQ_STR(line, want);
+    /* The I/O thread's lines name it; the main thread is Python's MainThread. */
+    CHECK_EQ_INT(bl_log_set_format("%(threadName)s"), 0);
+    bl_log_format(&r, line, sizeof(line));
+    CHECK_EQ_STR(line, "MainThread\n");
+    /* What Python's Formatter refuses: no field, a bare directive, an unknown conversion. */
+    CHECK_EQ_INT(bl_log_set_format("plain"), -1);
+    CHECK_EQ_INT(bl_log_set_format("%(message"), -1);
+    CHECK_EQ_INT(bl_log_set_format("%s %(message)s"), -1);
+    CHECK_EQ_INT(bl_log_set_format("%(message)q"), -1);
+    bl_log_format(&r, line, sizeof(line)); /* the last good one stays */
+    CHECK_EQ_STR(line, "MainThread\n");
+    CHECK_EQ_INT(bl_log_set_format(NULL), 0);
+    CHECK_HAS(captured(BL_LOG_ERROR, 1, "e4"), " ERROR    e4\n");
+}
+
 static void test_limit(void)
 {
     bl_log_limit_t l = {0};
@@ -72,6 +111,7 @@ int main(void)
 {
     test_level_names();
     test_lines();
+    test_format();
     test_limit();
     return check_report();
 }
