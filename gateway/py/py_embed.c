@@ -110,6 +110,10 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "loop_watchdog", PyFloat_FromDouble(cfg->loop_watchdog)) < 0 ||
         set_item(d, "gc_threshold", PyLong_FromLong(cfg->gc_threshold)) < 0 ||
         set_item(d, "stack_signal", PyLong_FromLong(bl_py.io->stack_signal)) < 0 ||
+        set_item(d, "wsgi_threads", PyLong_FromLong(cfg->wsgi_threads)) < 0 ||
+        set_item(d, "interface", PyUnicode_FromString(cfg->interface ? cfg->interface : "auto")) <
+            0 ||
+        (cfg->wsgi != NULL && set_item(d, "wsgi", PyUnicode_FromString(cfg->wsgi)) < 0) ||
         (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;

@@ -161,6 +161,10 @@ static PyMethodDef module_methods[] = {
     {"drain", mod_drain, METH_NOARGS, "Handle every queued event from the I/O thread."},
     {"start_io", mod_start_io, METH_NOARGS, "Start the I/O thread."},
     {"stop_io", mod_stop_io, METH_NOARGS, "Stop the I/O thread and wait for it."},
+    {"wsgi_setup", bl_wsgi_setup, METH_VARARGS,
+     "wsgi_setup(app, environ, file_wrapper, log_error, root_path): HTTP to the WSGI pool."},
+    {"wsgi_serve", bl_wsgi_serve, METH_NOARGS, "A WSGI pool thread's body."},
+    {"wsgi_stop", bl_wsgi_stop_py, METH_NOARGS, "Idle WSGI pool threads return."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -181,7 +185,7 @@ PyMODINIT_FUNC bl_pymod_init(void)
     PyObject *m;
     if (bl_strings_init() != 0)
         return NULL;
-    if (PyType_Ready(&bl_ready_type) < 0 || bl_pyex_types_ready() < 0)
+    if (PyType_Ready(&bl_ready_type) < 0 || bl_pyex_types_ready() < 0 || bl_wsgi_types_ready() < 0)
         return NULL;
     if ((m = PyModule_Create(&module_def)) == NULL)
         return NULL;

@@ -61,6 +61,10 @@ typedef struct {
     bool ws_compression_context_takeover;
     int ws_compression_window_bits;  /* 9..15 */
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
+    /* WSGI */
+    const char *wsgi;      /* --wsgi module:attr, or NULL */
+    int wsgi_threads;      /* the pool's size */
+    const char *interface; /* the positional app: auto | asgi | wsgi */
 } bl_config_t;
 
 #endif
