@@ -53,8 +53,8 @@ def _json(start_response, obj, status="200 OK"):
 def _read(environ, how, n):
     inp = environ["wsgi.input"]
     reads = []
-    if how == "all":
-        data = inp.read()
+    if how == "all":  # read(-1): the validator wants the size argument
+        data = inp.read(-1)
     elif how == "n":
         parts = []
         while True:
@@ -173,6 +173,8 @@ def raw_app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"logged"]
     if path == "/sleep":
+        environ["wsgi.errors"].write("[t] sleeping\n")
+        environ["wsgi.errors"].flush()
         time.sleep(float(q.get("s", "1")))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
