@@ -181,3 +181,14 @@ def test_drain_waits_for_running_views(wsgi_server):
     assert (resp.status, resp.body) == (200, b"slept")
     assert s.wait_exit(10) == 0
     c.close()
+
+
+def test_limit_concurrency_applies(wsgi_server):
+    s = wsgi_server("--limit-concurrency", "1")
+    busy = s.connect()
+    busy.send(build_request("GET", "/sleep?s=1"))
+    s.wait_for_text(r"\[t\] sleeping")
+    assert s.get("/hello")[0] == 503
+    resp = busy.read_response()
+    assert (resp.status, resp.body) == (200, b"slept")
+    busy.close()
