@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 bl_bridge_t bl_bridge = {.up_fd = -1, .up_max_bytes = BL_UP_MAX_BYTES};
@@ -187,6 +188,14 @@ int bl_bridge_init(void)
         return err;
     if ((err = -pthread_cond_init(&bl_bridge.wsgi.work, NULL)) != 0)
         return err;
+    pthread_condattr_t attr;
+    if ((err = -pthread_condattr_init(&attr)) != 0)
+        return err;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    err = -pthread_cond_init(&bl_bridge.wsgi.loop_done, &attr);
+    pthread_condattr_destroy(&attr);
+    if (err != 0)
+        return err;
     bl_bridge.up_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (bl_bridge.up_fd < 0)
         return -errno;
@@ -205,6 +214,8 @@ void bl_bridge_destroy(void)
     }
     bl_bridge.wsgi.head = bl_bridge.wsgi.tail = NULL;
     pthread_cond_destroy(&bl_bridge.wsgi.work);
+    pthread_cond_destroy(&bl_bridge.wsgi.loop_done);
+    atomic_store(&bl_bridge.wsgi.loop_wants, false);
     pthread_mutex_destroy(&bl_bridge.wsgi.lock);
     atomic_store(&bl_bridge.up_bytes, 0);
     atomic_store(&bl_bridge.up_events, 0);
@@ -254,6 +265,8 @@ void bl_bridge_flush_up(void)
     if (!bl_bridge.up_wake_due)
         return;
     bl_bridge.up_wake_due = false;
+    if (bl_bridge.wsgi.enabled)
+        atomic_store(&bl_bridge.wsgi.loop_wants, true);
     uint64_t one = 1;
     /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
     ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
@@ -322,8 +335,20 @@ void bl_bridge_post_down(bl_event_t *ev)
     }
 }
 
+static void loop_answered(void)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    if (!atomic_load_explicit(&q->loop_wants, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&q->lock);
+    atomic_store(&q->loop_wants, false);
+    pthread_cond_broadcast(&q->loop_done);
+    pthread_mutex_unlock(&q->lock);
+}
+
 void bl_bridge_flush_down(void)
 {
+    loop_answered();
     bl_bridge.down_wake_due = false;
     bl_bridge.down_unwoken = 0;
     if (bl_bridge.wake_down != NULL)
@@ -427,6 +452,30 @@ void bl_wsgi_release(bl_exchange_t *ex)
         bl_event_free(list);
         list = next;
     }
+}
+
+bool bl_wsgi_loop_waits(void)
+{
+    return atomic_load_explicit(&bl_bridge.wsgi.loop_wants, memory_order_relaxed);
+}
+
+void bl_wsgi_yield(void)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    if (!bl_wsgi_loop_waits())
+        return;
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    due.tv_nsec += 1000000; /* 1 ms: a loop that answers nothing must not stall the views */
+    if (due.tv_nsec >= 1000000000) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&q->lock);
+    while (atomic_load(&q->loop_wants) && !q->stopping)
+        if (pthread_cond_timedwait(&q->loop_done, &q->lock, &due) != 0)
+            break;
+    pthread_mutex_unlock(&q->lock);
 }
 
 void bl_wsgi_stop(void)

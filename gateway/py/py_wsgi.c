@@ -856,6 +856,10 @@ static int send_response(WsgiRequest *r, PyObject *result)
         if (err < 0)
             break;
         pump(r, false); /* has the client left? */
+        if (bl_wsgi_loop_waits()) {
+            Py_BEGIN_ALLOW_THREADS bl_wsgi_yield();
+            Py_END_ALLOW_THREADS
+        }
     }
     Py_DECREF(it);
     return err < 0 || PyErr_Occurred() ? -1 : 0;
@@ -988,7 +992,8 @@ PyObject *bl_wsgi_serve(PyObject *self, PyObject *unused)
         return PyErr_Format(PyExc_OSError, "pthread_cond_init: %s", strerror(err));
     for (;;) {
         bl_event_t *ev;
-        Py_BEGIN_ALLOW_THREADS ev = bl_wsgi_take_request(&waker);
+        Py_BEGIN_ALLOW_THREADS bl_wsgi_yield(); /* the consumers' loop first */
+        ev = bl_wsgi_take_request(&waker);
         Py_END_ALLOW_THREADS if (ev == NULL) break;
         serve_request(ev);
     }

@@ -170,6 +170,12 @@ typedef struct {
     unsigned idle;           /* threads waiting on `work` */
     bool enabled;            /* set before the I/O thread starts */
     bool stopping;
+    /* The asyncio loop was woken for work (set with its eventfd) and has not
+     * yet posted its answer (bl_bridge_flush_down): pool threads step aside
+     * at their next request or chunk (bl_wsgi_yield), so that a consumer does
+     * not wait for CPython's switch interval behind a view. */
+    atomic_bool loop_wants;
+    pthread_cond_t loop_done; /* loop_wants went false */
 } bl_wsgi_queue_t;
 
 /* The two directions, set up by bl_bridge_init. */
@@ -226,6 +232,10 @@ bl_event_t *bl_wsgi_take_request(pthread_cond_t *waker);
 bl_event_t *bl_wsgi_take(bl_exchange_t *ex, bool wait);
 /* The thread is done with the scope: what is queued, or comes later, is dropped. */
 void bl_wsgi_release(bl_exchange_t *ex);
+/* Whether the asyncio loop has work it was woken for (a cheap look). */
+bool bl_wsgi_loop_waits(void);
+/* A pool thread, without the GIL: while the loop waits, let it run (1 ms at most). */
+void bl_wsgi_yield(void);
 /* Wakes every waiting pool thread: bl_wsgi_take_request returns NULL. */
 void bl_wsgi_stop(void);
 
