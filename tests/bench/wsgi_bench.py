@@ -62,9 +62,10 @@ def tree_cpu_seconds(pid):
 def command(server, wl, port, args):
     wsgi_app, asgi_app, _, _ = WORKLOADS[wl]
     bl = os.path.abspath(args.bayleaf_bin)
-    if server == "bayleaf-wsgi":
-        return [bl, "-b", HOST, "-p", str(port), "-v", "0", "--wsgi-threads",
-                str(args.wsgi_threads), wsgi_app]
+    if server.startswith("bayleaf-wsgi"):  # "bayleaf-wsgi:4": with 4 threads
+        threads = server.partition(":")[2] or str(args.wsgi_threads)
+        return [bl, "-b", HOST, "-p", str(port), "-v", "0", "--wsgi-threads", threads,
+                wsgi_app]
     if server == "bayleaf-asgi":
         return [bl, "-b", HOST, "-p", str(port), "-v", "0", asgi_app]
     if server == "uwsgi":
@@ -143,7 +144,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--wsgi-threads", type=int, default=2)
-    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="any of %s; bayleaf-wsgi:N runs N WSGI threads" % ", ".join(SERVERS))
     ap.add_argument("--workloads", default="django,hello")
     ap.add_argument("--bayleaf-bin", default=benchlib.DEFAULT_BAYLEAF_BIN)
     ap.add_argument("--python", default=benchlib.DEFAULT_PYTHON)

@@ -2,14 +2,11 @@
 (behind wsgiref.validate) for the pages, a Channels consumer on /ws/."""
 
 import hashlib
-import re
-import threading
-import time
 from urllib.parse import urlencode
 
 import pytest
 
-from harness import build_request
+from harness import build_request, wait_until
 from ws.ws_support import open_ws
 
 from .conftest import APPS, assert_validator_clean
@@ -108,23 +105,28 @@ def test_websocket_consumer_beside_wsgi_pages(site):
         ws.close()
 
 
-def test_blocking_views_do_not_stop_the_consumers(site):
-    """Four views sleep in all four WSGI threads; the echo consumer still answers."""
+def test_blocking_views_do_not_stop_the_consumers(site, tmp_path):
+    """Four views block all four WSGI threads; the echo consumer still answers."""
     s = site()
+    release = tmp_path / "release"
     conns = []
     for _ in range(4):
         c = s.connect()
-        c.send(build_request("GET", "/sleep/?s=3"))
+        c.send(build_request("GET", f"/hold/?until={release}"))
         conns.append(c)
+    wait_until(lambda: s.stderr.count("holding a WSGI thread") == 4, 30, message="4 views held")
     ws = open_ws(s, "/ws/echo/")
     try:
         for i in range(5):
             ws.send_text("echo %d" % i)
-            assert ws.recv_message(timeout=2) == (1, b"echo %d" % i)
-        for c in conns:  # the views were still running meanwhile: all four answer after
+            assert ws.recv_message() == (1, b"echo %d" % i)
+        assert all(c.is_open_idle(wait=0.01) for c in conns)  # no view answered meanwhile
+        release.touch()
+        for c in conns:
             resp = c.read_response()
-            assert (resp.status, resp.body) == (200, b"slept")
+            assert (resp.status, resp.body) == (200, b"released")
     finally:
+        release.touch()
         ws.close()
         for c in conns:
             c.close()

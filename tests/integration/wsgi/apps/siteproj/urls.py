@@ -10,4 +10,5 @@ urlpatterns = [
     path("stream/", views.stream),
     path("boom/", views.boom),
     path("sleep/", views.sleep),
+    path("hold/", views.hold),
 ]

@@ -1,4 +1,5 @@
 import os
+import sys
 import time
 
 from django.conf import settings
@@ -39,6 +40,16 @@ def stream(request):
 
 def boom(request):
     raise ValueError("this view fails on purpose")
+
+
+def hold(request):
+    """Blocks its thread until the test creates the file named by ?until= (60 s at most)."""
+    until = request.GET["until"]
+    print("holding a WSGI thread", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(until) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return HttpResponse(b"released", content_type="text/plain")
 
 
 def sleep(request):
