@@ -113,6 +113,11 @@ async def _serve(app, options, log, wsgi_app=None):
     pool = None
     if wsgi_app is not None:
         pool = wsgi.Pool(wsgi_app, int(options.get("wsgi_threads", 2)), options, log)
+        if app is not wsgi.refuse_websocket and sys.getswitchinterval() == 0.005:
+            # Consumers share the GIL with the views: a view gives it up after
+            # the switch interval, 5 ms by default. At 0.5 ms the Channels echo
+            # p99 under the view load fell from 40-180 ms to 10 ms, views/s kept.
+            sys.setswitchinterval(0.0005)
         pool.start()
     _settle_gc(int(options.get("gc_threshold", 0)), log)
     fd = _bayleaf.fileno()
