@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 bl_bridge_t bl_bridge = {.up_fd = -1, .up_max_bytes = BL_UP_MAX_BYTES};
@@ -183,6 +184,18 @@ int bl_bridge_init(void)
         return err;
     if ((err = bl_queue_init(&bl_bridge.down)) != 0)
         return err;
+    if ((err = -pthread_mutex_init(&bl_bridge.wsgi.lock, NULL)) != 0)
+        return err;
+    if ((err = -pthread_cond_init(&bl_bridge.wsgi.work, NULL)) != 0)
+        return err;
+    pthread_condattr_t attr;
+    if ((err = -pthread_condattr_init(&attr)) != 0)
+        return err;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    err = -pthread_cond_init(&bl_bridge.wsgi.loop_done, &attr);
+    pthread_condattr_destroy(&attr);
+    if (err != 0)
+        return err;
     bl_bridge.up_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (bl_bridge.up_fd < 0)
         return -errno;
@@ -193,6 +206,17 @@ void bl_bridge_destroy(void)
 {
     bl_queue_destroy(&bl_bridge.up);
     bl_queue_destroy(&bl_bridge.down);
+    bl_event_t *ev = bl_bridge.wsgi.head;
+    while (ev != NULL) { /* never taken: no thread serves them any more */
+        bl_event_t *next = ev->next;
+        bl_event_free(ev);
+        ev = next;
+    }
+    bl_bridge.wsgi.head = bl_bridge.wsgi.tail = NULL;
+    pthread_cond_destroy(&bl_bridge.wsgi.work);
+    pthread_cond_destroy(&bl_bridge.wsgi.loop_done);
+    atomic_store(&bl_bridge.wsgi.loop_wants, false);
+    pthread_mutex_destroy(&bl_bridge.wsgi.lock);
     atomic_store(&bl_bridge.up_bytes, 0);
     atomic_store(&bl_bridge.down_bytes, 0);
     atomic_store(&bl_bridge.down_events, 0);
@@ -220,11 +244,20 @@ static uint32_t up_cost(const bl_event_t *ev)
     return n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
 }
 
+static void wsgi_post(bl_event_t *ev);
+
 void bl_bridge_post_up(bl_event_t *ev)
 {
     ev->up_cost = up_cost(ev);
     atomic_fetch_add(&bl_bridge.up_bytes, ev->up_cost);
     atomic_fetch_add(&bl_bridge.up_events, 1);
+    bl_exchange_t *ex = ev->ex;
+    if (ex != NULL && (ex->wsgi || (ev->type == BL_EV_REQUEST && ex->kind == BL_KIND_HTTP &&
+                                    bl_bridge.wsgi.enabled))) {
+        ex->wsgi = true;
+        wsgi_post(ev);
+        return;
+    }
     if (bl_queue_push(&bl_bridge.up, ev))
         bl_bridge.up_wake_due = true;
 }
@@ -234,28 +267,36 @@ void bl_bridge_flush_up(void)
     if (!bl_bridge.up_wake_due)
         return;
     bl_bridge.up_wake_due = false;
+    if (bl_bridge.wsgi.enabled)
+        atomic_store(&bl_bridge.wsgi.loop_wants, true);
     uint64_t one = 1;
     /* EAGAIN only when the counter is saturated: the reader is awake anyway. */
     ssize_t n = write(bl_bridge.up_fd, &one, sizeof(one));
     (void)n;
 }
 
-bl_event_t *bl_bridge_take_up(void)
+/* A list of up events leaves the bound (a take by any thread). */
+static void up_taken(const bl_event_t *list)
 {
-    bl_event_t *list = bl_queue_take(&bl_bridge.up);
     size_t bytes = 0, n = 0;
-    for (bl_event_t *ev = list; ev != NULL; ev = ev->next) {
+    for (const bl_event_t *ev = list; ev != NULL; ev = ev->next) {
         bytes += ev->up_cost;
         n++;
     }
     if (n == 0)
-        return NULL;
+        return;
     atomic_fetch_sub(&bl_bridge.up_bytes, bytes);
     atomic_fetch_sub(&bl_bridge.up_events, n);
     /* After the counts (both sequentially consistent): an I/O thread that set
      * up_held and then still saw them over is woken here. */
     if (atomic_exchange(&bl_bridge.up_held, false) && bl_bridge.wake_down != NULL)
         bl_bridge.wake_down();
+}
+
+bl_event_t *bl_bridge_take_up(void)
+{
+    bl_event_t *list = bl_queue_take(&bl_bridge.up);
+    up_taken(list);
     return list;
 }
 
@@ -304,10 +345,156 @@ void bl_bridge_took_down(const bl_event_t *ev)
     atomic_fetch_sub_explicit(&bl_bridge.down_events, 1, memory_order_relaxed);
 }
 
+static void loop_answered(void)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    if (!atomic_load_explicit(&q->loop_wants, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&q->lock);
+    atomic_store(&q->loop_wants, false);
+    pthread_cond_broadcast(&q->loop_done);
+    pthread_mutex_unlock(&q->lock);
+}
+
 void bl_bridge_flush_down(void)
 {
+    loop_answered();
     bl_bridge.down_wake_due = false;
     bl_bridge.down_unwoken = 0;
     if (bl_bridge.wake_down != NULL)
         bl_bridge.wake_down();
+}
+
+void bl_bridge_post_down_now(bl_event_t *ev)
+{
+    atomic_fetch_add_explicit(&bl_bridge.down_bytes, bl_event_cost(ev), memory_order_relaxed);
+    atomic_fetch_add_explicit(&bl_bridge.down_events, 1, memory_order_relaxed);
+    bl_queue_push(&bl_bridge.down, ev);
+    /* Always: the queue may hold the asyncio thread's events whose wake is
+     * deferred to the end of its loop iteration. uv_async_send is cheap
+     * while a wake is pending. */
+    if (bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+}
+
+/* ---- WSGI: the pool's queue and each scope's events ---------------------- */
+
+static void wsgi_post(bl_event_t *ev)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    bl_exchange_t *ex = ev->ex;
+    bl_event_t *drop = NULL;
+    ev->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (ev->type == BL_EV_REQUEST) {
+        if (q->tail != NULL)
+            q->tail->next = ev;
+        else
+            q->head = ev;
+        q->tail = ev;
+        if (q->idle > 0)
+            pthread_cond_signal(&q->work);
+    } else if (ex->wsgi_done) {
+        drop = ev;
+    } else {
+        if (ex->pending_tail != NULL)
+            ex->pending_tail->next = ev;
+        else
+            ex->pending = ev;
+        ex->pending_tail = ev;
+        if (ex->wsgi_waker != NULL)
+            pthread_cond_signal(ex->wsgi_waker);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (drop != NULL) {
+        up_taken(drop);
+        bl_event_free(drop);
+    }
+}
+
+bl_event_t *bl_wsgi_take_request(pthread_cond_t *waker)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    bl_event_t *ev = NULL;
+    pthread_mutex_lock(&q->lock);
+    while (q->head == NULL && !q->stopping) {
+        q->idle++;
+        pthread_cond_wait(&q->work, &q->lock);
+        q->idle--;
+    }
+    if (q->head != NULL) {
+        ev = q->head;
+        q->head = ev->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        ev->next = NULL;
+        ev->ex->wsgi_waker = waker;
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (ev != NULL)
+        up_taken(ev);
+    return ev;
+}
+
+bl_event_t *bl_wsgi_take(bl_exchange_t *ex, bool wait)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    pthread_mutex_lock(&q->lock);
+    while (wait && ex->pending == NULL)
+        pthread_cond_wait(ex->wsgi_waker, &q->lock);
+    bl_event_t *list = ex->pending;
+    ex->pending = ex->pending_tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    up_taken(list);
+    return list;
+}
+
+void bl_wsgi_release(bl_exchange_t *ex)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    pthread_mutex_lock(&q->lock);
+    ex->wsgi_done = true;
+    ex->wsgi_waker = NULL;
+    bl_event_t *list = ex->pending;
+    ex->pending = ex->pending_tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    up_taken(list);
+    while (list != NULL) {
+        bl_event_t *next = list->next;
+        bl_event_free(list);
+        list = next;
+    }
+}
+
+bool bl_wsgi_loop_waits(void)
+{
+    return atomic_load_explicit(&bl_bridge.wsgi.loop_wants, memory_order_relaxed);
+}
+
+void bl_wsgi_yield(void)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    if (!bl_wsgi_loop_waits())
+        return;
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    due.tv_nsec += 1000000; /* 1 ms: a loop that answers nothing must not stall the views */
+    if (due.tv_nsec >= 1000000000) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&q->lock);
+    while (atomic_load(&q->loop_wants) && !q->stopping)
+        if (pthread_cond_timedwait(&q->loop_done, &q->lock, &due) != 0)
+            break;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void bl_wsgi_stop(void)
+{
+    bl_wsgi_queue_t *q = &bl_bridge.wsgi;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->lock);
 }

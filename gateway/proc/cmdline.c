@@ -50,6 +50,8 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ws_compression_threshold = 128;
     cfg->loop_watchdog = 5;
     cfg->gc_threshold = 20000;
+    cfg->wsgi_threads = 2;
+    cfg->interface = "auto";
 }
 
 /* getopt's value for row i: its short name, else OPT_LONG_ONLY + i. */

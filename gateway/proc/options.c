@@ -20,6 +20,7 @@ static const char usage_head[] =
 
 static const char *const lifespan_choices[] = {"auto", "on", "off", NULL};
 static const char *const loop_choices[] = {"auto", "asyncio", "uvloop", NULL};
+static const char *const interface_choices[] = {"auto", "asgi", "wsgi", NULL};
 
 /* clang-format off */
 static const bl_option_t options[] = {
@@ -177,6 +178,20 @@ static const bl_option_t options[] = {
      .metavar = "ADDRESS",
      .help = "serve /metrics (Prometheus) and /ready on HOST:PORT\n"
              "or unix:PATH, answered while the app blocks Python"},
+    /* WSGI (gateway/README.md, "WSGI") */
+    {.name = "wsgi", .takes_value = true, .parse = bl_option_string, .field = FIELD(wsgi),
+     .metavar = "MODULE:APP",
+     .help = "serve HTTP with this WSGI application; WebSocket\n"
+             "stays with the positional ASGI one"},
+    {.name = "wsgi-threads", .takes_value = true, .parse = bl_option_int,
+     .field = FIELD(wsgi_threads), .min = 1, .max = 1024,
+     .error = "invalid --wsgi-threads (1 to 1024)", .metavar = "N",
+     .help = "threads that run WSGI views (default 2)"},
+    {.name = "interface", .takes_value = true, .parse = bl_option_choice,
+     .field = FIELD(interface), .choices = interface_choices,
+     .error = "--interface takes auto, asgi or wsgi", .metavar = "auto|asgi|wsgi",
+     .help = "what the positional application is (default auto:\n"
+             "WSGI when it takes (environ, start_response))"},
 };
 /* clang-format on */
 

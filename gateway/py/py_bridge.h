@@ -172,6 +172,25 @@ PyObject *bl_asgi_http_send_body(ExchangeObject *self, PyObject *msg);
 void bl_asgi_http_flush_start(ExchangeObject *self);
 /* Creates the Exchange for an HTTP REQUEST event and starts the app. Takes ev. */
 void bl_asgi_http_on_request(bl_event_t *ev);
+/* Percent-decodes s into buf (len bytes at least); returns the bytes written. */
+size_t bl_asgi_http_unquote(const char *s, size_t len, char *buf);
+/* Whether a response header's name is a token and its value has no CR, LF or NUL. */
+bool bl_asgi_http_header_valid(const char *name, size_t nlen, const char *value, size_t vlen);
+/* A RESPONSE event of the held head `start` (freed on success) and the first
+ * body bytes; NULL (out of memory, start kept) without an error set. */
+bl_event_t *bl_asgi_http_join_start(bl_event_t *start, const char *body, size_t len);
+
+/* ---- py_wsgi.c: WSGI (PEP 3333) on a pool of threads ---------------------- */
+
+/* PyType_Ready of the WSGI types: 0, or -1 with an error. */
+int bl_wsgi_types_ready(void);
+/* _bayleaf.wsgi_setup(app, environ, file_wrapper, log_error): HTTP scopes go
+ * to the pool from now on (before start_io). */
+PyObject *bl_wsgi_setup(PyObject *self, PyObject *args);
+/* _bayleaf.wsgi_serve(): a pool thread's body; returns once wsgi_stop() ran. */
+PyObject *bl_wsgi_serve(PyObject *self, PyObject *unused);
+/* _bayleaf.wsgi_stop(): idle pool threads return. */
+PyObject *bl_wsgi_stop_py(PyObject *self, PyObject *unused);
 
 /* ---- py_ws.c: ASGI WebSocket ---------------------------------------------- */
 

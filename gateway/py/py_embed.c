@@ -173,6 +173,10 @@ static PyObject *options_dict(const bl_config_t *cfg)
         set_item(d, "listeners",
                  PyUnicode_FromString(bl_py.io->listeners ? bl_py.io->listeners : "")) < 0 ||
         set_item(d, "metrics", PyBool_FromLong(cfg->metrics != NULL)) < 0 ||
+        set_item(d, "wsgi_threads", PyLong_FromLong(cfg->wsgi_threads)) < 0 ||
+        set_item(d, "interface", PyUnicode_FromString(cfg->interface ? cfg->interface : "auto")) <
+            0 ||
+        (cfg->wsgi != NULL && set_item(d, "wsgi", PyUnicode_FromString(cfg->wsgi)) < 0) ||
         (cfg->log_fmt != NULL && set_item(d, "log_fmt", PyUnicode_FromString(cfg->log_fmt)) < 0)) {
         Py_DECREF(d);
         return NULL;

@@ -20,14 +20,9 @@ static int hexval(char c)
     return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decodes the path, then decodes UTF-8 (invalid bytes become U+FFFD). */
-static PyObject *decode_path(const char *s, size_t len)
+size_t bl_asgi_http_unquote(const char *s, size_t len, char *buf)
 {
-    char stack[512] = {0};
-    char *buf = len <= sizeof(stack) ? stack : PyMem_Malloc(len);
     size_t n = 0;
-    if (buf == NULL)
-        return PyErr_NoMemory();
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
         if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
@@ -38,6 +33,17 @@ static PyObject *decode_path(const char *s, size_t len)
             buf[n++] = s[i];
         }
     }
+    return n;
+}
+
+/* Percent-decodes the path, then decodes UTF-8 (invalid bytes become U+FFFD). */
+static PyObject *decode_path(const char *s, size_t len)
+{
+    char stack[512] = {0};
+    char *buf = len <= sizeof(stack) ? stack : PyMem_Malloc(len);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    size_t n = bl_asgi_http_unquote(s, len, buf);
     PyObject *r = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)n, "replace");
     if (buf != stack)
         PyMem_Free(buf);
@@ -262,6 +268,11 @@ static bool header_value_valid(const char *value, Py_ssize_t vlen)
     return true;
 }
 
+bool bl_asgi_http_header_valid(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    return header_name_valid(name, (Py_ssize_t)nlen) && header_value_valid(value, (Py_ssize_t)vlen);
+}
+
 /* Checks msg's status and headers: types first, then each name and value, then
  * the framing (bl_response_scan_header refuses what would make the response
  * ambiguous). 0, or -1 with an error set; m holds its references either way. */
@@ -392,11 +403,9 @@ int bl_asgi_http_start_response(ExchangeObject *self, PyObject *msg)
     return 0;
 }
 
-/* Joins the held start message with the first body into one RESPONSE event. */
-static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t len)
+bl_event_t *bl_asgi_http_join_start(bl_event_t *start, const char *body, size_t len)
 {
-    bl_event_t *start = self->start;
-    bl_event_t *ev = bl_event_new(BL_EV_RESPONSE, self->ex, start->len + len);
+    bl_event_t *ev = bl_event_new(BL_EV_RESPONSE, start->ex, start->len + len);
     if (ev == NULL)
         return NULL;
     memcpy(ev->data, start->data, start->len);
@@ -408,7 +417,15 @@ static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t
     ev->flags = start->flags;
     ev->aux = start->aux;
     bl_event_free(start);
-    self->start = NULL;
+    return ev;
+}
+
+/* Joins the held start message with the first body into one RESPONSE event. */
+static bl_event_t *response_event(ExchangeObject *self, const char *body, size_t len)
+{
+    bl_event_t *ev = bl_asgi_http_join_start(self->start, body, len);
+    if (ev != NULL)
+        self->start = NULL;
     return ev;
 }
 

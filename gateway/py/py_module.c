@@ -226,6 +226,10 @@ static PyMethodDef module_methods[] = {
      "Relay C log lines to Python's logging; returns the eventfd to watch."},
     {"log_relay_take", mod_log_relay_take, METH_NOARGS, "The C log lines queued, as tuples."},
     {"log_relay_stop", mod_log_relay_stop, METH_NOARGS, "Write C log lines to stderr again."},
+    {"wsgi_setup", bl_wsgi_setup, METH_VARARGS,
+     "wsgi_setup(app, environ, file_wrapper, log_error, root_path): HTTP to the WSGI pool."},
+    {"wsgi_serve", bl_wsgi_serve, METH_NOARGS, "A WSGI pool thread's body."},
+    {"wsgi_stop", bl_wsgi_stop_py, METH_NOARGS, "Idle WSGI pool threads return."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -246,7 +250,7 @@ PyMODINIT_FUNC bl_pymod_init(void)
     PyObject *m;
     if (bl_strings_init() != 0)
         return NULL;
-    if (PyType_Ready(&bl_ready_type) < 0 || bl_pyex_types_ready() < 0)
+    if (PyType_Ready(&bl_ready_type) < 0 || bl_pyex_types_ready() < 0 || bl_wsgi_types_ready() < 0)
         return NULL;
     if ((m = PyModule_Create(&module_def)) == NULL)
         return NULL;

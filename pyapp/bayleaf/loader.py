@@ -16,14 +16,51 @@ def load_app(spec: str, cwd: str | None = None):
 
     Raises AppLoadError with a one-line message on any failure.
     """
+    return _as_asgi(spec, _load_object(spec, cwd))
+
+
+def load_target(spec: str, interface: str = "auto", cwd: str | None = None):
+    """(app, kind): the application named by `spec` and "asgi" or "wsgi".
+
+    interface "auto" takes a callable of (environ, start_response) for WSGI
+    (Django's WSGIHandler, Flask, a plain function), anything else for ASGI.
+    """
+    obj = _load_object(spec, cwd)
+    if interface == "wsgi" or (interface == "auto" and is_wsgi(obj)):
+        if not callable(obj) or inspect.isclass(obj):
+            raise AppLoadError(f"'{spec}' is not a WSGI application (it is a "
+                               f"{type(obj).__name__}, not a callable instance or function)")
+        return obj, "wsgi"
+    return _as_asgi(spec, obj), "asgi"
+
+
+def is_wsgi(app) -> bool:
+    """Whether `app` looks like a WSGI callable: app(environ, start_response)."""
+    if inspect.isclass(app) or not callable(app):
+        return False
+    if getattr(app, "_asgi_single_callable", False) or getattr(app, "_asgi_double_callable", False):
+        return False
+    for cls in type(app).__mro__:  # without importing Django for an app that did not
+        if cls.__module__ == "django.core.handlers.wsgi" and cls.__name__ == "WSGIHandler":
+            return True
+    if getattr(app, "__module__", None) == "wsgiref.validate":
+        return True  # validator(app): lint_app(*args, **kw) takes any arguments
+    if _is_coroutine_function(app) or _is_coroutine_function(getattr(type(app), "__call__", None)):
+        return False
+    return _positional_arity(app) == 2  # ASGI takes 3 (or 1: ASGI 2)
+
+
+def _load_object(spec: str, cwd: str | None):
     module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path or ":" in attr_path:
         raise AppLoadError(f"Invalid application '{spec}': {_SPEC_FORM}")
 
     _put_first_on_path(os.getcwd() if cwd is None else cwd)
     module = _import(module_name)
-    app = _resolve(module, module_name, attr_path)
+    return _resolve(module, module_name, attr_path)
 
+
+def _as_asgi(spec: str, app):
     if inspect.isclass(app) and hasattr(app, "as_asgi"):
         # A Channels consumer class used directly: it needs .as_asgi() (or a router).
         raise AppLoadError(

@@ -317,3 +317,50 @@ def test_django_and_channels_apps_are_asgi3(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "OK"
+
+
+# -- WSGI detection (loader.is_wsgi, load_target) ------------------------------
+
+def test_wsgi_callables_detected():
+    from wsgiref.validate import validator
+
+    from bayleaf.loader import is_wsgi
+
+    def wsgi_fn(environ, start_response):
+        return []
+
+    class WsgiApp:
+        def __call__(self, environ, start_response):
+            return []
+
+    async def asgi_fn(scope, receive, send):
+        pass
+
+    class AsgiApp:
+        async def __call__(self, scope, receive, send):
+            pass
+
+    assert is_wsgi(wsgi_fn) and is_wsgi(WsgiApp()) and is_wsgi(validator(wsgi_fn))
+    assert not is_wsgi(asgi_fn) and not is_wsgi(AsgiApp()) and not is_wsgi(WsgiApp)
+    assert not is_wsgi(lambda scope: None)  # ASGI 2
+
+
+def test_load_target_kinds(make_module, app_dir):
+    from bayleaf.loader import load_target
+    name = make_module("def app(environ, start_response):\n    return []\n")
+    app, kind = load_target(f"{name}:app", cwd=str(app_dir))
+    assert kind == "wsgi" and app is sys.modules[name].app
+    assert load_target(f"{name}:app", "asgi", cwd=str(app_dir))[1] == "asgi"
+    name = make_module(ASGI3_SOURCE)
+    assert load_target(f"{name}:app", cwd=str(app_dir))[1] == "asgi"
+    assert load_target(f"{name}:app", "wsgi", cwd=str(app_dir))[1] == "wsgi"
+
+
+def test_django_wsgi_handler_detected(tmp_path):
+    """Django's WSGIHandler instance, checked in a child (settings are process-wide)."""
+    code = ("import django; from django.conf import settings; settings.configure(); "
+            "django.setup(); from django.core.wsgi import get_wsgi_application; "
+            "from bayleaf.loader import is_wsgi; assert is_wsgi(get_wsgi_application())")
+    env = dict(os.environ, PYTHONPATH=str(PYAPP))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -102,6 +102,13 @@ struct bl_exchange_s {
     atomic_size_t unsent;      /* response bytes queued but not yet written or dropped:
                                   0 again when the exchange is freed */
     atomic_bool want_writable; /* Python waits for BL_EV_WRITABLE */
+    /* WSGI (bl_wsgi_*): set by bl_bridge_post_up on the I/O thread when the
+     * REQUEST goes to the WSGI pool; then every up event of the scope does.
+     * The rest is under bl_bridge.wsgi.lock: ex->pending holds the scope's
+     * events (each with its reference) until its pool thread takes them. */
+    bool wsgi;
+    bool wsgi_done;             /* the pool thread is done: later events are dropped */
+    pthread_cond_t *wsgi_waker; /* the serving thread's condition variable */
 };
 
 /* Flow-control marks (bytes). */
@@ -153,6 +160,24 @@ void bl_exchange_unref(bl_exchange_t *ex);
 void bl_exchange_post_disconnect(bl_exchange_t *ex, uint16_t status, const void *reason,
                                  size_t len);
 
+/* HTTP scopes of a WSGI app: REQUEST events wait here for a pool thread,
+ * which then takes its scope's later events from ex->pending (bl_wsgi_take).
+ * No asyncio loop is involved either way. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;     /* a request came, or stopping */
+    bl_event_t *head, *tail; /* REQUEST events not yet taken */
+    unsigned idle;           /* threads waiting on `work` */
+    bool enabled;            /* set before the I/O thread starts */
+    bool stopping;
+    /* The asyncio loop was woken for work (set with its eventfd) and has not
+     * yet posted its answer (bl_bridge_flush_down): pool threads step aside
+     * at their next request or chunk (bl_wsgi_yield), so that a consumer does
+     * not wait for CPython's switch interval behind a view. */
+    atomic_bool loop_wants;
+    pthread_cond_t loop_done; /* loop_wants went false */
+} bl_wsgi_queue_t;
+
 /* The two directions, set up by bl_bridge_init. */
 typedef struct {
     bl_queue_t up;
@@ -174,6 +199,7 @@ typedef struct {
      * taken off by the I/O thread (bl_bridge_took_down). */
     atomic_size_t down_bytes;
     atomic_size_t down_events;
+    bl_wsgi_queue_t wsgi;
 } bl_bridge_t;
 
 /* A loop iteration that posts this many events down wakes the I/O thread
@@ -200,5 +226,23 @@ bool bl_bridge_up_hold(bool held);
 void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
 /* I/O thread: one event of the down-queue was taken (before it is handled). */
 void bl_bridge_took_down(const bl_event_t *ev);
+/* Any thread but the asyncio one (a WSGI pool thread): queue and wake now. */
+void bl_bridge_post_down_now(bl_event_t *ev);
+
+/* WSGI pool threads (they hold no GIL while they wait). The next REQUEST,
+ * its scope now served by the thread that waits on `waker`; NULL once
+ * stopping. */
+bl_event_t *bl_wsgi_take_request(pthread_cond_t *waker);
+/* The scope's queued events (a list, oldest first), waiting for one when
+ * `wait`; NULL when none (not waiting). */
+bl_event_t *bl_wsgi_take(bl_exchange_t *ex, bool wait);
+/* The thread is done with the scope: what is queued, or comes later, is dropped. */
+void bl_wsgi_release(bl_exchange_t *ex);
+/* Whether the asyncio loop has work it was woken for (a cheap look). */
+bool bl_wsgi_loop_waits(void);
+/* A pool thread, without the GIL: while the loop waits, let it run (1 ms at most). */
+void bl_wsgi_yield(void);
+/* Wakes every waiting pool thread: bl_wsgi_take_request returns NULL. */
+void bl_wsgi_stop(void);
 
 #endif

@@ -65,6 +65,10 @@ typedef struct {
     bool show_version;
     /* Operations */
     const char *metrics; /* --metrics: HOST:PORT or unix:PATH; NULL: off */
+    /* WSGI */
+    const char *wsgi;      /* --wsgi module:attr, or NULL */
+    int wsgi_threads;      /* the pool's size */
+    const char *interface; /* the positional app: auto | asgi | wsgi */
 } bl_config_t;
 
 #endif

@@ -1,0 +1,9 @@
+"""WSGI entry point: djbench.wsgi:application (the same view as djbench.asgi)."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djbench.settings")
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()
