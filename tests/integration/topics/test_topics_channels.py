@@ -103,7 +103,7 @@ def test_one_consumer_on_every_server(peer):
     native = peer.kind == "bayleaf"
 
     async def go():
-        async with websockets.connect(peer.url("/ws/prices/?s=p.A")) as ws:
+        async with websockets.connect(peer.url("/ws/prices/?s=p.A"), open_timeout=60) as ws:
             assert (await ctl(ws, op="sub", topics=["p.B"]))["native"] is native
             # A sync Django view publishes (Django runs it in a thread).
             assert peer.get("/publish/?topic=p.A&n=3") == b"published 3"
@@ -118,13 +118,13 @@ def test_one_consumer_on_every_server(peer):
             assert await recv_topic(ws, 1) == ["mark"]
             # A retained value reaches a later subscriber at once.
             peer.get("/publish/?topic=p.R&n=2&retain=1")
-            async with websockets.connect(peer.url("/ws/prices/?s=p.R")) as late:
+            async with websockets.connect(peer.url("/ws/prices/?s=p.R"), open_timeout=60) as late:
                 assert await recv_topic(late, 1) == ["1:view"]
             if native:
                 # A management command in a thread of the server's process.
                 assert peer.get("/publish/?topic=p.B&n=2&via=command") == b"published 2"
                 assert await recv_topic(ws, 2) == ["0:command", "1:command"]
-    run(go())
+    run(go(), timeout=180)
 
 
 def test_communicator_fallback():
