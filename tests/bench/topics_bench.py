@@ -224,7 +224,7 @@ def main(argv=None):
     ap.add_argument("--cc", default="gcc")
     args = ap.parse_args(argv)
     args.nofile = benchlib.raise_nofile()
-    if args.nofile < 2 * args.subs + 100:
+    if args.nofile < args.subs + 100:
         log(f"RLIMIT_NOFILE {args.nofile} is low for {args.subs} subscribers")
     with tempfile.TemporaryDirectory() as d:
         args.wsload = build_wsload(args.cc, d)
