@@ -61,7 +61,8 @@ def _q(scope, name, default):
 class TopicSubscriberConsumer(topics.TopicsConsumerMixin, AsyncWebsocketConsumer):
     """/ws/tsub/?spread=N&extra=K: subscribes to one of N topics bench.0..bench.N-1
     (round robin over connections; N=1: all on bench.0) and to K more topics
-    no one publishes to (for the memory per subscription); ?spread=0: none."""
+    idle.0..idle.K-1 that every connection shares and no one publishes to (for
+    the memory per subscription); ?spread=0: none."""
 
     async def connect(self):
         await self.accept()
@@ -69,7 +70,7 @@ class TopicSubscriberConsumer(topics.TopicsConsumerMixin, AsyncWebsocketConsumer
         if spread == 0:
             return
         i = next(_sub_counter)
-        names = [f"bench.{i % spread}"] + [f"idle.{i}.{k}" for k in range(extra)]
+        names = [f"bench.{i % spread}"] + [f"idle.{k}" for k in range(extra)]
         await topics.subscribe(self, *names)
 
 
