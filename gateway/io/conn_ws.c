@@ -139,6 +139,7 @@ static void ws_closing_enter(bl_conn_t *c)
     c->ws_phase = WS_CLOSING;
     c->ws_closing_since = now_ms(c);
     c->ws_fault_since = 0;
+    bl_conn_topics_close(c); /* no topic frame after our close, or the client's */
 }
 
 /* The session failed the connection (1002, 1007, 1009...): the app hears it. */
@@ -176,6 +177,11 @@ static void ws_close(bl_conn_t *c, uint16_t code, const char *reason, size_t len
         bl_ws_close(c->ws, 1011, "", 0); /* never leave the client without a close frame */
     ws_flush(c, 0, NULL);
     ws_schedule(c);
+}
+
+void bl_conn_ws_close(bl_conn_t *c, uint16_t code, const char *reason)
+{
+    ws_close(c, code, reason, strlen(reason));
 }
 
 /* ---- session callbacks ------------------------------------------------------ */
@@ -482,7 +488,11 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
         break;
     case BL_EV_WS_SEND:
         if (c->ws_phase == WS_OPEN) {
-            ws_send(c, ev);
+            bl_conn_topics_before_send(c);
+            if (bl_conn_is_closing(c)) /* that write failed */
+                bl_conn_event_drop(ev);
+            else
+                ws_send(c, ev);
             return;
         }
         break;
@@ -493,6 +503,8 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
             return;
         }
         if (c->ws_phase == WS_OPEN)
+            bl_conn_topics_before_send(c);
+        if (c->ws_phase == WS_OPEN && !bl_conn_is_closing(c))
             ws_close(c, ev->status, ev->data, ev->len);
         break;
     case BL_EV_RESPONSE:
@@ -508,6 +520,13 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
                 bl_conn_send_response(c, ev);
             else
                 bl_conn_send_body(c, ev);
+            return;
+        }
+        break;
+    case BL_EV_TOPIC_SUB:
+    case BL_EV_TOPIC_UNSUB:
+        if (c->ws_phase == WS_OPEN) {
+            bl_conn_topics_event(c, ev);
             return;
         }
         break;
@@ -593,6 +612,7 @@ static bool on_shutdown(bl_conn_t *c)
 
 static void on_closing(bl_conn_t *c)
 {
+    bl_conn_topics_close(c);
     /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
      * socket closed after its WSREJECT. */
     if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
@@ -617,6 +637,7 @@ static void ws_free(bl_conn_t *c)
         bl_ws_free(c->ws);
     }
     c->ws = NULL;
+    bl_conn_topics_free(c);
     bl_conn_http_free(c);
 }
 
@@ -643,4 +664,5 @@ const bl_conn_proto_t bl_conn_ws_proto = {
     .on_close = on_closing,
     .on_upgrade = on_upgrade,
     .free = ws_free,
+    .on_written = bl_conn_topics_written,
 };

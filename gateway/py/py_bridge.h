@@ -192,6 +192,15 @@ PyObject *bl_wsgi_serve(PyObject *self, PyObject *unused);
 /* _bayleaf.wsgi_stop(): idle pool threads return. */
 PyObject *bl_wsgi_stop_py(PyObject *self, PyObject *unused);
 
+/* ---- py_topics.c: the bayleaf.topics extension, topic_publish ------------- */
+
+/* send() of bayleaf.subscribe / bayleaf.unsubscribe (the scope was accepted):
+ * what send() returns, or NULL with a TypeError/ValueError set. */
+PyObject *bl_asgi_topics_send(ExchangeObject *self, PyObject *msg, bool subscribe);
+/* _bayleaf.topic_publish(topic, payload, is_text, retain) and topics_active(). */
+PyObject *bl_py_topic_publish(PyObject *self, PyObject *args);
+PyObject *bl_py_topics_active(PyObject *self, PyObject *unused);
+
 /* ---- py_ws.c: ASGI WebSocket ---------------------------------------------- */
 
 /* Creates the Exchange for a WebSocket REQUEST event and starts the app. Takes ev. */

@@ -230,6 +230,10 @@ static PyMethodDef module_methods[] = {
      "wsgi_setup(app, environ, file_wrapper, log_error, root_path): HTTP to the WSGI pool."},
     {"wsgi_serve", bl_wsgi_serve, METH_NOARGS, "A WSGI pool thread's body."},
     {"wsgi_stop", bl_wsgi_stop_py, METH_NOARGS, "Idle WSGI pool threads return."},
+    {"topic_publish", bl_py_topic_publish, METH_VARARGS,
+     "topic_publish(topic, payload, is_text, retain): publish to a topic from any thread."},
+    {"topics_active", bl_py_topics_active, METH_NOARGS,
+     "Whether the I/O thread takes topic publishes now."},
     {NULL, NULL, 0, NULL},
 };
 

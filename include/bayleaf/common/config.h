@@ -69,6 +69,11 @@ typedef struct {
     const char *wsgi;      /* --wsgi module:attr, or NULL */
     int wsgi_threads;      /* the pool's size */
     const char *interface; /* the positional app: auto | asgi | wsgi */
+    /* Topics pub/sub (io/topics.h) */
+    size_t topics_name_max;         /* bytes of a topic name */
+    unsigned topics_per_connection; /* topics one connection may subscribe */
+    size_t topics_retained_bytes;   /* retained values of the process */
+    size_t topics_queue_bytes;      /* queued topic bytes of a connection: 1013 beyond */
 } bl_config_t;
 
 #endif
