@@ -6,9 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
-bl_bridge_t bl_bridge = {.up_fd = -1, .up_max_bytes = BL_UP_MAX_BYTES};
+bl_bridge_t bl_bridge = {.up_fd = -1,
+                         .up_max_bytes = BL_UP_MAX_BYTES,
+                         .pub_lock = PTHREAD_MUTEX_INITIALIZER,
+                         .pub_room = PTHREAD_COND_INITIALIZER,
+                         .topic_name_max = 256};
 
 int bl_queue_init(bl_queue_t *q)
 {
@@ -196,6 +201,7 @@ void bl_bridge_destroy(void)
     atomic_store(&bl_bridge.up_bytes, 0);
     atomic_store(&bl_bridge.up_events, 0);
     atomic_store(&bl_bridge.up_held, false);
+    atomic_store(&bl_bridge.pub_bytes, 0);
     if (bl_bridge.up_fd >= 0)
         close(bl_bridge.up_fd);
     bl_bridge.up_fd = -1;
@@ -300,4 +306,76 @@ void bl_bridge_flush_down(void)
     bl_bridge.down_unwoken = 0;
     if (bl_bridge.wake_down != NULL)
         bl_bridge.wake_down();
+}
+
+/* ---- topic publishes, from any thread ------------------------------------ */
+
+int bl_bridge_post_publish(bl_event_t *ev)
+{
+    size_t cost = bl_event_cost(ev);
+    /* One event always goes (a message larger than the bound is not refused
+     * for ever); beyond that, publishers wait for the I/O thread. */
+    size_t before = atomic_fetch_add(&bl_bridge.pub_bytes, cost);
+    if (before > 0 && before + cost > bl_bridge.up_max_bytes) {
+        atomic_fetch_sub(&bl_bridge.pub_bytes, cost);
+        return -EAGAIN;
+    }
+    /* The queue's lock makes it safe from any thread; the wake is
+     * uv_async_send's, also thread-safe (the Python thread's deferred wake is
+     * not: its state is that thread's). pub_lock keeps the loop from going
+     * away in between. */
+    pthread_mutex_lock(&bl_bridge.pub_lock);
+    if (!bl_bridge.pub_open) {
+        pthread_mutex_unlock(&bl_bridge.pub_lock);
+        atomic_fetch_sub(&bl_bridge.pub_bytes, cost);
+        return -EPIPE;
+    }
+    bl_queue_push(&bl_bridge.down, ev);
+    if (bl_bridge.wake_down != NULL)
+        bl_bridge.wake_down();
+    pthread_mutex_unlock(&bl_bridge.pub_lock);
+    return 0;
+}
+
+void bl_bridge_publish_open(void)
+{
+    pthread_mutex_lock(&bl_bridge.pub_lock);
+    bl_bridge.pub_open = true;
+    pthread_mutex_unlock(&bl_bridge.pub_lock);
+}
+
+void bl_bridge_publish_close(void)
+{
+    pthread_mutex_lock(&bl_bridge.pub_lock);
+    bl_bridge.pub_open = false;
+    pthread_cond_broadcast(&bl_bridge.pub_room);
+    pthread_mutex_unlock(&bl_bridge.pub_lock);
+}
+
+void bl_bridge_publish_wait(unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&bl_bridge.pub_lock);
+    if (atomic_load(&bl_bridge.pub_bytes) > bl_bridge.up_max_bytes / 2)
+        pthread_cond_timedwait(&bl_bridge.pub_room, &bl_bridge.pub_lock, &ts);
+    pthread_mutex_unlock(&bl_bridge.pub_lock);
+}
+
+void bl_bridge_publish_taken(const bl_event_t *ev)
+{
+    size_t cost = bl_event_cost(ev);
+    size_t before = atomic_fetch_sub(&bl_bridge.pub_bytes, cost);
+    size_t half = bl_bridge.up_max_bytes / 2;
+    if (before > half && before - cost <= half) {
+        pthread_mutex_lock(&bl_bridge.pub_lock);
+        pthread_cond_broadcast(&bl_bridge.pub_room);
+        pthread_mutex_unlock(&bl_bridge.pub_lock);
+    }
 }

@@ -81,6 +81,8 @@ typedef struct bl_conn_proto_s {
     int (*on_upgrade)(bl_conn_t *c, bl_head_t *head, bl_exchange_t *ex);
     /* Frees the protocol's state, from the close callback. */
     void (*free)(bl_conn_t *c);
+    /* Every queued write completed (writes_pending fell to 0). */
+    void (*on_written)(bl_conn_t *c);
 } bl_conn_proto_t;
 
 /* Connection state bits (bl_conn_t.flags): read with bl_conn_has, written
@@ -179,6 +181,7 @@ struct bl_conn_s {
     uint64_t ws_closing_since;
     uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
     bl_ws_deflate_params_t ws_deflate_params;
+    struct bl_topic_peer_s *topic_peer; /* topics (conn_topics.c), from the first subscribe */
 };
 
 typedef struct {
@@ -188,6 +191,9 @@ typedef struct {
     char *mem;        /* freed when written */
     size_t accounted; /* bytes to take off ex->unsent */
     bl_exchange_t *ex;
+    /* bl_conn_write_with: called once the bytes left (status < 0: they never will) */
+    void (*release)(void *arg, bl_conn_t *c, int status);
+    void *release_arg;
     char prefix[24];
 } write_req_t;
 
@@ -239,6 +245,18 @@ typedef enum {
     OUTPUT_FOR_RESUME,  /* a write completed: has the client caught up? */
 } output_use_t;
 
+/* conn_topics.c: a WebSocket connection as a topics subscriber. */
+/* A TOPIC_SUB / TOPIC_UNSUB event from the app (takes ev). */
+void bl_conn_topics_event(bl_conn_t *c, bl_event_t *ev);
+/* The connection stops receiving topic frames (closing): unsubscribes all. */
+void bl_conn_topics_close(bl_conn_t *c);
+/* From the close callback: frees the peer. */
+void bl_conn_topics_free(bl_conn_t *c);
+/* Its writes completed: queued topic frames may go. */
+void bl_conn_topics_written(bl_conn_t *c);
+/* ws_close for conn_topics.c (1013 for a slow subscriber, 1008 for limits). */
+void bl_conn_ws_close(bl_conn_t *c, uint16_t code, const char *reason);
+
 /* conn_ws.c: the WebSocket protocol, from the upgrade request on. */
 extern const bl_conn_proto_t bl_conn_ws_proto;
 
@@ -275,6 +293,12 @@ void bl_conn_unsent_release(bl_exchange_t *ex, size_t n);
 void bl_conn_event_drop(bl_event_t *ev);
 int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
                   size_t accounted);
+/* As bl_conn_write, for bytes someone else owns: release(arg, c, status) is
+ * called once they were written or dropped (also before it returns, when
+ * written at once). Returns the bytes queued in libuv (>= 0), or -1 (the
+ * connection is closing). */
+long bl_conn_write_with(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs,
+                        void (*release)(void *arg, bl_conn_t *c, int status), void *arg);
 void bl_conn_fail(bl_conn_t *c, int status);
 void bl_conn_access_log(bl_conn_t *c, const char *what);
 /* The access log line of an HTTP response (WebSockets write their own). */

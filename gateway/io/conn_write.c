@@ -40,14 +40,26 @@ void bl_conn_event_drop(bl_event_t *ev)
     bl_event_free(ev);
 }
 
-/* bl_conn_write's way out without writing: ev and mem as if written. */
-static void write_drop(bl_event_t *ev, char *mem, size_t accounted)
+/* Who owns the bytes of one write, and what is released once it is done. */
+typedef struct {
+    bl_event_t *ev;
+    char *mem;
+    size_t accounted;
+    void (*release)(void *arg, bl_conn_t *c, int status);
+    void *release_arg;
+} write_owner_t;
+
+/* The way out without queueing: the owner's bytes as if written (status 0)
+ * or dropped. */
+static void write_drop(bl_conn_t *c, const write_owner_t *o, int status)
 {
-    if (ev != NULL) {
-        bl_conn_unsent_release(ev->ex, accounted);
-        bl_event_free(ev);
+    if (o->ev != NULL) {
+        bl_conn_unsent_release(o->ev->ex, o->accounted);
+        bl_event_free(o->ev);
     }
-    free(mem);
+    free(o->mem);
+    if (o->release != NULL)
+        o->release(o->release_arg, c, status);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -58,12 +70,16 @@ static void on_write(uv_write_t *req, int status)
     if (w->ev != NULL)
         bl_event_free(w->ev);
     free(w->mem);
+    if (w->release != NULL)
+        w->release(w->release_arg, c, status);
     free(w);
     c->writes_pending--;
     if (status < 0) {
         bl_conn_close(c);
         return;
     }
+    if (c->writes_pending == 0 && c->proto->on_written != NULL && !bl_conn_is_ending(c))
+        c->proto->on_written(c);
     if (c->writes_pending == 0 && bl_conn_is_ending(c))
         bl_conn_end_after_writes(c);
     else if (!bl_conn_output_over(c, OUTPUT_FOR_RESUME) &&
@@ -88,13 +104,12 @@ size_t bl_bufs_split(const uv_buf_t *in, size_t nin, uv_buf_t *out, size_t cap, 
     return n;
 }
 
-/* Queues bufs; ev and mem are released when written. accounted: bytes the
- * Python side counted in ex->unsent. */
-int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
-                  size_t accounted)
+/* Queues bufs for c (what try_write cannot write now). Returns the bytes
+ * queued in libuv, or -1 when the connection is closing. */
+static long write_core(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, const write_owner_t *o)
 {
     if (bl_conn_is_shut(c)) {
-        write_drop(ev, mem, accounted);
+        write_drop(c, o, UV_ECANCELED);
         return -1;
     }
     /* A buffer over BL_BUF_MAX (a body of gigabytes) goes as several. */
@@ -103,7 +118,7 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     if (nsplit != nbufs) {
         split = nsplit <= UINT_MAX ? malloc(nsplit * sizeof(*split)) : NULL;
         if (split == NULL) {
-            write_drop(ev, mem, accounted);
+            write_drop(c, o, UV_ENOMEM);
             bl_conn_close(c);
             return -1;
         }
@@ -118,12 +133,12 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         total += bufs[i].len;
     int n = uv_try_write(&c->h.stream, bufs, nbufs);
     if (n >= 0 && (size_t)n == total) {
-        write_drop(ev, mem, accounted); /* all written */
+        write_drop(c, o, 0); /* all written */
         free(split);
         return 0;
     }
     if (n < 0 && n != UV_EAGAIN) {
-        write_drop(ev, mem, accounted);
+        write_drop(c, o, n);
         free(split);
         bl_conn_close(c);
         return -1;
@@ -141,17 +156,20 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
     }
     write_req_t *w = malloc(sizeof(*w));
     if (w == NULL) {
-        write_drop(ev, mem, accounted);
+        write_drop(c, o, UV_ENOMEM);
         free(split);
         bl_conn_close(c);
         return -1;
     }
     w->conn = c;
-    w->ev = ev;
-    w->mem = mem;
-    w->accounted = accounted;
-    w->ex = ev != NULL ? ev->ex : NULL;
+    w->ev = o->ev;
+    w->mem = o->mem;
+    w->accounted = o->accounted;
+    w->ex = o->ev != NULL ? o->ev->ex : NULL;
+    w->release = o->release;
+    w->release_arg = o->release_arg;
     c->writes_pending++;
+    size_t queued = total - (n > 0 ? (size_t)n : 0);
     int err = uv_write(&w->req, &c->h.stream, bufs, nbufs, on_write); /* copies bufs */
     for (unsigned i = 0; err == 0 && i < nbufs; i++)
         c->send_queued += bufs[i].len;
@@ -162,7 +180,23 @@ int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, 
         return -1;
     }
     bl_conn_send_watch(c);
-    return 0;
+    return queued <= LONG_MAX ? (long)queued : LONG_MAX;
+}
+
+/* Queues bufs; ev and mem are released when written. accounted: bytes the
+ * Python side counted in ex->unsent. */
+int bl_conn_write(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs, bl_event_t *ev, char *mem,
+                  size_t accounted)
+{
+    write_owner_t o = {.ev = ev, .mem = mem, .accounted = accounted};
+    return write_core(c, bufs, nbufs, &o) < 0 ? -1 : 0;
+}
+
+long bl_conn_write_with(bl_conn_t *c, uv_buf_t *bufs, unsigned nbufs,
+                        void (*release)(void *arg, bl_conn_t *c, int status), void *arg)
+{
+    write_owner_t o = {.release = release, .release_arg = arg};
+    return write_core(c, bufs, nbufs, &o);
 }
 
 /* Sends a small error response and ends the connection. */

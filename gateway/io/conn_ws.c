@@ -139,6 +139,7 @@ static void ws_closing_enter(bl_conn_t *c)
     c->ws_phase = WS_CLOSING;
     c->ws_closing_since = now_ms(c);
     c->ws_fault_since = 0;
+    bl_conn_topics_close(c); /* no topic frame after our close, or the client's */
 }
 
 /* The session failed the connection (1002, 1007, 1009...): the app hears it. */
@@ -176,6 +177,11 @@ static void ws_close(bl_conn_t *c, uint16_t code, const char *reason, size_t len
         bl_ws_close(c->ws, 1011, "", 0); /* never leave the client without a close frame */
     ws_flush(c, 0, NULL);
     ws_schedule(c);
+}
+
+void bl_conn_ws_close(bl_conn_t *c, uint16_t code, const char *reason)
+{
+    ws_close(c, code, reason, strlen(reason));
 }
 
 /* ---- session callbacks ------------------------------------------------------ */
@@ -502,6 +508,13 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
             return;
         }
         break;
+    case BL_EV_TOPIC_SUB:
+    case BL_EV_TOPIC_UNSUB:
+        if (c->ws_phase == WS_OPEN) {
+            bl_conn_topics_event(c, ev);
+            return;
+        }
+        break;
     case BL_EV_FINISH:
         if (deciding) {
             /* The app ended without deciding. */
@@ -584,6 +597,7 @@ static bool on_shutdown(bl_conn_t *c)
 
 static void on_closing(bl_conn_t *c)
 {
+    bl_conn_topics_close(c);
     /* The TCP connection dropped; or, as Daphne logs it, a refused handshake's
      * socket closed after its WSREJECT. */
     if ((c->ex != NULL && (c->ws_phase == WS_OPEN || c->ws_phase == WS_CLOSING)) ||
@@ -596,6 +610,7 @@ static void ws_free(bl_conn_t *c)
     if (c->ws != NULL)
         bl_ws_free(c->ws);
     c->ws = NULL;
+    bl_conn_topics_free(c);
     bl_conn_http_free(c);
 }
 
@@ -622,4 +637,5 @@ const bl_conn_proto_t bl_conn_ws_proto = {
     .on_close = on_closing,
     .on_upgrade = on_upgrade,
     .free = ws_free,
+    .on_written = bl_conn_topics_written,
 };

@@ -13,6 +13,7 @@
 #include "bayleaf/common/log.h"
 #include "bayleaf/io/listen.h"
 #include "bayleaf/io/server.h"
+#include "bayleaf/io/topics.h"
 #include "bayleaf/proto/http_parser.h"
 
 #define BL_MAX_LISTENERS 16
@@ -74,6 +75,7 @@ struct bl_server_s {
     bool drained;  /* DRAINED was posted */
     bool shared;   /* a worker: other processes accept on the same sockets */
     int ready_fd;  /* a worker: told once accepting starts (-1: none) */
+    bl_topics_t topics; /* topics pub/sub (topics.h), flushed once per loop iteration */
 };
 
 /* I/O thread internals shared by server.c and conn.c. */

@@ -430,7 +430,18 @@ static void on_wake(uv_async_t *async)
     bl_event_t *ev = bl_queue_take(&bl_bridge.down);
     while (ev != NULL) {
         bl_event_t *next = ev->next;
-        if (ev->type == BL_EV_STOP) {
+        if (ev->type == BL_EV_TOPIC_PUBLISH) {
+            bl_bridge_publish_taken(ev);
+            unsigned flags = ((ev->flags & BL_EVF_BINARY) ? 0 : BL_TOPIC_F_TEXT) |
+                             ((ev->flags & BL_EVF_RETAIN) ? BL_TOPIC_F_RETAIN : 0);
+            int err = bl_topics_publish(&s->topics, ev->data, ev->len,
+                                        (const uint8_t *)ev->data + ev->len, ev->len2, flags);
+            if (err == -ENOMEM)
+                BL_ERROR("topics: out of memory publishing to %.*s", (int)(ev->len < 80 ? ev->len : 80),
+                         ev->data);
+            bl_event_free(ev);
+        } else if (ev->type == BL_EV_STOP) {
+            bl_bridge_publish_close();
             bl_event_free(ev);
             bl_conn_drain_all(s, true);
             uv_walk(&s->loop, close_all_handles, NULL);
@@ -446,8 +457,10 @@ static void on_wake(uv_async_t *async)
 /* Before the loop blocks: one wake for everything posted this iteration. */
 static void on_flush_up(uv_prepare_t *prepare)
 {
-    (void)prepare;
     bl_bridge_flush_up();
+    /* Topic frames queued this iteration go out, one batch per subscriber. */
+    bl_server_t *s = prepare->data;
+    bl_topics_flush(&s->topics);
 }
 
 static void wake_io(void)
@@ -472,7 +485,18 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     s->wake.data = s;
     io_server = s;
     bl_bridge.wake_down = wake_io;
+    bl_topics_limits_t tl = {
+        .name_max = cfg->topics_name_max,
+        .per_conn_max = cfg->topics_per_connection,
+        .retained_max = cfg->topics_retained_bytes,
+        .queue_max = cfg->topics_queue_bytes,
+        .deflate_threshold = cfg->ws_compression_threshold,
+    };
+    if ((err = bl_topics_init(&s->topics, &tl)) != 0)
+        return listen_error("start", "the topics registry", err);
+    bl_bridge.topic_name_max = cfg->topics_name_max;
     uv_prepare_init(&s->loop, &s->flush_up);
+    s->flush_up.data = s;
     uv_prepare_start(&s->flush_up, on_flush_up);
     uv_unref((uv_handle_t *)&s->flush_up);
     uv_signal_init(&s->loop, &s->sigint);
@@ -585,9 +609,12 @@ static void *io_main(void *arg)
 
 int bl_server_start(bl_server_t *s)
 {
+    bl_bridge_publish_open();
     int err = pthread_create(&s->thread, NULL, io_main, s);
-    if (err != 0)
+    if (err != 0) {
+        bl_bridge_publish_close();
         return -err;
+    }
     s->running = true;
     return 0;
 }
@@ -634,7 +661,9 @@ void bl_server_close(bl_server_t *s)
     if (s->ready_fd >= 0)
         close(s->ready_fd);
     s->ready_fd = -1;
+    bl_bridge_publish_close();
     bl_bridge.wake_down = NULL;
+    bl_topics_destroy(&s->topics);
     if (s->stop_ev != NULL)
         bl_event_free(s->stop_ev);
     s->stop_ev = NULL;

@@ -3,6 +3,7 @@
  * multi-word flags are accepted. */
 #include "bayleaf/proc/cmdline.h"
 #include "bayleaf/bridge/bridge.h"
+#include "bayleaf/io/topics.h"
 #include "bayleaf/proto/proxy.h"
 
 #include <errno.h>
@@ -49,6 +50,10 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ws_compression_threshold = 128;
     cfg->loop_watchdog = 5;
     cfg->gc_threshold = 20000;
+    cfg->topics_name_max = BL_TOPICS_NAME_MAX;
+    cfg->topics_per_connection = BL_TOPICS_PER_CONN_MAX;
+    cfg->topics_retained_bytes = BL_TOPICS_RETAINED_BYTES;
+    cfg->topics_queue_bytes = BL_TOPICS_QUEUE_BYTES;
 }
 
 /* getopt's value for row i: its short name, else OPT_LONG_ONLY + i. */

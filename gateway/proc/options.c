@@ -173,6 +173,24 @@ static const bl_option_t options[] = {
      .error = "invalid --gc-threshold (0 to 1000000000)", .metavar = "N",
      .help = "after startup, run the cyclic GC's young pass every N\n"
              "new container objects (default 20000; 0: as Python has it)"},
+    {.name = "topics-name-max", .takes_value = true, .parse = bl_option_size,
+     .field = FIELD(topics_name_max), .min = 1, .max = 65535,
+     .error = "invalid --topics-name-max (1 to 65535)", .metavar = "BYTES",
+     .help = "longest topic name (default 256)"},
+    {.name = "topics-per-connection", .takes_value = true, .parse = bl_option_uint,
+     .field = FIELD(topics_per_connection), .min = 1, .max = 10000000,
+     .error = "invalid --topics-per-connection", .metavar = "N",
+     .help = "topics one WebSocket may subscribe; beyond, it is\n"
+             "closed with 1008 (default 1024)"},
+    {.name = "topics-retained-bytes", .takes_value = true, .parse = bl_option_size,
+     .field = FIELD(topics_retained_bytes), .min = 0, .max = 1L << 40,
+     .error = "invalid --topics-retained-bytes", .metavar = "BYTES",
+     .help = "retained topic values kept by a process\n(default 67108864)"},
+    {.name = "topics-queue-bytes", .takes_value = true, .parse = bl_option_size,
+     .field = FIELD(topics_queue_bytes), .min = 1024, .max = 1L << 40,
+     .error = "invalid --topics-queue-bytes (1024 or more)", .metavar = "BYTES",
+     .help = "topic bytes a slow subscriber may fall behind before\n"
+             "it is closed with 1013 (default 1048576)"},
 };
 /* clang-format on */
 

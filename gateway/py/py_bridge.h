@@ -167,6 +167,15 @@ void bl_asgi_http_flush_start(ExchangeObject *self);
 /* Creates the Exchange for an HTTP REQUEST event and starts the app. Takes ev. */
 void bl_asgi_http_on_request(bl_event_t *ev);
 
+/* ---- py_topics.c: the bayleaf.topics extension, topic_publish ------------- */
+
+/* send() of bayleaf.subscribe / bayleaf.unsubscribe (the scope was accepted):
+ * what send() returns, or NULL with a TypeError/ValueError set. */
+PyObject *bl_asgi_topics_send(ExchangeObject *self, PyObject *msg, bool subscribe);
+/* _bayleaf.topic_publish(topic, payload, is_text, retain) and topics_active(). */
+PyObject *bl_py_topic_publish(PyObject *self, PyObject *args);
+PyObject *bl_py_topics_active(PyObject *self, PyObject *unused);
+
 /* ---- py_ws.c: ASGI WebSocket ---------------------------------------------- */
 
 /* Creates the Exchange for a WebSocket REQUEST event and starts the app. Takes ev. */

@@ -161,6 +161,10 @@ static PyMethodDef module_methods[] = {
     {"drain", mod_drain, METH_NOARGS, "Handle every queued event from the I/O thread."},
     {"start_io", mod_start_io, METH_NOARGS, "Start the I/O thread."},
     {"stop_io", mod_stop_io, METH_NOARGS, "Stop the I/O thread and wait for it."},
+    {"topic_publish", bl_py_topic_publish, METH_VARARGS,
+     "topic_publish(topic, payload, is_text, retain): publish to a topic from any thread."},
+    {"topics_active", bl_py_topics_active, METH_NOARGS,
+     "Whether the I/O thread takes topic publishes now."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -60,7 +60,12 @@
     X(code, "code")                                                                                \
     X(reason, "reason")                                                                            \
     X(subprotocol, "subprotocol")                                                                  \
-    X(subprotocols, "subprotocols")
+    X(subprotocols, "subprotocols")                                                                \
+    X(topics_ext, "bayleaf.topics")                                                                \
+    X(topics_subscribe, "bayleaf.subscribe")                                                       \
+    X(topics_unsubscribe, "bayleaf.unsubscribe")                                                   \
+    X(topics, "topics")                                                                            \
+    X(conflate, "conflate")
 
 #define BL_STRING_FIELD(name, text) PyObject *name;
 typedef struct {

@@ -32,7 +32,7 @@ static int add_tokens(PyObject *list, const char *v, size_t len)
 static int scope_add(PyObject *scope, const bl_exchange_t *ex)
 {
     const bl_head_t *h = ex->head;
-    PyObject *protocols = PyList_New(0), *extensions = NULL, *empty = NULL;
+    PyObject *protocols = PyList_New(0), *extensions = NULL, *empty = NULL, *topics = NULL;
     int rc = -1;
     if (protocols == NULL)
         return -1;
@@ -47,11 +47,16 @@ static int scope_add(PyObject *scope, const bl_exchange_t *ex)
     if ((extensions = PyDict_New()) == NULL || (empty = PyDict_New()) == NULL ||
         PyDict_SetItem(extensions, bl_str.ws_http_response, empty) < 0)
         goto done;
+    /* Topics (py_topics.c): bayleaf.subscribe / bayleaf.unsubscribe. */
+    if ((topics = PyDict_New()) == NULL ||
+        PyDict_SetItem(extensions, bl_str.topics_ext, topics) < 0)
+        goto done;
     if (PyDict_SetItem(scope, bl_str.subprotocols, protocols) < 0 ||
         PyDict_SetItem(scope, bl_str.extensions, extensions) < 0)
         goto done;
     rc = 0;
 done:
+    Py_XDECREF(topics);
     Py_XDECREF(empty);
     Py_XDECREF(extensions);
     Py_DECREF(protocols);
@@ -345,6 +350,17 @@ static PyObject *send_dispatch(ExchangeObject *self, PyObject *msg)
             return PyErr_Format(PyExc_RuntimeError, "websocket.send before websocket.accept");
         }
         return send_message(self, msg);
+    }
+    bool subscribe = is(type, bl_str.topics_subscribe);
+    if (subscribe || is(type, bl_str.topics_unsubscribe)) {
+        if (self->ws_state != BL_ASGI_WS_ACCEPTED) {
+            if (self->ws_state == BL_ASGI_WS_CLOSED) {
+                PyErr_SetString(bl_py.disconnected, "the WebSocket is closed");
+                return NULL;
+            }
+            return PyErr_Format(PyExc_RuntimeError, "%U before websocket.accept", type);
+        }
+        return bl_asgi_topics_send(self, msg, subscribe);
     }
     if (is(type, bl_str.ws_accept)) {
         if (!deciding)

@@ -36,6 +36,13 @@ typedef enum {
     BL_EV_WS_ACCEPT, /* header lines in data[0..len), subprotocol after them (len2) */
     BL_EV_WS_SEND,   /* a message; BL_EVF_BINARY or text */
     BL_EV_WS_CLOSE,  /* status = close code, data = reason (UTF-8) */
+    /* Topics (io/topics.h). down, from the app's send(): */
+    BL_EV_TOPIC_SUB,   /* data: names, each a 2-byte big-endian length then its bytes;
+                          BL_EVF_CONFLATE */
+    BL_EV_TOPIC_UNSUB, /* data: names as for TOPIC_SUB */
+    /* down, from any thread (bl_bridge_post_publish), ex NULL: */
+    BL_EV_TOPIC_PUBLISH, /* data: topic (len), payload after it (len2); BL_EVF_BINARY,
+                            BL_EVF_RETAIN */
 } bl_event_type_t;
 
 /* What kind of scope an exchange is. */
@@ -50,7 +57,9 @@ enum {
     BL_EVF_HAS_DATE = BL_RESP_HAS_DATE,
     BL_EVF_CLOSE = BL_RESP_CLOSE,
     BL_EVF_CHUNKED = BL_RESP_CHUNKED,
-    BL_EVF_BINARY = 1u << 7, /* WS_MESSAGE / WS_SEND: binary, else text */
+    BL_EVF_BINARY = 1u << 7, /* WS_MESSAGE / WS_SEND / TOPIC_PUBLISH: binary, else text */
+    BL_EVF_CONFLATE = 1u << 0, /* TOPIC_SUB: keep only the newest pending message per topic */
+    BL_EVF_RETAIN = 1u << 1,   /* TOPIC_PUBLISH: the topic's last value */
 };
 
 typedef struct bl_exchange_s bl_exchange_t;
@@ -170,6 +179,12 @@ typedef struct {
     atomic_size_t up_events; /* queued events */
     atomic_bool up_held;     /* the I/O thread stopped for the bound: wake it on take */
     size_t up_max_bytes;     /* --max-queued-bytes; set before the I/O thread starts */
+    /* Topic publishes queued down from any thread (bl_bridge_post_publish) */
+    atomic_size_t pub_bytes;   /* heap bytes of queued TOPIC_PUBLISH events */
+    pthread_mutex_t pub_lock;  /* with pub_room: publishers wait for room */
+    pthread_cond_t pub_room;
+    bool pub_open; /* under pub_lock: the I/O thread runs and takes publishes */
+    size_t topic_name_max; /* --topics-name-max, for send()'s checks; set before start */
 } bl_bridge_t;
 
 /* A loop iteration that posts this many events down wakes the I/O thread
@@ -194,5 +209,18 @@ bl_event_t *bl_bridge_take_up(void);
  * True means the next take wakes the I/O thread (wake_down). */
 bool bl_bridge_up_hold(bool held);
 void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
+
+/* Any thread: queues a TOPIC_PUBLISH event and wakes the I/O thread. Returns
+ * -EPIPE when no I/O thread takes them, -EAGAIN (the event not taken) while the publishes queued exceed
+ * up_max_bytes: the caller waits (bl_bridge_publish_wait) and tries again. */
+int bl_bridge_post_publish(bl_event_t *ev);
+/* The I/O thread starts / stops taking publishes (a post after the close
+ * gets -EPIPE: no wake of a loop that is gone). */
+void bl_bridge_publish_open(void);
+void bl_bridge_publish_close(void);
+/* Waits up to ms for the I/O thread to take publishes (without the GIL). */
+void bl_bridge_publish_wait(unsigned ms);
+/* I/O thread: a TOPIC_PUBLISH event left the queue (before it is freed). */
+void bl_bridge_publish_taken(const bl_event_t *ev);
 
 #endif

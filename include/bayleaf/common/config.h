@@ -61,6 +61,11 @@ typedef struct {
     bool ws_compression_context_takeover;
     int ws_compression_window_bits;  /* 9..15 */
     size_t ws_compression_threshold; /* smaller messages go uncompressed */
+    /* Topics pub/sub (io/topics.h) */
+    size_t topics_name_max;         /* bytes of a topic name */
+    unsigned topics_per_connection; /* topics one connection may subscribe */
+    size_t topics_retained_bytes;   /* retained values of the process */
+    size_t topics_queue_bytes;      /* queued topic bytes of a connection: 1013 beyond */
 } bl_config_t;
 
 #endif
