@@ -10,8 +10,8 @@ message "ctl:<json>" (topic messages are everything else):
   {"op": "publish", "topic", "text"|"hex", "retain"}  topics.publish from here
   {"op": "ext"}                                       the scope's extensions
 HTTP:
-  /publish?topic=&n=&size=&retain=&via=loop|thread|sync   publish n messages
-          "<i>:<padding>" (size bytes) from the loop, a new thread, or a sync
+  /publish?topic=&n=&size=&retain=&start=&via=loop|thread|sync   publish n messages
+          "<i>:<padding>" (size bytes, i from start) from the loop, a new thread, or a sync
           function run through asgiref's sync_to_async (a sync view's path);
           answers "published <n>" once every publish() returned
   /hello  200
@@ -32,8 +32,8 @@ def payload(i, size):
     return head + "x" * max(0, size - len(head))
 
 
-def publish_many(topic, n, size, retain, binary=False):
-    for i in range(n):
+def publish_many(topic, n, size, retain, binary=False, start=0):
+    for i in range(start, start + n):
         if binary:
             topics.publish(topic, bytes=payload(i, size).encode(), retain=retain)
         else:
@@ -45,15 +45,15 @@ async def http(scope, receive, send):
     if scope["path"] == "/publish":
         topic, n, size = q["topic"], int(q.get("n", "1")), int(q.get("size", "8"))
         retain, via = q.get("retain") == "1", q.get("via", "loop")
-        binary = q.get("binary") == "1"
+        binary, start = q.get("binary") == "1", int(q.get("start", "0"))
         if via == "thread":
-            t = threading.Thread(target=publish_many, args=(topic, n, size, retain, binary))
+            t = threading.Thread(target=publish_many, args=(topic, n, size, retain, binary, start))
             t.start()
             await asyncio.get_running_loop().run_in_executor(None, t.join)
         elif via == "sync":
-            await sync_to_async(publish_many)(topic, n, size, retain, binary)
+            await sync_to_async(publish_many)(topic, n, size, retain, binary, start)
         else:
-            publish_many(topic, n, size, retain, binary)
+            publish_many(topic, n, size, retain, binary, start)
         await send_response(send, 200, f"published {n}".encode())
         return
     await send_response(send, 200, b"hello")
