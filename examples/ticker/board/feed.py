@@ -17,10 +17,15 @@ log = logging.getLogger("ticker.feed")
 TICK = 0.05  # seconds: each tick moves the symbols whose turn it is
 
 
+def _interval(names, rate):
+    """Seconds between ticks: TICK, or longer when fewer than one symbol moves per TICK."""
+    return max(TICK, 1.0 / (len(names) * rate))
+
+
 def _schedule(names, rate):
     """Per tick, which symbols move: each symbol rate times a second, spread
     evenly over the ticks (round robin)."""
-    per_tick = max(1, round(len(names) * rate * TICK))
+    per_tick = max(1, round(len(names) * rate * _interval(names, rate)))
     i = 0
     while True:
         batch = [names[(i + k) % len(names)] for k in range(per_tick)]
@@ -44,7 +49,7 @@ def run(n_symbols, rate, duration=None, seed=None):
         for s in batch:
             topics.publish(topic_of(s), text=market.step(s), retain=True)
         sent += len(batch)
-        next_tick += TICK
+        next_tick += _interval(names, rate)
         now = time.monotonic()
         if duration is not None and now - start >= duration:
             return sent
@@ -57,13 +62,20 @@ def run(n_symbols, rate, duration=None, seed=None):
 async def _run_async(n_symbols, rate):
     names = symbols(n_symbols)
     market = Market(names)
-    publish_all(market, names)
+    # Lifespan startup runs before the server takes connections: until then
+    # topics.publish is not native yet (and, without a channel layer, refused).
+    while True:
+        try:
+            publish_all(market, names)
+            break
+        except RuntimeError:
+            await asyncio.sleep(0.05)
     loop = asyncio.get_running_loop()
     next_tick = loop.time()
     for batch in _schedule(names, rate):
         for s in batch:
             topics.publish(topic_of(s), text=market.step(s), retain=True)
-        next_tick += TICK
+        next_tick += _interval(names, rate)
         delay = next_tick - loop.time()
         if delay < 0:
             next_tick, delay = loop.time(), 0
@@ -81,6 +93,12 @@ def start_builtin():
     if _task is None and settings.TICKER_BUILTIN_FEED:
         log.info("built-in feed: %d symbols, %g updates/s each", settings.TICKER_SYMBOLS, settings.TICKER_RATE)
         _task = asyncio.get_running_loop().create_task(_run_async(settings.TICKER_SYMBOLS, settings.TICKER_RATE))
+        _task.add_done_callback(_ended)
+
+
+def _ended(task):
+    if not task.cancelled() and task.exception() is not None:
+        log.error("built-in feed stopped", exc_info=task.exception())
 
 
 async def lifespan(scope, receive, send):
