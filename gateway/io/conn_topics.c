@@ -89,8 +89,8 @@ static void peer_overflow(bl_topic_peer_t *p)
     if (bl_log_limit_pass(&lim, uv_now(&c->server->loop), &held))
         BL_WARN("topics: %s fell over %zu bytes behind (--topics-queue-bytes): closing it "
                 "with 1013 (%u more since the last report)",
-                c->log_host[0] ? c->log_host : "a subscriber",
-                c->server->topics.limits.queue_max, held);
+                c->log_host[0] ? c->log_host : "a subscriber", c->server->topics.limits.queue_max,
+                held);
     bl_conn_ws_close(c, 1013, "subscriber too slow");
 }
 
@@ -155,7 +155,8 @@ void bl_conn_topics_event(bl_conn_t *c, bl_event_t *ev)
             break; /* py_topics.c wrote it: cannot happen */
         const char *name = ev->data + off;
         off += n;
-        err = sub ? bl_topics_subscribe(t, p, name, n, flags) : bl_topics_unsubscribe(t, p, name, n);
+        err =
+            sub ? bl_topics_subscribe(t, p, name, n, flags) : bl_topics_unsubscribe(t, p, name, n);
     }
     bl_event_free(ev);
     if (err == -E2BIG) {

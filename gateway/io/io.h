@@ -70,11 +70,11 @@ struct bl_server_s {
     uint64_t fd_limit;      /* RLIMIT_NOFILE: accepting pauses close to it */
     size_t fd_paused_conns; /* while paused at the limit: connections then; 0: not paused */
     bl_log_limit_t fd_log, oom_log;
-    bool running;  /* the I/O thread was started */
-    bool draining; /* a stop signal came: no new work */
-    bool drained;  /* DRAINED was posted */
-    bool shared;   /* a worker: other processes accept on the same sockets */
-    int ready_fd;  /* a worker: told once accepting starts (-1: none) */
+    bool running;       /* the I/O thread was started */
+    bool draining;      /* a stop signal came: no new work */
+    bool drained;       /* DRAINED was posted */
+    bool shared;        /* a worker: other processes accept on the same sockets */
+    int ready_fd;       /* a worker: told once accepting starts (-1: none) */
     bl_topics_t topics; /* topics pub/sub (topics.h), flushed once per loop iteration */
     struct bl_topics_redis_s *topics_redis; /* with --topics-redis: its link (topics_redis.h) */
 };

@@ -437,8 +437,8 @@ static void on_wake(uv_async_t *async)
             int err = bl_topics_publish(&s->topics, ev->data, ev->len,
                                         (const uint8_t *)ev->data + ev->len, ev->len2, flags);
             if (err == -ENOMEM)
-                BL_ERROR("topics: out of memory publishing to %.*s", (int)(ev->len < 80 ? ev->len : 80),
-                         ev->data);
+                BL_ERROR("topics: out of memory publishing to %.*s",
+                         (int)(ev->len < 80 ? ev->len : 80), ev->data);
             bl_event_free(ev);
         } else if (ev->type == BL_EV_STOP) {
             bl_bridge_publish_close();

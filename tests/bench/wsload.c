@@ -19,6 +19,8 @@
  *           a broadcast is done when all N subscribers got it (or after
  *           --timeout, its missing deliveries counted as lost). Measured like
  *           echo, per delivery; latency = publisher send -> subscriber receipt.
+ *           --rate R: start at most R broadcasts a second, on a clock (open loop,
+ *           for latency at a given load; the window still caps those in flight).
  *
  *   hold    --conns N --path P: opens --prewarm connections, echoes once on
  *           each and closes them, prints "ready", waits for a line on stdin,
@@ -75,6 +77,8 @@ static const char *opt_pub_path = "/ws/pub/";
 static int opt_conns = 50;
 static int opt_subs = 1000;
 static int opt_window = 4;
+static double opt_rate = 0; /* fanout: broadcasts started per second at most; 0: no limit */
+static uint64_t rate_next_ns; /* fanout with --rate: when the next broadcast may start */
 static size_t opt_size = 32;
 static double opt_warmup = 1.0;
 static double opt_duration = 5.0;
@@ -760,6 +764,18 @@ static void fanout_pump(void)
     if (!sending || pub == NULL || pub->state != ST_OPEN)
         return;
     while (f_head - f_tail < (uint64_t)opt_window && f_head - f_tail < RING) {
+        if (opt_rate > 0) {
+            /* Open loop: broadcasts start on a clock, not when the last ended
+             * (the window still caps how many are in flight). */
+            uint64_t t = now_ns();
+            if (rate_next_ns == 0)
+                rate_next_ns = t;
+            if (t < rate_next_ns)
+                break;
+            rate_next_ns += (uint64_t)(1e9 / opt_rate);
+            if (rate_next_ns < t)
+                rate_next_ns = t; /* behind (window full): no burst to catch up */
+        }
         uint64_t seq = f_head++;
         typeof(ring[0]) *r = &ring[seq % RING];
         r->seq = seq;
@@ -1041,6 +1057,12 @@ static int run_until(int (*done)(void), uint64_t deadline)
         if (deadline && now >= deadline)
             return 0;
         int to = 100;
+        if (mode_fanout && opt_rate > 0 && sending && rate_next_ns) {
+            uint64_t t = now_ns();
+            int until = rate_next_ns > t ? (int)((rate_next_ns - t) / 1000000) : 0;
+            if (until < to)
+                to = until;
+        }
         if (deadline) {
             uint64_t left_ms = (deadline - now + 999999) / 1000000;
             if (left_ms < (uint64_t)to)
@@ -1349,7 +1371,7 @@ static void usage(void)
             "       [--size BYTES] [--warmup S] [--duration S] [--pid SERVER_PID] [--timeout S]\n"
             "       [--subs N] [--sub-path P] [--pub-path P] [--window W] [--concurrency N]\n"
             "       [--prewarm N] [--connect-timeout S] [--binary] [--deflate] [--json]\n"
-            "       [--echo-first]\n");
+            "       [--echo-first] [--rate BROADCASTS_PER_S]\n");
     exit(2);
 }
 
@@ -1376,6 +1398,7 @@ int main(int argc, char **argv)
         {"deflate", 0, 0, 'Z'},
         {"json", 0, 0, 'J'},
         {"echo-first", 0, 0, 'E'},
+        {"rate", 1, 0, 'R'},
         {0, 0, 0, 0},
     };
     if (argc < 2)
@@ -1444,6 +1467,9 @@ int main(int argc, char **argv)
             break;
         case 'E':
             opt_echo_first = 1;
+            break;
+        case 'R':
+            opt_rate = atof(optarg);
             break;
         default:
             usage();

@@ -57,7 +57,7 @@ enum {
     BL_EVF_HAS_DATE = BL_RESP_HAS_DATE,
     BL_EVF_CLOSE = BL_RESP_CLOSE,
     BL_EVF_CHUNKED = BL_RESP_CHUNKED,
-    BL_EVF_BINARY = 1u << 7, /* WS_MESSAGE / WS_SEND / TOPIC_PUBLISH: binary, else text */
+    BL_EVF_BINARY = 1u << 7,   /* WS_MESSAGE / WS_SEND / TOPIC_PUBLISH: binary, else text */
     BL_EVF_CONFLATE = 1u << 0, /* TOPIC_SUB: keep only the newest pending message per topic */
     BL_EVF_RETAIN = 1u << 1,   /* TOPIC_PUBLISH: the topic's last value */
 };
@@ -180,10 +180,10 @@ typedef struct {
     atomic_bool up_held;     /* the I/O thread stopped for the bound: wake it on take */
     size_t up_max_bytes;     /* --max-queued-bytes; set before the I/O thread starts */
     /* Topic publishes queued down from any thread (bl_bridge_post_publish) */
-    atomic_size_t pub_bytes;   /* heap bytes of queued TOPIC_PUBLISH events */
-    pthread_mutex_t pub_lock;  /* with pub_room: publishers wait for room */
+    atomic_size_t pub_bytes;  /* heap bytes of queued TOPIC_PUBLISH events */
+    pthread_mutex_t pub_lock; /* with pub_room: publishers wait for room */
     pthread_cond_t pub_room;
-    bool pub_open; /* under pub_lock: the I/O thread runs and takes publishes */
+    bool pub_open;         /* under pub_lock: the I/O thread runs and takes publishes */
     size_t topic_name_max; /* --topics-name-max, for send()'s checks; set before start */
 } bl_bridge_t;
 
@@ -211,8 +211,8 @@ bool bl_bridge_up_hold(bool held);
 void bl_bridge_flush_down(void); /* Python thread: end of a loop iteration */
 
 /* Any thread: queues a TOPIC_PUBLISH event and wakes the I/O thread. Returns
- * -EPIPE when no I/O thread takes them, -EAGAIN (the event not taken) while the publishes queued exceed
- * up_max_bytes: the caller waits (bl_bridge_publish_wait) and tries again. */
+ * -EPIPE when no I/O thread takes them, -EAGAIN (the event not taken) while the publishes queued
+ * exceed up_max_bytes: the caller waits (bl_bridge_publish_wait) and tries again. */
 int bl_bridge_post_publish(bl_event_t *ev);
 /* The I/O thread starts / stops taking publishes (a post after the close
  * gets -EPIPE: no wake of a loop that is gone). */

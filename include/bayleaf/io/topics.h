@@ -115,8 +115,9 @@ typedef struct bl_topics_s {
     bl_topic_t **buckets;
     size_t nbuckets, ntopics;
     size_t retained_bytes;
-    bl_topic_peer_t *dirty; /* peers with frames to flush */
+    bl_topic_peer_t *dirty;         /* peers with frames to flush */
     bl_ws_deflate_t *deflaters[16]; /* by window bits: no context takeover */
+    size_t unflushed;               /* frame bytes delivered since the last flush */
     uint64_t delivered;             /* frames queued to peers, for tests and the bench */
     uint64_t overflows;
 } bl_topics_t;
@@ -130,8 +131,10 @@ void bl_topics_destroy(bl_topics_t *t);
 int bl_topics_publish(bl_topics_t *t, const char *topic, size_t tlen, const uint8_t *payload,
                       size_t plen, unsigned flags);
 /* The local fan-out: builds the frame once and queues it to every local
- * subscriber (flushed by bl_topics_flush); with BL_TOPIC_F_RETAIN keeps it as
- * the topic's last value. 0, -EINVAL (bad name), -ENOMEM. */
+ * subscriber (flushed by bl_topics_flush, or here once a burst reaches half
+ * the queue bound); with BL_TOPIC_F_RETAIN keeps it as the topic's last
+ * value. Connections may close inside: call it with no iteration over
+ * connections in progress. 0, -EINVAL (bad name), -ENOMEM. */
 int bl_topics_deliver(bl_topics_t *t, const char *topic, size_t tlen, const uint8_t *payload,
                       size_t plen, unsigned flags);
 /* Writes every queued frame of every peer that can take them (once per loop

@@ -8,6 +8,7 @@ message "ctl:<json>" (topic messages are everything else):
   {"op": "send", "msg": {...}}                        send() of any message: the
                                                        reply names the exception
   {"op": "publish", "topic", "text"|"hex", "retain"}  topics.publish from here
+  {"op": "say", "text"}                               sends "say:<text>" (an app message)
   {"op": "ext"}                                       the scope's extensions
 HTTP:
   /publish?topic=&n=&size=&retain=&start=&via=loop|thread|sync   publish n messages
@@ -92,6 +93,8 @@ async def websocket(scope, receive, send):
                     topics.publish(cmd["topic"], bytes=bytes.fromhex(cmd["hex"]), retain=cmd.get("retain", False))
                 else:
                     topics.publish(cmd["topic"], text=cmd["text"], retain=cmd.get("retain", False))
+            elif op == "say":
+                await send({"type": "websocket.send", "text": "say:" + cmd["text"]})
             elif op == "ext":
                 await ctl(send, ext=sorted(scope.get("extensions", {})))
                 continue

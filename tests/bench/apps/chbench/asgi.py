@@ -14,7 +14,8 @@ django_app = get_asgi_application()  # sets Django up before the consumers are i
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from chbench.consumers import EchoConsumer, PublisherConsumer, SubscriberConsumer  # noqa: E402
+from chbench.consumers import (EchoConsumer, PublisherConsumer, SubscriberConsumer,  # noqa: E402
+                               TopicPublisherConsumer, TopicSubscriberConsumer)
 
 application = ProtocolTypeRouter({
     "http": django_app,
@@ -22,5 +23,7 @@ application = ProtocolTypeRouter({
         path("ws/echo/", EchoConsumer.as_asgi()),
         path("ws/sub/", SubscriberConsumer.as_asgi()),
         path("ws/pub/", PublisherConsumer.as_asgi()),
+        path("ws/tsub/", TopicSubscriberConsumer.as_asgi()),
+        path("ws/tpub/", TopicPublisherConsumer.as_asgi()),
     ]),
 })
