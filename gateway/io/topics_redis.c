@@ -214,18 +214,22 @@ static void channel_free(char *name, char *buf)
 
 /* ---- delivering what arrives ---- */
 
-static void deliver(bl_topics_redis_t *r, rtopic_t *t, const uint8_t *p, size_t n, bool retained)
+/* name is not t->name but a copy that outlives the call: the fan-out may
+ * close a connection, whose last unsubscribe frees t. */
+static void deliver(bl_topics_redis_t *r, rtopic_t *t, const char *name, const uint8_t *p, size_t n,
+                    bool retained)
 {
+    size_t tlen = t->tlen;
     if (retained) {
         t->last_hash = hash_bytes(HASH_SEED, p, n);
         t->flags |= T_HAS_HASH;
     }
-    r->deliver(r->deliver_ud, t->name, t->tlen, p, n, bl_utf8_valid(p, n), retained);
+    r->deliver(r->deliver_ud, name, tlen, p, n, bl_utf8_valid(p, n), retained);
 }
 
 /* The GET's value goes out once its marker came back, unless a retained
  * message (as new or newer) went out first or it is the one delivered last. */
-static void sync_try_finish(bl_topics_redis_t *r, rtopic_t *t)
+static void sync_try_finish(bl_topics_redis_t *r, rtopic_t *t, const char *name)
 {
     if ((t->flags & (T_SYNC_GOT | T_SYNC_MARK)) != (T_SYNC_GOT | T_SYNC_MARK))
         return;
@@ -236,7 +240,7 @@ static void sync_try_finish(bl_topics_redis_t *r, rtopic_t *t)
     sync_clear(t);
     if (v != NULL && !stale &&
         !((t->flags & T_HAS_HASH) && t->last_hash == hash_bytes(HASH_SEED, v, n)))
-        deliver(r, t, v, n, true);
+        deliver(r, t, name, v, n, true);
     free(v);
 }
 
@@ -263,7 +267,7 @@ static void on_sync_exec(redisAsyncContext *ac, void *reply_, void *priv)
         }
     }
     t->flags |= T_SYNC_GOT;
-    sync_try_finish(r, t);
+    sync_try_finish(r, t, ref->name);
 done:
     free(ref);
 }
@@ -321,7 +325,7 @@ static void on_marker(bl_topics_redis_t *r, const char *p, size_t n)
     if (t == NULL || t->sync != seq)
         return;
     t->flags |= T_SYNC_MARK;
-    sync_try_finish(r, t);
+    sync_try_finish(r, t, sp + 1);
 }
 
 static void publish_buffered(bl_topics_redis_t *r);
@@ -346,7 +350,7 @@ static void on_message(bl_topics_redis_t *r, const redisReply *chan, const redis
         free(t->value);
         t->value = NULL;
     }
-    deliver(r, t, (const uint8_t *)msg->str, msg->len, retained);
+    deliver(r, t, c + r->plen, (const uint8_t *)msg->str, msg->len, retained);
 }
 
 /* Every reply of the subscriber connection: confirmations and messages. */
