@@ -920,7 +920,9 @@ bl_topics_redis_t *bl_topics_redis_new(uv_loop_t *loop, const bl_redis_addr_t *a
         timers[i]->data = r;
         r->open_handles++;
     }
-    session_start(r);
+    /* Once the loop runs (its I/O thread may start seconds later, after the
+     * app's startup): the connect deadline counts from there. */
+    uv_timer_start(&r->retry, on_retry, 0, 0);
     return r;
 }
 

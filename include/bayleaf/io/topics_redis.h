@@ -69,7 +69,7 @@ typedef struct {
     bool up;
 } bl_topics_redis_stats_t;
 
-/* Starts connecting (asynchronously) on loop. NULL when out of memory. */
+/* Starts connecting (asynchronously) once loop runs. NULL when out of memory. */
 bl_topics_redis_t *bl_topics_redis_new(uv_loop_t *loop, const bl_redis_addr_t *addr,
                                        const char *prefix, bl_topics_redis_deliver_fn deliver,
                                        void *deliver_ud);
