@@ -25,6 +25,7 @@ class Redis:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.unix = str(workdir / "redis.sock")
         self.proc = None
 
     def ping(self):
@@ -40,7 +41,7 @@ class Redis:
         try:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.workdir)],
+                 "--unixsocket", self.unix, "--dir", str(self.workdir)],
                 cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         finally:

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness import PYTHON, bayleaf_only, server_env, wait_until
+from harness import APPS_DIR, BAYLEAF, PYTHON, bayleaf_only, server_env, wait_until
 
 from .conftest import APP, PREFIX, WorkerClient, clients_on_both_workers
 
@@ -186,3 +186,29 @@ def test_publishes_beyond_the_buffer_are_dropped_and_logged(redis, start_server)
         cli_publish(redis, "px.drop", 0, 1)
         assert c.next_text() == "m0"
         server.assert_serving()
+
+
+def test_unix_socket_url_from_the_environment(redis, start_server):
+    """BAYLEAF_TOPICS_REDIS, the unix socket form: the flag's stand-in."""
+    server = start_server(APP, env={"BAYLEAF_TOPICS_REDIS": f"redis+unix://{redis.unix}"})
+    server.wait_for_text(r"topics: using Redis at unix:" + re.escape(redis.unix))
+    with WorkerClient(server, "/ws?topics=px.unix") as c:
+        redis.wait_numsub(PREFIX + "px.unix", 1)
+        cli_publish(redis, "px.unix", 0, 1)
+        assert c.next_text() == "m0"
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_bad_url_is_refused_at_start(how, tmp_path):
+    cmd = [BAYLEAF, "-p", "0"]
+    env = server_env()
+    if how == "flag":
+        cmd += ["--topics-redis", "http://127.0.0.1:6379"]
+    else:
+        env["BAYLEAF_TOPICS_REDIS"] = "redis://127.0.0.1:99999"
+    r = subprocess.run(cmd + [APP], cwd=str(APPS_DIR), env=env, capture_output=True, text=True, timeout=60)
+    if how == "flag":
+        assert r.returncode == 2 and "invalid --topics-redis" in r.stderr, r.stderr
+    else:
+        assert r.returncode == 1 and "$BAYLEAF_TOPICS_REDIS 'redis://127.0.0.1:99999': invalid port" in r.stderr, \
+            r.stderr
