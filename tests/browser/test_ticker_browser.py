@@ -7,9 +7,9 @@ through a real redis-server with the feed as `manage.py ticker_feed`.
 Needs what test_chat_browser.py needs (node, playwright-core, chromium, redis-server).
 """
 
+import importlib.util
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -22,10 +22,10 @@ EXAMPLE = REPO / "examples" / "ticker"
 # the 29 others, whose prices change about every 2 s between them.
 SLOW = {"TICKER_SYMBOLS": "30", "TICKER_RATE": "0.02"}
 ADDED = "X005"
-sys.path.insert(0, str(REPO / "examples" / "ticker"))
-from board.market import symbols  # noqa: E402
-
-WATCH = ",".join(s for s in symbols(30) if s != ADDED)
+_spec = importlib.util.spec_from_file_location("ticker_market", EXAMPLE / "board" / "market.py")
+_market = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_market)
+WATCH = ",".join(s for s in _market.symbols(30) if s != ADDED)
 
 
 @pytest.fixture
