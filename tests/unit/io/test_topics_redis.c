@@ -278,14 +278,33 @@ int main(void)
     CHECK(got[ngot - 1].retained); /* and the value was not delivered twice */
     CHECK(ngot == base + 1);
 
+    /* Connections cut, Redis keeps its data: back, the retained value is fetched
+     * again and not delivered twice; one that changed meanwhile is. */
+    uint64_t outages = 1;
+    base = ngot;
+    cmd(peer, "CLIENT KILL TYPE %s", "pubsub", NULL);
+    CHECK(run_until(&loop, outages_at_least, &outages));
+    CHECK(run_until(&loop, is_up, NULL));
+    CHECK(run_until(&loop, subscribed, PREFIX "early"));
+    cmd(peer, "PUBLISH %s %s", PREFIX "a", "mark-1");
+    wait_got(&loop, base + 1);
+    CHECK(ngot == base + 1 && strcmp(got[base].topic, "a") == 0); /* no second "before-start" */
+    cmd(peer, "SET %s %s", PREFIX "early", "changed");
+    outages = 2;
+    cmd(peer, "CLIENT KILL TYPE %s", "pubsub", NULL);
+    CHECK(run_until(&loop, outages_at_least, &outages));
+    wait_got(&loop, base + 2);
+    CHECK(strcmp(got[base + 1].topic, "early") == 0 && got[base + 1].retained &&
+          memcmp(got[base + 1].payload, "changed", 7) == 0);
+
     /* Redis killed: publishes wait; Redis back: resubscribed, they arrive in order */
     redisFree(peer);
     redis_kill();
     bl_topics_redis_stats_t st;
-    uint64_t outages = 1;
+    outages = 3;
     CHECK(run_until(&loop, outages_at_least, &outages));
     bl_topics_redis_stats(tr, &st);
-    CHECK(!st.up && st.outages == 1);
+    CHECK(!st.up && st.outages == 3);
     base = ngot;
     CHECK(bl_topics_redis_publish(tr, "o", 1, (const uint8_t *)"w1", 2, false) == 0);
     CHECK(bl_topics_redis_publish(tr, "o", 1, (const uint8_t *)"w2", 2, true) == 0);
@@ -301,12 +320,12 @@ int main(void)
     wait_got(&loop, base + 3);
     CHECK(strcmp(got[base + 2].topic, "a") == 0 && memcmp(got[base + 2].payload, "after", 5) == 0);
     bl_topics_redis_stats(tr, &st);
-    CHECK(st.outages == 1 && st.dropped == 0);
+    CHECK(st.outages == 3 && st.dropped == 0);
 
     /* down again: the buffer holds at most BL_TOPICS_REDIS_QUEUE_BYTES */
     redisFree(peer);
     redis_kill();
-    outages = 2;
+    outages = 4;
     CHECK(run_until(&loop, outages_at_least, &outages));
     size_t big = 1u << 20;
     uint8_t *blob = calloc(1, big);
@@ -322,7 +341,7 @@ int main(void)
     bl_topics_redis_stats(tr, &st);
     CHECK(accepted == 15 && refused == 5);
     CHECK(st.dropped == 5 && st.queued_bytes <= BL_TOPICS_REDIS_QUEUE_BYTES);
-    CHECK(st.outages == 2);
+    CHECK(st.outages == 4);
 
     /* close with Redis down: every handle goes, the loop closes cleanly */
     bl_topics_redis_close(tr);
