@@ -752,8 +752,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     bl_topics_redis_t *r = q->r;
     uint64_t gen = q->gen;
     char ip[INET6_ADDRSTRLEN] = "";
-    if (status == 0 && res != NULL)
-        uv_ip_name(res->ai_addr, ip, sizeof(ip));
+    if (status == 0 && res != NULL) {
+        /* successive attempts take the addresses in turn (::1 refused, 127.0.0.1 next) */
+        size_t n = 0, pick;
+        for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
+            n++;
+        pick = (size_t)(gen % n);
+        struct addrinfo *a = res;
+        while (pick-- > 0)
+            a = a->ai_next;
+        uv_ip_name(a->ai_addr, ip, sizeof(ip));
+    }
     uv_freeaddrinfo(res);
     free(q);
     r->flags &= ~(unsigned)F_RESOLVING;

@@ -212,3 +212,28 @@ def test_a_bad_url_is_refused_at_start(how, tmp_path):
     else:
         assert r.returncode == 1 and "$BAYLEAF_TOPICS_REDIS 'redis://127.0.0.1:99999': invalid port" in r.stderr, \
             r.stderr
+
+
+def test_a_silent_redis_is_noticed_by_the_ping(redis, start_server):
+    """Redis that stops answering (as behind a cut network: no RST, no EOF):
+    the health-check PING notices, the worker reconnects once Redis answers."""
+    server = start_server(APP, "--topics-redis", redis.url)
+    with WorkerClient(server, "/ws?topics=px.silent") as c:
+        redis.wait_numsub(PREFIX + "px.silent", 1)
+        redis.cli("CLIENT", "PAUSE", "16000", "ALL")
+        server.wait_for_text(r"is down \(no answer to PING within 10 s\)", timeout=60)
+        assert c.ctl(op="ping")["ok"]  # the WebSocket lives on meanwhile
+        server.wait_for_text(r"is up again after", timeout=60)
+        redis.wait_numsub(PREFIX + "px.silent", 1)
+        cli_publish(redis, "px.silent", 0, 1)
+        assert c.next_text() == "m0"
+        assert len(re.findall(r"is down \(", server.stderr)) == 1, server.stderr
+
+
+def test_a_host_name_is_resolved(redis, start_server):
+    server = start_server(APP, "--topics-redis", f"redis://localhost:{redis.port}/0")
+    server.wait_for_text(rf"topics: using Redis at localhost:{redis.port}")
+    with WorkerClient(server, "/ws?topics=px.name") as c:
+        redis.wait_numsub(PREFIX + "px.name", 1)
+        cli_publish(redis, "px.name", 0, 1)
+        assert c.next_text() == "m0"
