@@ -757,7 +757,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         size_t n = 0, pick;
         for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
             n++;
-        pick = (size_t)(gen % n);
+        pick = (size_t)((gen - 1) % n);
         struct addrinfo *a = res;
         while (pick-- > 0)
             a = a->ai_next;
