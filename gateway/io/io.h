@@ -78,6 +78,7 @@ struct bl_server_s {
     bool shared;        /* a worker: other processes accept on the same sockets */
     int ready_fd;       /* a worker: told once accepting starts (-1: none) */
     bl_topics_t topics; /* topics pub/sub (topics.h), flushed once per loop iteration */
+    struct bl_topics_redis_s *topics_redis; /* with --topics-redis: its link (topics_redis.h) */
 };
 
 /* I/O thread internals shared by server.c and conn.c. */
@@ -93,5 +94,10 @@ void bl_conn_update_reading_all(bl_server_t *s);
 /* Lets idle WebSocket sessions free their framing state (ws.h); returns how
  * many went to sleep. */
 size_t bl_conn_ws_sweep(bl_server_t *s);
+/* topics_redis_hooks.c: with --topics-redis (or its variable), the link to Redis
+ * set as the topics registry's hooks (0, or a negative error after one line);
+ * closed before the loop's handles are. */
+int bl_server_topics_redis_open(bl_server_t *s);
+void bl_server_topics_redis_close(bl_server_t *s);
 
 #endif

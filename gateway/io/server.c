@@ -456,6 +456,7 @@ static void on_wake(uv_async_t *async)
             bl_bridge_publish_close();
             bl_event_free(ev);
             bl_conn_drain_all(s, true);
+            bl_server_topics_redis_close(s); /* hiredis closes its own handles */
             uv_walk(&s->loop, close_all_handles, NULL);
         } else {
             bl_conn_dispatch(s, ev); /* takes ownership */
@@ -520,6 +521,8 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     };
     if ((err = bl_topics_init(&s->topics, &tl)) != 0)
         return listen_error("start", "the topics registry", err);
+    if ((err = bl_server_topics_redis_open(s)) != 0)
+        return err;
     bl_bridge.topic_name_max = cfg->topics_name_max;
     uv_prepare_init(&s->loop, &s->flush_up);
     s->flush_up.data = s;
@@ -678,6 +681,7 @@ void bl_server_join(bl_server_t *s)
 
 void bl_server_close(bl_server_t *s)
 {
+    bl_server_topics_redis_close(s);
     uv_walk(&s->loop, close_all_handles, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);

@@ -437,8 +437,16 @@ static void sub_remove(bl_topics_t *t, bl_topic_peer_t *p, uint32_t i)
         free(tp->subs);
         tp->subs = NULL;
         tp->cap = 0;
-        if (t->on_last_unsubscribed != NULL)
+        if (t->on_last_unsubscribed != NULL) {
             t->on_last_unsubscribed(t->hook_ud, tp->name, tp->nlen);
+            /* Unsubscribed, this process stops hearing the topic: its value here
+             * would go stale while the transport (Redis) keeps the current one. */
+            if (tp->retained != NULL) {
+                t->retained_bytes -= tp->retained->len;
+                bl_topic_frame_unref(tp->retained);
+                tp->retained = NULL;
+            }
+        }
     }
     /* Its queued frames stay: they were published while it subscribed. */
     topic_maybe_free(t, tp);

@@ -5,6 +5,7 @@
 #include "bayleaf/proc/suggest.h"
 #include "bayleaf/bridge/bridge.h"
 #include "bayleaf/io/topics.h"
+#include "bayleaf/io/topics_redis.h"
 #include "bayleaf/proto/proxy.h"
 
 #include <errno.h>
@@ -57,6 +58,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->topics_per_connection = BL_TOPICS_PER_CONN_MAX;
     cfg->topics_retained_bytes = BL_TOPICS_RETAINED_BYTES;
     cfg->topics_queue_bytes = BL_TOPICS_QUEUE_BYTES;
+    cfg->topics_prefix = BL_TOPICS_REDIS_PREFIX;
 }
 
 /* getopt's value for row i: its short name, else OPT_LONG_ONLY + i. */

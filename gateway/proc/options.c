@@ -2,6 +2,7 @@
  * and its --help text), one parser per kind of value, and --help printed from
  * the rows. Adding an option is adding a row. */
 #include "bayleaf/proc/cmdline.h"
+#include "bayleaf/io/topics_redis.h"
 
 #include <errno.h>
 #include <math.h>
@@ -210,6 +211,17 @@ static const bl_option_t options[] = {
      .error = "invalid --topics-queue-bytes (1024 or more)", .metavar = "BYTES",
      .help = "topic bytes a slow subscriber may fall behind before\n"
              "it is closed with 1013 (default 1048576)"},
+    {.name = "topics-redis", .takes_value = true, .parse = bl_option_redis_url,
+     .field = FIELD(topics_redis),
+     .error = "invalid --topics-redis (redis://[:password@]host[:port][/db] or unix:///path)",
+     .metavar = "URL",
+     .help = "publish and subscribe topics through Redis, across\n"
+             "workers and hosts (default $BAYLEAF_TOPICS_REDIS):\n"
+             "redis://host[:port][/db] or unix:///path[?db=N]"},
+    {.name = "topics-prefix", .takes_value = true, .parse = bl_option_string,
+     .field = FIELD(topics_prefix), .metavar = "TEXT",
+     .help = "prefix of the Redis channels and keys of topics\n"
+             "(default bayleaf:topic:)"},
 };
 /* clang-format on */
 
@@ -415,5 +427,17 @@ int bl_option_endpoint(const bl_option_t *o, const char *arg, bl_config_t *cfg, 
     if (cfg->nendpoints == BL_MAX_ENDPOINTS)
         return -1;
     cfg->endpoints[cfg->nendpoints++] = arg;
+    return 0;
+}
+
+/* A --topics-redis URL (topics_redis.h), refused here rather than at start. */
+int bl_option_redis_url(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out)
+{
+    bl_redis_addr_t addr;
+    char why[128];
+    (void)out;
+    if (bl_redis_addr_parse(arg, &addr, why, sizeof(why)) != 0)
+        return -1;
+    *(const char **)field_of(o, cfg) = arg;
     return 0;
 }

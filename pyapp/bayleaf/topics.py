@@ -135,6 +135,16 @@ def _native_publish(topic, text, bytes, retain):
     return True
 
 
+def _redis_publish(topic, text, bytes, retain):
+    """Outside Bayleaf with $BAYLEAF_TOPICS_REDIS set: through Redis (topics_redis.py)."""
+    from . import topics_redis
+
+    if not topics_redis.configured():
+        return False
+    topics_redis.publish(topic, text.encode("utf-8") if text is not None else type(b"")(bytes), retain)
+    return True
+
+
 def _fallback_layer():
     from channels.layers import get_channel_layer
 
@@ -152,7 +162,7 @@ def publish(topic, text=None, bytes=None, retain=False):
     group_sends through the channel layer: from a thread running an event loop
     that send is scheduled as a task (await apublish() to wait for it)."""
     msg = _message(topic, text, bytes)
-    if _native_publish(topic, text, bytes, retain):
+    if _native_publish(topic, text, bytes, retain) or _redis_publish(topic, text, bytes, retain):
         return
     if retain:
         _retained[topic] = msg
@@ -174,7 +184,7 @@ def publish(topic, text=None, bytes=None, retain=False):
 async def apublish(topic, text=None, bytes=None, retain=False):
     """publish() for async code that wants the fallback's group_send awaited."""
     msg = _message(topic, text, bytes)
-    if _native_publish(topic, text, bytes, retain):
+    if _native_publish(topic, text, bytes, retain) or _redis_publish(topic, text, bytes, retain):
         return
     if retain:
         _retained[topic] = msg

@@ -74,6 +74,8 @@ typedef struct {
     unsigned topics_per_connection; /* topics one connection may subscribe */
     size_t topics_retained_bytes;   /* retained values of the process */
     size_t topics_queue_bytes;      /* queued topic bytes of a connection: 1013 beyond */
+    const char *topics_redis;  /* redis://... (or $BAYLEAF_TOPICS_REDIS): topics across processes */
+    const char *topics_prefix; /* of the Redis channels and keys */
 } bl_config_t;
 
 #endif

@@ -59,6 +59,7 @@ int bl_option_size(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE
 int bl_option_seconds(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out);
 int bl_option_seconds_or_never(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out);
 int bl_option_octal_mode(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out);
+int bl_option_redis_url(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out);
 int bl_option_endpoint(const bl_option_t *o, const char *arg, bl_config_t *cfg, FILE *out);
 
 #endif
