@@ -10,10 +10,10 @@ bayleaf binary (static files under DEBUG, autoreload; --noreload, --nostatic,
 bayleaf.management.commands.runserver), and bayleaf.testing offers
 BayleafLiveServerTestCase for Channels live-server tests.
 
-The package must be importable by the project's Python: put this pyapp
-directory (PREFIX/share/bayleaf/pyapp once installed) on PYTHONPATH.  The
-binary is $BAYLEAF_BIN, else the build tree beside pyapp (../build/bayleaf),
-else PREFIX/bin/bayleaf for an installed pyapp, else the one on PATH.
+The package must be importable by the project's Python: pip installs it into
+site-packages; from a source tree put pyapp/ on PYTHONPATH.  The binary is
+$BAYLEAF_BIN, else the build tree beside pyapp (../build/bayleaf), else the one
+installed beside this Python or under the package's PREFIX/bin, else PATH.
 """
 
 from django.apps import AppConfig

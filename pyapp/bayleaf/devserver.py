@@ -46,7 +46,8 @@ class BinaryNotFound(RuntimeError):
 
 
 def pyapp_dir() -> Path:
-    """The directory holding this bayleaf package (pyapp/ or PREFIX/share/bayleaf/pyapp)."""
+    """The directory holding this bayleaf package: pyapp/ in a source tree, else
+    the site-packages (or dist-packages) it was installed into."""
     return Path(__file__).resolve().parent.parent
 
 
@@ -54,10 +55,24 @@ def _executable(path) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def _prefix_binary(packages: Path):
+    """PREFIX/bin/bayleaf for a package under PREFIX/lib*/python*/{site,dist}-packages
+    (a plain `meson install --prefix PREFIX`), else None."""
+    if packages.name not in ("site-packages", "dist-packages"):
+        return None
+    for parent in packages.parents:
+        if parent.name.startswith("lib"):
+            return parent.parent / "bin" / "bayleaf"
+    return None
+
+
 def installed_binaries():
-    """Where pip puts the binary for this Python: beside it, and its scripts dir."""
+    """Where pip puts the binary for this Python (beside it, its scripts dir), then
+    the bin/ of the prefix this package was installed under."""
     import sysconfig
-    return [Path(sys.executable).parent / "bayleaf", Path(sysconfig.get_path("scripts")) / "bayleaf"]
+    found = [Path(sys.executable).parent / "bayleaf", Path(sysconfig.get_path("scripts")) / "bayleaf"]
+    prefixed = _prefix_binary(pyapp_dir())
+    return found + ([prefixed] if prefixed else [])
 
 
 def find_binary() -> str:

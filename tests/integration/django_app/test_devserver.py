@@ -57,7 +57,7 @@ def test_find_binary_build_tree_beside_pyapp(no_binary_env, tmp_path):
 
 def test_find_binary_install_prefix(no_binary_env, tmp_path):
     prefix = tmp_path / "prefix"
-    pyapp = prefix / "share" / "bayleaf" / "pyapp"
+    pyapp = prefix / "lib" / "python3" / "dist-packages"
     pyapp.mkdir(parents=True)
     no_binary_env.setattr(devserver, "pyapp_dir", lambda: pyapp)
     installed = _fake_binary(prefix / "bin" / "bayleaf")
