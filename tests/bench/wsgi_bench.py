@@ -36,29 +36,6 @@ WORKLOADS = {  # name -> (WSGI app, ASGI app, path, expected body)
 SERVERS = ("bayleaf-wsgi", "uwsgi", "gunicorn", "bayleaf-asgi", "uvicorn")
 
 
-def tree_cpu_seconds(pid):
-    """utime + stime of pid and every descendant (a master and its workers)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            total += benchlib.cpu_seconds(p)
-        except (OSError, ValueError, IndexError):
-            continue
-        todo += children.get(p, [])
-    return total
-
-
 def command(server, wl, port, args):
     wsgi_app, asgi_app, _, _ = WORKLOADS[wl]
     bl = os.path.abspath(args.bayleaf_bin)
@@ -95,9 +72,9 @@ def measure(server, wl, args):
             raise BenchError(f"{server} {wl}: {status} {got[:80]!r}")
         url = f"http://{HOST}:{port}{path}"
         benchlib.run_wrk(url, args.warmup, args.connections)
-        cpu0 = tree_cpu_seconds(srv.pid)
+        cpu0 = benchlib.tree_cpu_seconds(srv.pid)
         res = benchlib.run_wrk(url, args.duration, args.connections)
-        cpu1 = tree_cpu_seconds(srv.pid)
+        cpu1 = benchlib.tree_cpu_seconds(srv.pid)
     if res.errors or res.non_2xx:
         print(f"  {server} {wl}: {res.errors} socket errors, {res.non_2xx} non-2xx",
               file=sys.stderr)

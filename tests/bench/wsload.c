@@ -9,7 +9,8 @@
  *           one text message, waits for the echo, checks it and repeats. After
  *           --warmup seconds a --duration window is measured: messages whose
  *           echo arrived in the window, their round-trip latency, the server's
- *           CPU time (--pid, /proc/PID/stat), that of each of its threads busy
+ *           CPU time (--pid, /proc/PID/stat; --tree adds every descendant of
+ *           PID: a master and its workers), that of each of its threads busy
  *           in the window (threads=name:seconds,..., busiest first) and our own.
  *
  *   fanout  --subs N --sub-path P --pub-path P --window W --size BYTES: N
@@ -91,6 +92,7 @@ static int opt_deflate = 0;
 static int opt_json = 0;
 static int opt_echo_first = 0;
 static long opt_pid = 0;
+static int opt_tree = 0; /* --tree: --pid's CPU includes its descendants' */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -170,11 +172,75 @@ static double stat_cpu(const char *path, char *comm, size_t cap)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Server utime+stime (all threads) in seconds, or -1. */
+/* The parent pid in a /proc/PID/stat line, or -1. */
+static long stat_ppid(const char *path)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    long ppid;
+    char state;
+    return p != NULL && sscanf(p + 1, " %c %ld", &state, &ppid) == 2 ? ppid : -1;
+}
+
+/* utime+stime of pid and every live descendant (--tree: a master and its workers). */
+static double tree_cpu(long pid)
+{
+    enum { MAX_PROCS = 65536 };
+    static long pids[MAX_PROCS], parents[MAX_PROCS];
+    char path[64];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    while (n < MAX_PROCS && (e = readdir(d)) != NULL) {
+        long p = strtol(e->d_name, NULL, 10);
+        if (p <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", p);
+        pids[n] = p;
+        parents[n] = stat_ppid(path);
+        n++;
+    }
+    closedir(d);
+    /* Breadth-first from pid: members are pids[0..m) after swapping them to the front. */
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (pids[i] == pid) {
+            pids[i] = pids[0], parents[i] = parents[0];
+            pids[0] = pid, m = 1;
+        }
+    for (int k = 0; k < m; k++)
+        for (int i = m; i < n; i++)
+            if (parents[i] == pids[k]) {
+                long tp = pids[m], tq = parents[m];
+                pids[m] = pids[i], parents[m] = parents[i];
+                pids[i] = tp, parents[i] = tq;
+                m++;
+            }
+    double total = m > 0 ? 0 : -1;
+    for (int k = 0; k < m; k++) {
+        snprintf(path, sizeof path, "/proc/%ld/stat", pids[k]);
+        double c = stat_cpu(path, NULL, 0);
+        if (c > 0)
+            total += c;
+    }
+    return total;
+}
+
+/* Server utime+stime (all threads; with --tree its descendants too) in seconds, or -1. */
 static double proc_cpu(long pid)
 {
     if (pid <= 0)
         return -1;
+    if (opt_tree)
+        return tree_cpu(pid);
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     return stat_cpu(path, NULL, 0);
@@ -1371,7 +1437,7 @@ static void usage(void)
             "       [--size BYTES] [--warmup S] [--duration S] [--pid SERVER_PID] [--timeout S]\n"
             "       [--subs N] [--sub-path P] [--pub-path P] [--window W] [--concurrency N]\n"
             "       [--prewarm N] [--connect-timeout S] [--binary] [--deflate] [--json]\n"
-            "       [--echo-first] [--rate BROADCASTS_PER_S]\n");
+            "       [--echo-first] [--rate BROADCASTS_PER_S] [--tree]\n");
     exit(2);
 }
 
@@ -1399,6 +1465,7 @@ int main(int argc, char **argv)
         {"json", 0, 0, 'J'},
         {"echo-first", 0, 0, 'E'},
         {"rate", 1, 0, 'R'},
+        {"tree", 0, 0, 'X'},
         {0, 0, 0, 0},
     };
     if (argc < 2)
@@ -1467,6 +1534,9 @@ int main(int argc, char **argv)
             break;
         case 'E':
             opt_echo_first = 1;
+            break;
+        case 'X':
+            opt_tree = 1;
             break;
         case 'R':
             opt_rate = atof(optarg);
