@@ -5,6 +5,9 @@ app task really still running is still reported."""
 import json
 import signal
 
+import pytest
+from harness import SANITIZED
+
 from chtools import APP, chproj_env, connect, recv_json, run, stats, wait_group_size
 
 
@@ -25,6 +28,11 @@ def test_app_task_still_running_is_reported(redis_url, start_server):
     assert "Cancelled 1 application task(s) still running at shutdown" in server.stderr, server.stderr
 
 
+@pytest.mark.xfail(SANITIZED, strict=False, reason=(
+    "open defect: under ASan an AsyncWebsocketConsumer on channels_redis sometimes never returns "
+    "after its disconnect (about 2 runs in 10; the server cancels it after "
+    "--application-close-timeout, and LSan then reports one 56-byte tuple); found 2026-12-05, "
+    "not yet explained"))
 def test_chat_over_redis_stops_without_warnings(redis_url, chproj_db, start_server):
     server = start_server(APP, env=chproj_env(chproj_db, redis_url))
     stats(server)  # Django's first request (slow under sanitizers) before the WebSocket deadlines
