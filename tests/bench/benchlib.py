@@ -113,26 +113,34 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLK_TCK
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """utime + stime of pid and every descendant (a master and its workers)."""
-    children = {}
+def tree_pids(root: int) -> list:
+    """root and every live descendant (root first)."""
+    children: dict = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, [pid]
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
     while todo:
         p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of pid and every descendant (a master and its workers)."""
+    total = 0.0
+    for p in tree_pids(pid):
         try:
             total += cpu_seconds(p)
         except (OSError, ValueError, IndexError):
             continue
-        todo += children.get(p, [])
     return total
 
 

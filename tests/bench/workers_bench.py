@@ -88,24 +88,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def tree_pids(root: int) -> list:
-    children: dict = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
 def wait_workers(srv: benchlib.Server, n: int, timeout: float) -> None:
     """Until the tree holds at least n+1 processes (n > 1) and spent under 5 ms of
     CPU in 0.3 s: every worker has started and imported its app."""
@@ -113,7 +95,7 @@ def wait_workers(srv: benchlib.Server, n: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not srv.alive():
             raise BenchError(f"server exited (status {srv.proc.returncode})")
-        if n == 1 or len(tree_pids(srv.pid)) >= n + 1:
+        if n == 1 or len(benchlib.tree_pids(srv.pid)) >= n + 1:
             c0 = benchlib.tree_cpu_seconds(srv.pid)
             time.sleep(0.3)
             if benchlib.tree_cpu_seconds(srv.pid) - c0 < 0.005:

@@ -136,18 +136,26 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
+/* Reads a /proc stat file into buf (NUL-terminated); 0 if it cannot. */
+static int stat_read(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return 1;
+}
+
 /* utime+stime in seconds from a /proc stat file, or -1; comm (the thread or
  * process name, when wanted) is copied out with blanks, commas, colons and
  * equals signs replaced, so that it stays one token of our output. */
 static double stat_cpu(const char *path, char *comm, size_t cap)
 {
     char buf[2048];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (!stat_read(path, buf, sizeof buf))
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
     char *open = strchr(buf, '('), *p = strrchr(buf, ')');
     if (open == NULL || p == NULL || p < open)
         return -1;
@@ -176,12 +184,8 @@ static double stat_cpu(const char *path, char *comm, size_t cap)
 static long stat_ppid(const char *path)
 {
     char buf[1024];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (!stat_read(path, buf, sizeof buf))
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
     const char *p = strrchr(buf, ')');
     long ppid;
     char state;
