@@ -191,3 +191,18 @@ def test_django_file_response_uses_sendfile(file_server):
     _download(s)
     size = os.path.getsize(APPS / "siteproj" / "download.bin")
     assert s.sendfile_bytes() - before == size
+
+
+def test_send_timeout_applies_to_a_file(file_server):
+    s = file_server("--send-timeout", "1")
+    size = 64 * MiB
+    sock = s.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(build_request("GET", f"/file?size={size}&id=stall"))
+    assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    try:
+        s.wait_for_text(r"--send-timeout\): connection reset", timeout=15)
+        wait_until(lambda: s.get_json("/closes?id=stall")["closes"] == 1, 10, message="close()")
+        assert s.get("/hello")[2] == b"hello"
+    finally:
+        sock.close()
