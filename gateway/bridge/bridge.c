@@ -77,6 +77,12 @@ bl_event_t *bl_event_new(int type, bl_exchange_t *ex, size_t size)
 
 void bl_event_free(bl_event_t *ev)
 {
+    if (ev->type == BL_EV_SEND_FILE) {
+        bl_send_file_t sf;
+        memcpy(&sf, ev->data, sizeof(sf));
+        if (sf.fd >= 0 && close(sf.fd) != 0)
+            BL_WARN("close of a response's file: %s", strerror(errno));
+    }
     if (ev->ex != NULL)
         bl_exchange_unref(ev->ex);
     free(ev);

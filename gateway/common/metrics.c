@@ -286,6 +286,10 @@ static void render_families(FILE *out, const snap_t *snaps)
            "Clients dropped for reading none of their pending output (--send-timeout).");
     for (int s = 0; s < n; s++)
         sample_u(out, "bayleaf_send_timeouts_total", s, NULL, snaps[s].c[BL_MC_SEND_TIMEOUTS]);
+    family(out, "bayleaf_sendfile_bytes_total", "counter",
+           "Response body bytes written from files with sendfile(2) (wsgi.file_wrapper).");
+    for (int s = 0; s < n; s++)
+        sample_u(out, "bayleaf_sendfile_bytes_total", s, NULL, snaps[s].c[BL_MC_SENDFILE_BYTES]);
     family(out, "bayleaf_accepting", "gauge",
            "1 when lifespan startup is over and connections are accepted, else 0.");
     for (int s = 0; s < n; s++)

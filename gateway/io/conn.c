@@ -166,8 +166,8 @@ static void send_plan(bl_conn_t *c, uint64_t now)
 /* A write left a backlog behind: watch it (once; progress is read lazily). */
 void bl_conn_send_watch(bl_conn_t *c)
 {
-    if (bl_conn_has(c, BL_CONN_F_SEND_WATCHED) || c->h.stream.write_queue_size == 0 ||
-        send_timeout_ms(c) == 0)
+    if (bl_conn_has(c, BL_CONN_F_SEND_WATCHED) ||
+        c->h.stream.write_queue_size + bl_conn_file_left(c) == 0 || send_timeout_ms(c) == 0)
         return;
     uint64_t now = loop_now(c);
     bl_conn_set(c, BL_CONN_F_SEND_WATCHED);
@@ -183,7 +183,8 @@ static void conn_reset(bl_conn_t *c);
 /* The watched backlog's turn: returns true when the connection was dropped. */
 static bool send_check(bl_conn_t *c, uint64_t now)
 {
-    size_t backlog = c->h.stream.write_queue_size;
+    /* A file being sent counts (conn_file.c adds its bytes to send_queued). */
+    uint64_t backlog = c->h.stream.write_queue_size + bl_conn_file_left(c);
     if (backlog == 0) {
         bl_conn_clear(c, BL_CONN_F_SEND_WATCHED); /* drained: a new backlog starts a new watch */
         return false;
@@ -200,10 +201,10 @@ static bool send_check(bl_conn_t *c, uint64_t now)
         c->send_since = now;
     } else if (now - c->send_since >= send_timeout_ms(c)) {
         const char *who = c->log_host[0] ? c->log_host : c->client_host;
-        BL_INFO("Client %s read none of %zu pending bytes in %gs (--send-timeout): "
+        BL_INFO("Client %s read none of %llu pending bytes in %gs (--send-timeout): "
                 "connection reset",
-                who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"), backlog,
-                c->server->cfg->send_timeout);
+                who[0] ? who : (c->listener->is_unix ? "on a unix socket" : "-"),
+                (unsigned long long)backlog, c->server->cfg->send_timeout);
         bl_metrics_count(BL_MC_SEND_TIMEOUTS, 1);
         conn_reset(c);
         return true;
@@ -299,6 +300,7 @@ static void conn_close(bl_conn_t *c, bool reset)
     conn_inactive(c);
     if (c->proto->on_close != NULL)
         c->proto->on_close(c);
+    bl_conn_file_abort(c); /* before the handles close: its poll is on the socket */
     bl_conn_detach(c, !bl_conn_has(c, BL_CONN_F_RESP_DONE));
     if (!reset || c->listener->is_unix || uv_tcp_close_reset(&c->h.tcp, on_handle_closed) != 0)
         uv_close(&c->h.handle, on_handle_closed);

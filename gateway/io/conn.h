@@ -182,6 +182,7 @@ struct bl_conn_s {
     uint64_t ws_fault_since; /* loop time a protocol fault was held for the app's reply, 0: none */
     bl_ws_deflate_params_t ws_deflate_params;
     struct bl_topic_peer_s *topic_peer; /* topics (conn_topics.c), from the first subscribe */
+    struct bl_conn_file_s *file;        /* a body being sent from a file (conn_file.c) */
 };
 
 typedef struct {
@@ -318,5 +319,23 @@ bool bl_conn_http_drain(bl_conn_t *c);
 void bl_conn_http_free(bl_conn_t *c);
 void bl_conn_send_response(bl_conn_t *c, bl_event_t *ev);
 void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev);
+
+/* conn_file.c: a body from a file (SEND_FILE), written with sendfile(2). */
+typedef struct bl_conn_file_s bl_conn_file_t;
+typedef void (*bl_conn_file_done_cb)(bl_conn_t *c);
+/* Takes ev (its file): writes sf->len bytes from sf->off once the queued
+ * writes are done; done(c) when all went out (ev then went back up as
+ * FILE_SENT). On a failure or a short file the connection is closed. */
+void bl_conn_file_start(bl_conn_t *c, bl_event_t *ev, const bl_send_file_t *sf,
+                        bl_conn_file_done_cb done);
+/* The SEND_FILE's transfer is over (or had nothing to send): its file is
+ * closed and the event goes back up as FILE_SENT. */
+void bl_conn_file_sent(bl_event_t *ev);
+/* Every queued write completed: the file may start. */
+void bl_conn_file_written(bl_conn_t *c);
+/* The connection closes: the transfer is dropped and its file closed. */
+void bl_conn_file_abort(bl_conn_t *c);
+/* Bytes of the file not yet sent (0: none is being sent). */
+uint64_t bl_conn_file_left(const bl_conn_t *c);
 
 #endif

@@ -432,6 +432,65 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     }
 }
 
+/* The file of a SEND_FILE went out whole: the chunked end, the response's end. */
+static void file_done(bl_conn_t *c)
+{
+    if (c->framing == BL_FRAME_CHUNKED) {
+        uv_buf_t b = uv_buf_init("\r\n0\r\n\r\n", 7);
+        bl_conn_write(c, &b, 1, NULL, NULL, 0);
+    } else if (c->framing == BL_FRAME_CLOSE) {
+        bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
+    }
+    if (!bl_conn_is_shut(c))
+        response_done(c);
+}
+
+/* A WSGI app's last body from a file: its length was set by the pool thread
+ * (the Content-Length left, or the file's size), framed here as a SEND_BODY
+ * of that length would be. */
+static void send_file(bl_conn_t *c, bl_event_t *ev)
+{
+    bl_send_file_t sf;
+    memcpy(&sf, ev->data, sizeof(sf));
+    bool more = false;
+    size_t len = sf.len <= SIZE_MAX ? (size_t)sf.len : SIZE_MAX;
+    if (!bl_conn_has(c, BL_CONN_F_RESP_STARTED) || bl_conn_has(c, BL_CONN_F_RESP_DONE) ||
+        c->file != NULL) {
+        bl_event_free(ev); /* the app is told by the close */
+        bl_conn_close(c);
+        return;
+    }
+    body_within_length(c, &len, &more);
+    sf.len = len;
+    if (c->framing == BL_FRAME_NONE || len == 0) {
+        /* HEAD, a status without a body, or an empty file: no sendfile. */
+        if (c->framing == BL_FRAME_CHUNKED) {
+            uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+            bl_conn_write(c, &b, 1, NULL, NULL, 0);
+        } else if (c->framing == BL_FRAME_CLOSE) {
+            bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
+        }
+        bl_conn_file_sent(ev);
+        if (!bl_conn_is_shut(c))
+            response_done(c);
+        return;
+    }
+    if (c->framing == BL_FRAME_CHUNKED) {
+        char *prefix = malloc(24);
+        if (prefix == NULL) {
+            bl_event_free(ev);
+            bl_conn_close(c);
+            return;
+        }
+        uv_buf_t b = bl_buf(prefix, bl_chunk_prefix(prefix, len));
+        if (bl_conn_write(c, &b, 1, NULL, prefix, 0) != 0) {
+            bl_event_free(ev);
+            return; /* closing */
+        }
+    }
+    bl_conn_file_start(c, ev, &sf, file_done);
+}
+
 /* The app's coroutine returned (or raised): its response must be whole. */
 static void app_returned(bl_conn_t *c, bool failed)
 {
@@ -456,6 +515,9 @@ static void on_event(bl_conn_t *c, bl_event_t *ev)
         return; /* ev is owned by the write */
     case BL_EV_SEND_BODY:
         bl_conn_send_body(c, ev);
+        return;
+    case BL_EV_SEND_FILE:
+        send_file(c, ev);
         return;
     case BL_EV_CONTINUE:
         if (bl_conn_has(c, BL_CONN_F_EXPECT_CONTINUE) && !bl_conn_has(c, BL_CONN_F_CONTINUE_SENT) &&
@@ -597,4 +659,5 @@ const bl_conn_proto_t bl_conn_http_proto = {
     .on_timer = bl_conn_http_timer,
     .on_drain = bl_conn_http_drain,
     .free = bl_conn_http_free,
+    .on_written = bl_conn_file_written,
 };

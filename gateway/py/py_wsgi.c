@@ -8,6 +8,8 @@
 #include "bayleaf/common/log.h"
 #include "bayleaf/proto/http_response.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,7 +70,8 @@ typedef struct {
     bool body_done;  /* the last body event has come */
     bool continue_asked;
     bool disconnected;
-    bool over; /* the request is over: start_response and write raise */
+    bool file_sent; /* FILE_SENT came: the I/O thread wrote the SEND_FILE */
+    bool over;      /* the request is over: start_response and write raise */
     /* response */
     bl_event_t *start; /* start_response's head, held until the first body */
     bool started;      /* start_response was called */
@@ -112,6 +115,8 @@ static void pump(WsgiRequest *r, bool wait)
         }
         if (ev->type == BL_EV_DISCONNECT)
             r->disconnected = true;
+        else if (ev->type == BL_EV_FILE_SENT)
+            r->file_sent = true;
         bl_event_free(ev);
     }
 }
@@ -778,9 +783,50 @@ static void log_error(const char *what)
     Py_DECREF(exc);
 }
 
-/* The response from a real file (a wsgi.file_wrapper of one): read in large
- * blocks without the GIL. 1: sent; 0: not a real file (iterate it instead);
- * -1 with an error set. */
+/* The rest of the response from fd at pos, with sendfile(2) on the I/O
+ * thread: a dup of fd goes down (SEND_FILE) with the length to send, the
+ * Content-Length left or else the file's size from pos (chunked, or up to
+ * the close for HTTP/1.0), and the thread waits without the GIL until it went
+ * out (FILE_SENT) or the client left. 1: done; 0: no descriptor to spare
+ * (read it here instead); -1 with an error set. */
+static int send_file_io(WsgiRequest *r, int fd, off_t pos, const struct stat *st)
+{
+    uint64_t left;
+    if (r->has_clen)
+        left = r->clen - r->sent;
+    else
+        left = st->st_size > pos ? (uint64_t)(st->st_size - pos) : 0;
+    if (left == 0)
+        return 1; /* nothing to send: finish() ends the response */
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return 0;
+    bl_event_t *ev = NULL;
+    if (!r->head_sent && post_body(r, "", 0, false) < 0)
+        goto fail;
+    ev = bl_event_new(BL_EV_SEND_FILE, r->ex, sizeof(bl_send_file_t));
+    if (ev == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    bl_send_file_t sf = {.fd = dup_fd, .off = (uint64_t)pos, .len = left};
+    memcpy(ev->data, &sf, sizeof(sf)); /* the event owns dup_fd from here */
+    r->complete = true;
+    r->sent += left;
+    bl_bridge_post_down_now(ev);
+    while (!r->file_sent && !r->disconnected)
+        pump(r, true);
+    return 1;
+fail:
+    if (close(dup_fd) != 0) /* the error set stays the one to report */
+        BL_WARN("close of a response file's duplicate: %s", strerror(errno));
+    return -1;
+}
+
+/* The response from a real file (a wsgi.file_wrapper of one): sendfile(2)
+ * from the I/O thread (send_file_io), or, without a descriptor to spare,
+ * read in large blocks without the GIL. 1: sent; 0: not a real file
+ * (iterate it instead); -1 with an error set. */
 static int send_file(WsgiRequest *r, PyObject *wrapper)
 {
     PyObject *filelike = PyObject_GetAttr(wrapper, K.filelike);
@@ -799,6 +845,11 @@ static int send_file(WsgiRequest *r, PyObject *wrapper)
     if (!r->started) {
         PyErr_SetString(PyExc_RuntimeError, "a response body before start_response()");
         return -1;
+    }
+    if (!r->disconnected && !r->complete) {
+        int sent = send_file_io(r, (int)fd, (off_t)pos, &st);
+        if (sent != 0)
+            return sent;
     }
     char *buf = PyMem_Malloc(WSGI_FILE_BLOCK);
     if (buf == NULL) {

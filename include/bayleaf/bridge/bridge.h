@@ -43,6 +43,10 @@ typedef enum {
     /* down, from any thread (bl_bridge_post_publish), ex NULL: */
     BL_EV_TOPIC_PUBLISH, /* data: topic (len), payload after it (len2); BL_EVF_BINARY,
                             BL_EVF_RETAIN */
+    /* WSGI. down: */
+    BL_EV_SEND_FILE, /* the last body, from a file: data is a bl_send_file_t */
+    /* up: */
+    BL_EV_FILE_SENT, /* that SEND_FILE went out whole (the same event, sent back) */
 } bl_event_type_t;
 
 /* What kind of scope an exchange is. */
@@ -63,6 +67,14 @@ enum {
 };
 
 typedef struct bl_exchange_s bl_exchange_t;
+
+/* A SEND_FILE's payload: the I/O thread writes len bytes of fd from off with
+ * sendfile(2). The event owns fd (a dup): bl_event_free closes it. */
+typedef struct {
+    int fd;
+    uint64_t off;
+    uint64_t len;
+} bl_send_file_t;
 
 typedef struct bl_event_s {
     struct bl_event_s *next;

@@ -30,7 +30,8 @@ enum {
     BL_MC_WS_BYTES_IN,
     BL_MC_WS_BYTES_OUT,
     BL_MC_SEND_TIMEOUTS,
-    BL_MC_WS_CLOSE, /* BL_METRICS_CLOSE_N entries, then "other" */
+    BL_MC_SENDFILE_BYTES, /* WSGI file responses: body bytes written with sendfile(2) */
+    BL_MC_WS_CLOSE,       /* BL_METRICS_CLOSE_N entries, then "other" */
     BL_MC_WS_CLOSE_OTHER = BL_MC_WS_CLOSE + BL_METRICS_CLOSE_N,
     BL_MC_COUNT
 };
