@@ -105,3 +105,19 @@ int bl_redis_addr_parse(const char *url, bl_redis_addr_t *a, char *why, size_t w
     }
     return 0;
 }
+
+void bl_redis_url_redact(const char *url, char *out, size_t outlen)
+{
+    const char *s = strstr(url, "://");
+    const char *at = s != NULL ? strchr(s + 3, '@') : NULL;
+    const char *slash = s != NULL ? strchr(s + 3, '/') : NULL;
+    if (at == NULL || (slash != NULL && slash < at)) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    /* the user stays (it helps to tell which one was refused); not the password */
+    const char *colon = memchr(s + 3, ':', (size_t)(at - (s + 3)));
+    const char *keep_end = colon != NULL ? colon : s + 3;
+    snprintf(out, outlen, "%.*s%s%s", (int)(keep_end - url), url, colon != NULL ? ":***" : "***",
+             at);
+}
