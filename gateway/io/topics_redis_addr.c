@@ -109,9 +109,17 @@ int bl_redis_addr_parse(const char *url, bl_redis_addr_t *a, char *why, size_t w
 void bl_redis_url_redact(const char *url, char *out, size_t outlen)
 {
     const char *s = strstr(url, "://");
-    const char *at = s != NULL ? strchr(s + 3, '@') : NULL;
-    const char *slash = s != NULL ? strchr(s + 3, '/') : NULL;
-    if (at == NULL || (slash != NULL && slash < at)) {
+    if (s == NULL) { /* not a URL we know: whatever comes before an @ may be a password */
+        const char *last = strrchr(url, '@');
+        if (last != NULL)
+            snprintf(out, outlen, "***%s", last);
+        else
+            snprintf(out, outlen, "%s", url);
+        return;
+    }
+    /* the last @: a mistyped password may hold a / or an @ */
+    const char *at = strrchr(s + 3, '@');
+    if (at == NULL) {
         snprintf(out, outlen, "%s", url);
         return;
     }
