@@ -28,7 +28,7 @@
 
 /* r->flags */
 enum {
-    F_UP = 1u << 0,         /* both connections connected */
+    F_UP = 1u << 0,         /* both connections answered their handshake */
     F_READY = 1u << 1,      /* resubscribed: publishes go out directly */
     F_RESET = 1u << 2,      /* a teardown is scheduled */
     F_TEARDOWN = 1u << 3,   /* freeing the contexts: their callbacks are ignored */
@@ -655,7 +655,8 @@ static void on_handshake(redisAsyncContext *ac, void *reply_, void *priv)
         session_up(r);
 }
 
-/* Both connected: subscribe every wanted topic again, the marker last. */
+/* Both connections in (their handshake answered): subscribe every wanted
+ * topic again, the marker last. */
 static void session_up(bl_topics_redis_t *r)
 {
     double down_s = r->down_at_ms ? (double)(uv_now(r->loop) - r->down_at_ms) / 1000.0 : 0;
