@@ -73,7 +73,8 @@ def helper_publish(redis_url, topic, text, retain=False):
 
 def test_password_in_the_flag_across_two_workers(redis, start_server):
     """--topics-redis redis://:password@host/3: AUTH, then SELECT 3 on the
-    command connection; publishes cross the workers, retained values land in db 3."""
+    command connection; publishes cross the workers, retained values land in db 3.
+    The password shows in no log line and not in ps (/proc/PID/cmdline)."""
     server = start_server(APP, "--workers", "2", "--topics-redis", url(redis, "", PASSWORD, db=3))
     topic = "auth.flag"
     clients = clients_on_both_workers(server, f"/ws?topics={topic}", per_worker=1)
@@ -94,6 +95,13 @@ def test_password_in_the_flag_across_two_workers(redis, start_server):
         assert len(re.findall(r"topics: using Redis at 127\.0\.0\.1:\d+", server.stderr)) == 2, server.stderr
         assert "cannot reach" not in server.stderr and "is down" not in server.stderr, server.stderr
         assert_no_secret(server.stderr, server.stdout)
+        # nor in what ps shows, of the master and of each worker
+        pids = [server.pid] + sorted({c.pid for c in clients})
+        for pid in pids:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode()
+            assert "--topics-redis" in cmdline and "redis://:" in cmdline, cmdline
+            assert_no_secret(cmdline)
     finally:
         for c in clients:
             c.close()
