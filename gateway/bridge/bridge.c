@@ -520,7 +520,10 @@ int bl_bridge_post_publish(bl_event_t *ev)
     size_t before = atomic_fetch_add(&bl_bridge.pub_bytes, cost);
     if (before > 0 && before + cost > bl_bridge.up_max_bytes) {
         atomic_fetch_sub(&bl_bridge.pub_bytes, cost);
-        return -EAGAIN;
+        pthread_mutex_lock(&bl_bridge.pub_lock);
+        bool running = bl_bridge.pub_running;
+        pthread_mutex_unlock(&bl_bridge.pub_lock);
+        return running ? -EAGAIN : -ENOBUFS;
     }
     /* The queue's lock makes it safe from any thread; the wake is
      * uv_async_send's, also thread-safe (the Python thread's deferred wake is
@@ -539,10 +542,11 @@ int bl_bridge_post_publish(bl_event_t *ev)
     return 0;
 }
 
-void bl_bridge_publish_open(void)
+void bl_bridge_publish_open(bool running)
 {
     pthread_mutex_lock(&bl_bridge.pub_lock);
     bl_bridge.pub_open = true;
+    bl_bridge.pub_running = running;
     pthread_mutex_unlock(&bl_bridge.pub_lock);
 }
 
@@ -550,6 +554,7 @@ void bl_bridge_publish_close(void)
 {
     pthread_mutex_lock(&bl_bridge.pub_lock);
     bl_bridge.pub_open = false;
+    bl_bridge.pub_running = false;
     pthread_cond_broadcast(&bl_bridge.pub_room);
     pthread_mutex_unlock(&bl_bridge.pub_lock);
 }

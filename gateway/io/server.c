@@ -524,6 +524,11 @@ int bl_server_init(bl_server_t *s, const bl_config_t *cfg, bl_listen_set_t *set,
     if ((err = bl_server_topics_redis_open(s)) != 0)
         return err;
     bl_bridge.topic_name_max = cfg->topics_name_max;
+    /* Publishes from here on, before the I/O thread runs: the app's lifespan
+     * startup may set retained values. They wait in the down queue (the
+     * wake's uv_async_send is kept for the loop's first turn) and go out, in
+     * order, before the first connection is accepted. */
+    bl_bridge_publish_open(false);
     uv_prepare_init(&s->loop, &s->flush_up);
     s->flush_up.data = s;
     uv_prepare_start(&s->flush_up, on_flush_up);
@@ -640,7 +645,7 @@ static void *io_main(void *arg)
 
 int bl_server_start(bl_server_t *s)
 {
-    bl_bridge_publish_open();
+    bl_bridge_publish_open(true);
     int err = pthread_create(&s->thread, NULL, io_main, s);
     if (err != 0) {
         bl_bridge_publish_close();

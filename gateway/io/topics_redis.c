@@ -13,6 +13,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +28,26 @@
 
 /* r->flags */
 enum {
-    F_UP = 1u << 0,        /* both connections connected */
-    F_READY = 1u << 1,     /* resubscribed: publishes go out directly */
-    F_RESET = 1u << 2,     /* a teardown is scheduled */
-    F_TEARDOWN = 1u << 3,  /* freeing the contexts: their callbacks are ignored */
-    F_CLOSING = 1u << 4,   /* bl_topics_redis_close was called */
-    F_EVER_UP = 1u << 5,   /* connected once */
-    F_OUTAGE = 1u << 6,    /* the down line went out */
-    F_PING_OUT = 1u << 7,  /* a PING waits for its answer */
-    F_RESOLVING = 1u << 8, /* a uv_getaddrinfo is pending */
+    F_UP = 1u << 0,         /* both connections answered their handshake */
+    F_READY = 1u << 1,      /* resubscribed: publishes go out directly */
+    F_RESET = 1u << 2,      /* a teardown is scheduled */
+    F_TEARDOWN = 1u << 3,   /* freeing the contexts: their callbacks are ignored */
+    F_CLOSING = 1u << 4,    /* bl_topics_redis_close was called */
+    F_EVER_UP = 1u << 5,    /* connected once */
+    F_OUTAGE = 1u << 6,     /* the down line went out */
+    F_PING_OUT = 1u << 7,   /* a PING waits for its answer */
+    F_RESOLVING = 1u << 8,  /* a uv_getaddrinfo is pending */
+    F_SUB_OK = 1u << 9,     /* the subscribing connection answered its handshake */
+    F_CMD_OK = 1u << 10,    /* the command connection answered its handshake */
+    F_AUTH_FAIL = 1u << 11, /* this session failed as Redis refused the credentials */
+    F_AUTH_SAID = 1u << 12, /* this outage's log line about them went out */
+};
+
+/* The privdata of a handshake command (AUTH, SELECT, then PING): what a
+ * reply means. */
+enum {
+    HS_AUTH = 1u << 0, /* an error is a refused AUTH */
+    HS_LAST = 1u << 1, /* its answer completes the connection's handshake */
 };
 
 /* rtopic_t.flags */
@@ -614,21 +626,37 @@ static void on_ping_timer(uv_timer_t *timer)
     r->flags |= F_PING_OUT;
 }
 
-static void on_auth_or_select(redisAsyncContext *ac, void *reply_, void *priv)
+static void session_up(bl_topics_redis_t *r);
+
+/* The answer to a handshake command: an error ends the session (its reason,
+ * never the password, goes to the one outage line); the last one's answer
+ * makes the connection usable, and both usable, the session is up. Only
+ * then: a refused AUTH must not count as "up again" and reset the back-off. */
+static void on_handshake(redisAsyncContext *ac, void *reply_, void *priv)
 {
     bl_topics_redis_t *r = ac->data;
     redisReply *reply = reply_;
+    unsigned what = (unsigned)(uintptr_t)priv;
     char why[200];
-    (void)priv;
-    if (reply == NULL || (r->flags & (F_TEARDOWN | F_CLOSING)))
+    if (reply == NULL || (r->flags & (F_TEARDOWN | F_CLOSING | F_RESET)))
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(why, sizeof(why), "%s", reply->str);
+        snprintf(why, sizeof(why), "%s%.*s", (what & HS_AUTH) ? "authentication refused: " : "",
+                 (int)reply->len, reply->str);
+        if ((what & HS_AUTH) || strncmp(reply->str, "NOAUTH", 6) == 0)
+            r->flags |= F_AUTH_FAIL;
         session_fail(r, why);
+        return;
     }
+    if (!(what & HS_LAST))
+        return;
+    r->flags |= ac == r->sub ? F_SUB_OK : ac == r->cmd ? F_CMD_OK : 0;
+    if ((r->flags & (F_SUB_OK | F_CMD_OK)) == (F_SUB_OK | F_CMD_OK) && !(r->flags & F_UP))
+        session_up(r);
 }
 
-/* Both connected: subscribe every wanted topic again, the marker last. */
+/* Both connections in (their handshake answered): subscribe every wanted
+ * topic again, the marker last. */
 static void session_up(bl_topics_redis_t *r)
 {
     double down_s = r->down_at_ms ? (double)(uv_now(r->loop) - r->down_at_ms) / 1000.0 : 0;
@@ -656,7 +684,7 @@ static void session_up(bl_topics_redis_t *r)
         BL_INFO("topics: using Redis at %s (prefix '%s')", r->where, r->prefix);
     }
     r->flags |= F_EVER_UP;
-    r->flags &= ~(unsigned)F_OUTAGE;
+    r->flags &= ~(unsigned)(F_OUTAGE | F_AUTH_SAID);
     r->down_at_ms = 0;
     r->outage_dropped = r->outage_unconfirmed = 0;
 }
@@ -673,9 +701,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         session_fail(r, why);
         return;
     }
-    if (r->sub != NULL && r->cmd != NULL && (r->sub->c.flags & REDIS_CONNECTED) &&
-        (r->cmd->c.flags & REDIS_CONNECTED) && !(r->flags & (F_UP | F_RESET)))
-        session_up(r);
+    /* Up once both answered their handshake (on_handshake). */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -717,17 +743,23 @@ static redisAsyncContext *ctx_open(bl_topics_redis_t *r, const char *ip, bool is
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (!r->addr.path[0])
         redisEnableKeepAlive(&ac->c); /* a cut network shows within a minute */
+    /* The handshake: AUTH and SELECT where asked for, then a PING, whose
+     * answer says that Redis takes this connection's commands (a Redis that
+     * wants a password answers NOAUTH). */
     int rc = REDIS_OK;
+    void *auth = (void *)(uintptr_t)HS_AUTH, *last = (void *)(uintptr_t)HS_LAST;
     if (r->addr.password[0] && r->addr.user[0])
-        rc = redisAsyncCommand(ac, on_auth_or_select, NULL, "AUTH %s %s", r->addr.user,
-                               r->addr.password);
+        rc =
+            redisAsyncCommand(ac, on_handshake, auth, "AUTH %s %s", r->addr.user, r->addr.password);
     else if (r->addr.password[0])
-        rc = redisAsyncCommand(ac, on_auth_or_select, NULL, "AUTH %s", r->addr.password);
+        rc = redisAsyncCommand(ac, on_handshake, auth, "AUTH %s", r->addr.password);
     if (rc == REDIS_OK && is_cmd && r->addr.db != 0)
-        rc = redisAsyncCommand(ac, on_auth_or_select, NULL, "SELECT %d", r->addr.db);
+        rc = redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", r->addr.db);
+    if (rc == REDIS_OK)
+        rc = redisAsyncCommand(ac, on_handshake, last, "PING");
     if (rc != REDIS_OK) {
         redisAsyncFree(ac);
-        session_fail(r, "cannot queue AUTH or SELECT");
+        session_fail(r, "cannot queue AUTH, SELECT or PING");
         return NULL;
     }
     return ac;
@@ -835,7 +867,7 @@ static void session_teardown(bl_topics_redis_t *r)
         redisAsyncFree(sub);
     if (cmd != NULL)
         redisAsyncFree(cmd);
-    r->flags &= ~(unsigned)(F_TEARDOWN | F_UP | F_READY | F_PING_OUT);
+    r->flags &= ~(unsigned)(F_TEARDOWN | F_UP | F_READY | F_PING_OUT | F_SUB_OK | F_CMD_OK);
     uv_timer_stop(&r->connect);
     uv_timer_stop(&r->ping);
     for (size_t i = 0; i < r->nbuckets; i++) {
@@ -864,9 +896,18 @@ static void on_reset(uv_timer_t *timer)
             BL_WARN("topics: cannot reach Redis at %s (%s); retrying with back-off, publishes "
                     "wait in a buffer of %u bytes",
                     r->where, r->reason, BL_TOPICS_REDIS_QUEUE_BYTES);
+        if (r->flags & F_AUTH_FAIL)
+            r->flags |= F_AUTH_SAID;
+    } else if ((r->flags & (F_AUTH_FAIL | F_AUTH_SAID)) == F_AUTH_FAIL) {
+        /* Down for another reason first (a restart, a cut), and now the
+         * credentials are refused: that is worth one line of its own. */
+        r->flags |= F_AUTH_SAID;
+        BL_WARN("topics: Redis at %s refuses the credentials (%s); retrying with back-off",
+                r->where, r->reason);
     } else {
         BL_DEBUG("topics: Redis at %s: %s", r->where, r->reason);
     }
+    r->flags &= ~(unsigned)F_AUTH_FAIL;
     /* +- a quarter, so that the workers do not come back all at once */
     unsigned jitter =
         (unsigned)(((uint64_t)getpid() * 2654435761u + r->gen) % (r->backoff_ms / 2 + 1));

@@ -105,3 +105,27 @@ int bl_redis_addr_parse(const char *url, bl_redis_addr_t *a, char *why, size_t w
     }
     return 0;
 }
+
+void bl_redis_url_redact(const char *url, char *out, size_t outlen)
+{
+    const char *s = strstr(url, "://");
+    if (s == NULL) { /* not a URL we know: whatever comes before an @ may be a password */
+        const char *last = strrchr(url, '@');
+        if (last != NULL)
+            snprintf(out, outlen, "***%s", last);
+        else
+            snprintf(out, outlen, "%s", url);
+        return;
+    }
+    /* the last @: a mistyped password may hold a / or an @ */
+    const char *at = strrchr(s + 3, '@');
+    if (at == NULL) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    /* the user stays (it helps to tell which one was refused); not the password */
+    const char *colon = memchr(s + 3, ':', (size_t)(at - (s + 3)));
+    const char *keep_end = colon != NULL ? colon : s + 3;
+    snprintf(out, outlen, "%.*s%s%s", (int)(keep_end - url), url, colon != NULL ? ":***" : "***",
+             at);
+}

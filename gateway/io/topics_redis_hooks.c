@@ -45,8 +45,10 @@ int bl_server_topics_redis_open(bl_server_t *s)
     bl_redis_addr_t addr;
     char why[128];
     if (bl_redis_addr_parse(url, &addr, why, sizeof(why)) != 0) {
+        char shown[512];
+        bl_redis_url_redact(url, shown, sizeof(shown));
         fprintf(stderr, "bayleaf: error: %s '%s': %s\n",
-                s->cfg->topics_redis ? "--topics-redis" : "$" BL_TOPICS_REDIS_ENV, url, why);
+                s->cfg->topics_redis ? "--topics-redis" : "$" BL_TOPICS_REDIS_ENV, shown, why);
         return -EINVAL;
     }
     const char *prefix = s->cfg->topics_prefix ? s->cfg->topics_prefix : BL_TOPICS_REDIS_PREFIX;

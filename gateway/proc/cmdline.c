@@ -142,8 +142,14 @@ int bl_config_parse(bl_config_t *cfg, int argc, char **argv, FILE *out, FILE *er
         if (o == NULL)
             return bad_option(err, argv[optind - 1]);
         int rc = o->parse(o, o->takes_value ? optarg : NULL, cfg, out);
-        if (rc < 0)
+        if (rc < 0) {
+            if (o->parse == bl_option_redis_url) { /* its password stays out of the line */
+                char shown[512];
+                bl_redis_url_redact(optarg, shown, sizeof(shown));
+                return bad(err, o->error, shown);
+            }
             return bad(err, o->error, optarg);
+        }
         if (rc == BL_CONFIG_EXIT)
             return rc;
     }

@@ -140,6 +140,27 @@ static void raise_fd_limit(void)
                  (unsigned long long)rl.rlim_cur);
 }
 
+/* ps and /proc/PID/cmdline show the command line: the password of a
+ * --topics-redis URL there becomes x's (before the workers fork, and before
+ * Python's sys.argv is made), and the server reads a copy. The URL parsed
+ * already: scheme://[user]:password@... with no @ in the password. */
+static void hide_redis_password(bl_config_t *cfg)
+{
+    static char url[2048];
+    char *arg = (char *)cfg->topics_redis; /* a part of argv: writable */
+    if (arg == NULL)
+        return;
+    size_t n = strlen(arg);
+    char *s = strstr(arg, "://");
+    char *at = s != NULL ? strchr(s + 3, '@') : NULL;
+    char *colon = at != NULL ? memchr(s + 3, ':', (size_t)(at - (s + 3))) : NULL;
+    if (colon == NULL || n >= sizeof(url))
+        return;
+    memcpy(url, arg, n + 1);
+    cfg->topics_redis = url;
+    memset(colon + 1, 'x', (size_t)(at - colon - 1));
+}
+
 int main(int argc, char **argv)
 {
     static bl_config_t cfg;
@@ -154,6 +175,7 @@ int main(int argc, char **argv)
         return 0;
     if (rc < 0)
         return 2;
+    hide_redis_password(&cfg);
     signal(SIGPIPE, SIG_IGN);
     bl_log_verbosity = cfg.verbosity;
     /* Every C line in --log-fmt's format, as Python's: one log, one format. */

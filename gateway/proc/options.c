@@ -213,11 +213,14 @@ static const bl_option_t options[] = {
              "it is closed with 1013 (default 1048576)"},
     {.name = "topics-redis", .takes_value = true, .parse = bl_option_redis_url,
      .field = FIELD(topics_redis),
-     .error = "invalid --topics-redis (redis://[:password@]host[:port][/db] or unix:///path)",
+     .error = "invalid --topics-redis (redis://[[user]:password@]host[:port][/db] or "
+              "unix:///path)",
      .metavar = "URL",
      .help = "publish and subscribe topics through Redis, across\n"
              "workers and hosts (default $BAYLEAF_TOPICS_REDIS):\n"
-             "redis://host[:port][/db] or unix:///path[?db=N]"},
+             "redis://[[user]:password@]host[:port][/db] or\n"
+             "unix:///path[?db=N] (a password: better in the\n"
+             "environment variable, which ps does not show)"},
     {.name = "topics-prefix", .takes_value = true, .parse = bl_option_string,
      .field = FIELD(topics_prefix), .metavar = "TEXT",
      .help = "prefix of the Redis channels and keys of topics\n"

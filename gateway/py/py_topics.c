@@ -122,11 +122,15 @@ static int publish_post(bl_event_t *ev)
         int rc = bl_bridge_post_publish(ev);
         if (rc == 0)
             return 0;
-        if (rc == -EPIPE || waited >= PUBLISH_WAIT_MS) {
+        if (rc == -EPIPE || rc == -ENOBUFS || waited >= PUBLISH_WAIT_MS) {
             bl_event_free(ev);
             if (rc == -EPIPE)
                 PyErr_SetString(PyExc_RuntimeError,
                                 "topic_publish: the Bayleaf I/O thread is not running");
+            else if (rc == -ENOBUFS)
+                PyErr_SetString(PyExc_BlockingIOError,
+                                "topic_publish: the publishes made before the server serves "
+                                "(lifespan startup) exceed --max-queued-bytes");
             else
                 PyErr_SetString(PyExc_BlockingIOError,
                                 "topic_publish: the publish queue stayed full (the I/O thread "

@@ -25,9 +25,16 @@ Runs (see tests/bench/README.md, "Topics"):
          --deflate), Bayleaf native: CPU per delivery with/without compression
   memory Bayleaf native, --subs connections held with 0, 1 and 11 topics each:
          RSS growth per subscription
+  redis  across processes: a private redis-server, then Bayleaf --workers 2
+         --topics-redis with the topics consumers (every publish goes through
+         Redis to both workers), and the same Bayleaf --workers 2 with
+         CHANNEL_LAYERS = channels_redis (CHBENCH_REDIS_URL) and the group
+         consumers (group_send); server CPU is the whole process tree's
+         (wsload --tree), Redis's own CPU is reported beside it
 
     /usr/bin/python3 tests/bench/topics_bench.py [--subs 10000] [--duration 5]
-        [--servers bayleaf,bayleaf-groups,uvicorn,daphne] [--runs peak,half,...]
+        [--servers bayleaf,bayleaf-groups,uvicorn,daphne] [--runs peak,half,...,redis]
+    (the redis run alone: --servers '' --runs redis)
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,11 +63,11 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def start(spec, args):
+def start(spec, args, env=None):
     port = benchlib.free_port()
     argv = spec.command(APP, HOST, port)
-    srv = benchlib.Server(argv=argv, port=port, nofile=args.nofile)
-    log(f"  {shlex.join(argv)}")
+    srv = benchlib.Server(argv=argv, port=port, nofile=args.nofile, env=dict(env or {}))
+    log(f"  {' '.join(f'{k}={v}' for k, v in (env or {}).items())}{' ' if env else ''}{shlex.join(argv)}")
     srv.start(timeout=60)
     status, _, body = benchlib.wait_for_http(HOST, port, "/", timeout=60, alive=srv.alive)
     if status != 200 or body != b"ok":
@@ -118,7 +127,7 @@ def run(args):
                                                   specs["bayleaf"].missing)
     res, notes = {}, []
     runs = set(args.runs.split(","))
-    for name in args.servers.split(","):
+    for name in filter(None, args.servers.split(",")):
         spec = specs[name]
         if spec.missing:
             notes.append(f"{name}: skipped ({spec.missing})")
@@ -165,7 +174,88 @@ def run(args):
                 finally:
                     srv.stop()
                     srv.cleanup_log()
+    if "redis" in runs:
+        run_redis(args, res, notes)
     return res, notes
+
+
+def start_redis(args):
+    """A private redis-server on a free loopback port, nothing persisted."""
+    if not args.redis_server:
+        raise BenchError("redis-server not found (Debian's redis-server)")
+    port = benchlib.free_port()
+    d = tempfile.mkdtemp(prefix="bayleaf-bench-redis-")
+    proc = subprocess.Popen([args.redis_server, "--port", str(port), "--bind", HOST, "--save", "",
+                             "--appendonly", "no", "--dir", d], cwd=d, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+    try:
+        benchlib.wait_for_port(HOST, port, 20, alive=lambda: proc.poll() is None)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, f"redis://{HOST}:{port}/0", d
+
+
+def redis_commands(url):
+    """Commands the redis-server has processed so far (INFO stats), or None."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        return None
+    r = subprocess.run([cli, "-u", url, "INFO", "stats"], capture_output=True, text=True, timeout=30)
+    for line in r.stdout.splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
+def wait_workers(srv, n, timeout=60):
+    """Until the master has its n workers (each accepts once its startup is over)."""
+    deadline = time.monotonic() + timeout
+    while len(benchlib.tree_pids(srv.pid)) < n + 1:
+        if not srv.alive() or time.monotonic() > deadline:
+            raise BenchError(f"{n} workers did not start")
+        time.sleep(0.05)
+
+
+def run_redis(args, res, notes):
+    bay = benchlib.server_specs(args.bayleaf_bin, args.python)["bayleaf"]
+    if bay.missing:
+        notes.append(f"redis: skipped ({bay.missing})")
+        return
+    proc, url, d = start_redis(args)
+    try:
+        log(f"[redis] redis-server pid {proc.pid} at {url}")
+        for name, extra, env, (sub, pub), window in (
+                ("bayleaf-topics-redis", ["--workers", "2", "--topics-redis", url], {},
+                 PATHS["bayleaf"], 8),
+                ("bayleaf-channels-redis", ["--workers", "2"], {"CHBENCH_REDIS_URL": url},
+                 PATHS["bayleaf-groups"], 1)):
+            spec = benchlib.server_specs(args.bayleaf_bin, args.python, bayleaf_args=extra)["bayleaf"]
+            log(f"[{name}]")
+            srv = start(spec, args, env=env)
+            try:
+                wait_workers(srv, 2)
+                log(f"  redis: one topic / group, {args.subs} subscribers over 2 workers, 34 B")
+                r0, t0, c0 = benchlib.cpu_seconds(proc.pid), time.monotonic(), redis_commands(url)
+                out = fanout(args, srv, sub, pub, window=window, extra=["--tree"])
+                r1, t1, c1 = benchlib.cpu_seconds(proc.pid), time.monotonic(), redis_commands(url)
+                out["redis_cpu_pct"] = 100 * (r1 - r0) / max(t1 - t0, 1e-9)
+                out["redis_cmds"] = (c1 - c0) if c0 is not None and c1 is not None else None
+                log(f"    redis-server CPU {out['redis_cpu_pct']:.0f}%, {out['redis_cmds']} commands "
+                    f"over the run (warm-up included)")
+                res[(name, "redis")] = out
+            finally:
+                srv.stop()
+                srv.cleanup_log()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def report(res, notes, args):
@@ -179,6 +269,9 @@ def report(res, notes, args):
         note = ", ".join(f"{n} {100 * s / args.duration:.0f}%" for n, s in r["threads"][:2])
         if r["deflated"]:
             note += f"; compressed {r['plain_in'] / max(r['wire_in'], 1):.1f}:1"
+        if "redis_cpu_pct" in r:
+            note = (f"workers' tree CPU; redis-server {r['redis_cpu_pct']:.0f}% CPU, "
+                    f"{r['redis_cmds']} commands (warm-up included)")
         if r["errors"]:
             note += f"; ERRORS {r['errors']}"
         lines.append(f"| {name} | {run} | {r['rate']:,.0f} | {r['cpu_us'] or 0:.2f} | "
@@ -197,6 +290,10 @@ def report(res, notes, args):
         p = res.get((peer, "peak"))
         if nat and p and p["rate"]:
             t.append(f"- vs {peer}'s group fan-out: {nat['rate'] / p['rate']:.1f}x")
+    tr, cr = res.get(("bayleaf-topics-redis", "redis")), res.get(("bayleaf-channels-redis", "redis"))
+    if tr and cr and cr["rate"]:
+        t.append(f"- --workers 2 through Redis: topics {tr['rate']:,.0f} deliveries/s, channels_redis "
+                 f"group_send {cr['rate']:,.0f}: {tr['rate'] / cr['rate']:.1f}x")
     half = res.get(("bayleaf", "half"))
     if half:
         t.append(f"- p99 at half the peak rate: {half['p99_ms']:.1f} ms (target < 50 ms): "
@@ -229,6 +326,7 @@ def main(argv=None):
     ap.add_argument("--bayleaf-bin", default=benchlib.DEFAULT_BAYLEAF_BIN)
     ap.add_argument("--python", default=benchlib.DEFAULT_PYTHON)
     ap.add_argument("--cc", default="gcc")
+    ap.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
     args = ap.parse_args(argv)
     args.nofile = benchlib.raise_nofile()
     if args.nofile < args.subs + 100:

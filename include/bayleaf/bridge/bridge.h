@@ -225,7 +225,10 @@ typedef struct {
     atomic_size_t pub_bytes;  /* heap bytes of queued TOPIC_PUBLISH events */
     pthread_mutex_t pub_lock; /* with pub_room: publishers wait for room */
     pthread_cond_t pub_room;
-    bool pub_open;         /* under pub_lock: the I/O thread runs and takes publishes */
+    bool pub_open;         /* under pub_lock: the I/O thread's loop exists and takes
+                            * publishes (from bl_server_init: also during lifespan
+                            * startup, queued until the thread runs) */
+    bool pub_running;      /* under pub_lock: the I/O thread runs (takes them now) */
     size_t topic_name_max; /* --topics-name-max, for send()'s checks; set before start */
 } bl_bridge_t;
 
@@ -274,11 +277,14 @@ void bl_wsgi_stop(void);
 
 /* Any thread: queues a TOPIC_PUBLISH event and wakes the I/O thread. Returns
  * -EPIPE when no I/O thread takes them, -EAGAIN (the event not taken) while the publishes queued
- * exceed up_max_bytes: the caller waits (bl_bridge_publish_wait) and tries again. */
+ * exceed up_max_bytes: the caller waits (bl_bridge_publish_wait) and tries again; -ENOBUFS
+ * instead when the I/O thread does not run yet (waiting would not help). */
 int bl_bridge_post_publish(bl_event_t *ev);
-/* The I/O thread starts / stops taking publishes (a post after the close
- * gets -EPIPE: no wake of a loop that is gone). */
-void bl_bridge_publish_open(void);
+/* The I/O thread's loop takes publishes: from bl_server_init (running false:
+ * they wait in the queue, as publishes of the app's lifespan startup do, and
+ * go out in order once the thread runs), then from its start (running true).
+ * After the close a post gets -EPIPE: no wake of a loop that is gone. */
+void bl_bridge_publish_open(bool running);
 void bl_bridge_publish_close(void);
 /* Waits up to ms for the I/O thread to take publishes (without the GIL). */
 void bl_bridge_publish_wait(unsigned ms);

@@ -50,6 +50,8 @@ typedef struct {
 
 /* 0, or -EINVAL with the reason in why. */
 int bl_redis_addr_parse(const char *url, bl_redis_addr_t *addr, char *why, size_t whylen);
+/* The URL for a log or error line: a password in it becomes "***". */
+void bl_redis_url_redact(const char *url, char *out, size_t outlen);
 
 /* What arrives from Redis, for the local fan-out: text when the payload is
  * valid UTF-8; retained when it came from a retained publish (or GET). */

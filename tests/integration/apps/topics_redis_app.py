@@ -8,7 +8,11 @@ command with "ctl:<json>" (topic messages are everything else):
   {"op": "publish", "topic", "text", "retain"}    topics.publish from this worker
   {"op": "ping"}                                  just the reply
 HTTP: /publish?topic=&n=&prefix=  n messages "<prefix><i>" from this worker,
+      /startup  what the lifespan startup's publishes did (JSON),
       /hello 200.
+With TOPICS_STARTUP_PUBLISH="topic=text[;topic=text...]" the lifespan startup
+publishes each as a retained value, before the server accepts (text "*N":
+N bytes of "x").
 """
 
 import json
@@ -16,6 +20,30 @@ import os
 
 from bayleaf import topics
 from common import query, send_response, serve_lifespan
+
+try:
+    import _bayleaf
+except ImportError:  # pragma: no cover - not under Bayleaf
+    _bayleaf = None
+
+# What the lifespan startup's publishes did: served by /startup.
+startup = {"published": [], "native": None, "error": None}
+
+
+def publish_at_startup():
+    spec = os.environ.get("TOPICS_STARTUP_PUBLISH")
+    if not spec:
+        return
+    startup["native"] = bool(_bayleaf is not None and _bayleaf.topics_active())
+    try:
+        for item in spec.split(";"):
+            topic, text = item.split("=", 1)
+            if text.startswith("*"):  # topic=*N: N bytes
+                text = "x" * int(text[1:])
+            topics.publish(topic, text=text, retain=True)
+            startup["published"].append(topic)
+    except Exception as e:  # reported by /startup
+        startup["error"] = f"{type(e).__name__}: {e}"
 
 
 async def http(scope, receive, send):
@@ -26,6 +54,9 @@ async def http(scope, receive, send):
             text = q.get("prefix", "") + str(i)
             topics.publish(q["topic"], text=text + "x" * max(0, size - len(text)))
         await send_response(send, 200, f"published {n} from {os.getpid()}".encode())
+        return
+    if scope["path"] == "/startup":
+        await send_response(send, 200, json.dumps(startup).encode())
         return
     await send_response(send, 200, b"hello")
 
@@ -53,7 +84,7 @@ async def websocket(scope, receive, send):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
+        await serve_lifespan(receive, send, on_startup=publish_at_startup)
     elif scope["type"] == "http":
         await http(scope, receive, send)
     else:

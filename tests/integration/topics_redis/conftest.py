@@ -21,8 +21,10 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
 class Redis:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=(), cli_auth=()):
         self.workdir = workdir
+        self.extra = list(extra)  # more redis-server arguments (--requirepass, --user)
+        self.cli_auth = list(cli_auth)  # redis-cli's credentials for such a server
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.unix = str(workdir / "redis.sock")
@@ -32,7 +34,9 @@ class Redis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                answer = s.recv(64)
+                # a server with a password answers, but NOAUTH
+                return answer.startswith(b"+PONG") or answer.startswith(b"-NOAUTH")
         except OSError:
             return False
 
@@ -41,7 +45,7 @@ class Redis:
         try:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--unixsocket", self.unix, "--dir", str(self.workdir)],
+                 "--unixsocket", self.unix, "--dir", str(self.workdir), *self.extra],
                 cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         finally:
@@ -68,7 +72,7 @@ class Redis:
 
     def cli(self, *args, stdin=None):
         """redis-cli, as any program would publish."""
-        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], input=stdin, capture_output=True,
+        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *self.cli_auth, *args], input=stdin, capture_output=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
         return r.stdout.decode().strip()

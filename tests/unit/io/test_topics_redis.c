@@ -179,6 +179,25 @@ static void test_addr_parse(void)
     CHECK(bl_redis_addr_parse("unix:///p?x=1", &a, why, sizeof(why)) == -EINVAL);
 }
 
+static void test_url_redact(void)
+{
+    char out[128];
+    bl_redis_url_redact("redis://bob:s3cret@h:1/2", out, sizeof(out));
+    CHECK(strcmp(out, "redis://bob:***@h:1/2") == 0);
+    bl_redis_url_redact("redis://:s3cret@h", out, sizeof(out));
+    CHECK(strcmp(out, "redis://:***@h") == 0);
+    bl_redis_url_redact("redis+unix://:s3cret@/run/r.sock", out, sizeof(out));
+    CHECK(strcmp(out, "redis+unix://:***@/run/r.sock") == 0);
+    bl_redis_url_redact("redis://h:1/2", out, sizeof(out));
+    CHECK(strcmp(out, "redis://h:1/2") == 0);
+    bl_redis_url_redact("redis://:pa/ss@h", out, sizeof(out)); /* refused, and hidden */
+    CHECK(strcmp(out, "redis://:***@h") == 0);
+    bl_redis_url_redact("redis://h/a@b", out, sizeof(out));
+    CHECK(strcmp(out, "redis://***@b") == 0);
+    bl_redis_url_redact("redis:/:s3cret@h", out, sizeof(out)); /* a typo: still hidden */
+    CHECK(strcmp(out, "***@h") == 0);
+}
+
 static void cmd(redisContext *c, const char *fmt, const char *a, const char *b)
 {
     redisReply *rep = redisCommand(c, fmt, a, b);
@@ -189,6 +208,7 @@ static void cmd(redisContext *c, const char *fmt, const char *a, const char *b)
 int main(void)
 {
     test_addr_parse();
+    test_url_redact();
 
     snprintf(dir, sizeof(dir), "/tmp/bl-topics-redis-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);

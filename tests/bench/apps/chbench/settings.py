@@ -33,3 +33,11 @@ CHANNEL_LAYERS = {
         "CONFIG": {"capacity": 1000},
     },
 }
+# topics_bench.py's redis run: channels_redis, for group_send across --workers 2.
+if os.environ.get("CHBENCH_REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["CHBENCH_REDIS_URL"]], "capacity": 1000},
+        },
+    }
