@@ -34,10 +34,14 @@ def test_http_responses_by_status_class(metered):
     with server.connect() as raw:  # refused by the server itself: 400
         raw.send(b"NOT A REQUEST\r\n\r\n")
         assert raw.read_response().status == 400
-    after = m.scrape()
-    grew = {c: value(after, "bayleaf_http_responses_total", status=c)
-            - value(before, "bayleaf_http_responses_total", status=c) for c in ("2xx", "3xx", "4xx", "5xx")}
-    assert grew == {"2xx": 3, "3xx": 2, "4xx": 2, "5xx": 3}
+    # A response is counted just after its last bytes are written: the client
+    # can read them (and scrape) a moment before the count lands.
+    def grew():
+        after = m.scrape()
+        return {c: value(after, "bayleaf_http_responses_total", status=c)
+                - value(before, "bayleaf_http_responses_total", status=c) for c in ("2xx", "3xx", "4xx", "5xx")}
+    wait_until(lambda: grew() == {"2xx": 3, "3xx": 2, "4xx": 2, "5xx": 3}, 10,
+               message="the responses counted by status class")
 
 
 def test_open_connections_by_kind(metered):
@@ -124,7 +128,8 @@ def test_queued_bridge_gauges_are_exposed(metered):
 def test_unix_socket_address_and_unknown_paths(metered, short_dir):
     server, m = metered(metrics_unix=f"{short_dir}/metrics.sock")
     assert server.request("GET", "/")[0] == 200
-    assert value(m.scrape(), "bayleaf_http_responses_total", status="2xx") == 1
+    wait_until(lambda: value(m.scrape(), "bayleaf_http_responses_total", status="2xx") == 1, 10,
+               message="the response counted")
     assert m.get("/nope")[0] == 404
 
 
@@ -149,10 +154,11 @@ def test_workers_are_labelled_and_restarts_counted(metered):
     wait_until(lambda: len(server.stderr.split("Listening on")) == 3, 30, message="both workers listening")
     for _ in range(20):
         assert server.request("GET", "/status/200")[0] == 200
+    wait_until(lambda: total(m.scrape(), "bayleaf_http_responses_total", status="2xx") == 20, 10,
+               message="the 20 responses counted")
     s = m.scrape()
     workers = {dict(ls).get("worker") for (n, ls) in s if n == "bayleaf_http_responses_total"}
     assert workers == {"0", "1"}
-    assert total(s, "bayleaf_http_responses_total", status="2xx") == 20
     assert total(s, "bayleaf_worker_restarts_total") == 0
     # One worker dies: restarted, counted, and its counts are kept.
     pids = [int(p) for p in re.findall(r"Started worker (\d+)", server.stderr)]
