@@ -52,7 +52,7 @@ static void set_defaults(bl_config_t *cfg)
     cfg->ws_compression_threshold = 128;
     cfg->loop_watchdog = 5;
     cfg->gc_threshold = 20000;
-    cfg->wsgi_threads = 2;
+    cfg->wsgi_threads = 1;
     cfg->interface = "auto";
     cfg->topics_name_max = BL_TOPICS_NAME_MAX;
     cfg->topics_per_connection = BL_TOPICS_PER_CONN_MAX;

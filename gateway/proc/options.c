@@ -187,7 +187,8 @@ static const bl_option_t options[] = {
     {.name = "wsgi-threads", .takes_value = true, .parse = bl_option_int,
      .field = FIELD(wsgi_threads), .min = 1, .max = 1024,
      .error = "invalid --wsgi-threads (1 to 1024)", .metavar = "N",
-     .help = "threads that run WSGI views (default 2)"},
+     .help = "threads that run WSGI views (default 1; more for\n"
+             "views that wait on I/O)"},
     {.name = "interface", .takes_value = true, .parse = bl_option_choice,
      .field = FIELD(interface), .choices = interface_choices,
      .error = "--interface takes auto, asgi or wsgi", .metavar = "auto|asgi|wsgi",

@@ -152,7 +152,7 @@ async def _serve_app(app, options, log, loop, wsgi_app):
                    on_close_timeout=_close_timeout_handler(log, close_timeout))
     pool = None
     if wsgi_app is not None:
-        pool = wsgi.Pool(wsgi_app, int(options.get("wsgi_threads", 2)), options, log)
+        pool = wsgi.Pool(wsgi_app, int(options.get("wsgi_threads", 1)), options, log)
         if app is not wsgi.refuse_websocket and sys.getswitchinterval() == 0.005:
             # Consumers share the GIL with the views: a view gives it up after
             # the switch interval, 5 ms by default. At 0.5 ms the Channels echo
@@ -290,10 +290,10 @@ def _load_apps(options, log):
         app = wsgi.refuse_websocket
         options["lifespan"] = "off"  # no ASGI app to tell
         log.info("%s is a WSGI application: serving HTTP with %d WSGI thread(s); WebSocket "
-                 "handshakes are refused", spec, int(options.get("wsgi_threads", 2)))
+                 "handshakes are refused", spec, int(options.get("wsgi_threads", 1)))
     elif wsgi_app is not None:
         log.info("Serving HTTP with the WSGI application %s (%d thread(s)), WebSocket with %s",
-                 spec, int(options.get("wsgi_threads", 2)), options["app"])
+                 spec, int(options.get("wsgi_threads", 1)), options["app"])
     return app, wsgi_app
 
 

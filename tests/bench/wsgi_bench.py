@@ -120,7 +120,7 @@ def main():
     ap.add_argument("--duration", type=float, default=8)
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--wsgi-threads", type=int, default=2)
+    ap.add_argument("--wsgi-threads", type=int, default=1)
     ap.add_argument("--servers", default=",".join(SERVERS),
                     help="any of %s; bayleaf-wsgi:N runs N WSGI threads" % ", ".join(SERVERS))
     ap.add_argument("--workloads", default="django,hello")

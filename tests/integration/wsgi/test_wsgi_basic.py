@@ -7,7 +7,7 @@ from harness import build_request
 
 def test_detected_and_logged(wsgi_server):
     s = wsgi_server()
-    s.wait_for_text(r"wsgi_app:app is a WSGI application: serving HTTP with 2 WSGI thread")
+    s.wait_for_text(r"wsgi_app:app is a WSGI application: serving HTTP with 1 WSGI thread")
     status, headers, body = s.get("/hello")
     assert (status, body) == (200, b"Hello, world!\n")
 
@@ -26,7 +26,8 @@ def test_environ_cgi_keys(wsgi_server):
     assert env["HTTP_COOKIE"] == "a=1"
     assert env["wsgi.url_scheme"] == "http"
     assert env["wsgi.version"] == [1, 0]
-    assert env["wsgi.multithread"] is True and env["wsgi.run_once"] is False
+    # one WSGI thread by default: no other thread calls the app at the same time
+    assert env["wsgi.multithread"] is False and env["wsgi.run_once"] is False
     assert "CONTENT_LENGTH" not in env and "HTTP_CONTENT_LENGTH" not in env
 
 
@@ -111,7 +112,7 @@ def test_interface_flag_and_wsgi_beside_asgi(start_server):
     assert s.get("/hello")[2] == b"Hello, world!\n"
     assert_validator_clean(s)
     both = start_server("ws_echo:app", "--wsgi", "wsgi_app:app", cwd=APPS)
-    both.wait_for_text(r"Serving HTTP with the WSGI application wsgi_app:app \(2 thread\(s\)\), "
+    both.wait_for_text(r"Serving HTTP with the WSGI application wsgi_app:app \(1 thread\(s\)\), "
                        r"WebSocket with ws_echo:app")
     assert both.get("/hello")[2] == b"Hello, world!\n"
     assert_validator_clean(both)

@@ -165,7 +165,7 @@ def test_remote_addr_and_scheme_from_trusted_proxy(wsgi_server):
 
 
 def test_response_timeout_applies(wsgi_server):
-    s = wsgi_server("-t", "0.5")
+    s = wsgi_server("-t", "0.5", "--wsgi-threads", "2")  # /hello is not queued behind the sleep
     status, _, _ = s.get("/sleep?s=2")
     assert status == 503
     assert s.get("/hello")[0] == 200
