@@ -106,26 +106,30 @@ int bl_redis_addr_parse(const char *url, bl_redis_addr_t *a, char *why, size_t w
     return 0;
 }
 
-void bl_redis_url_redact(const char *url, char *out, size_t outlen)
+bool bl_redis_url_password(const char *url, size_t *off, size_t *len)
 {
     const char *s = strstr(url, "://");
-    if (s == NULL) { /* not a URL we know: whatever comes before an @ may be a password */
-        const char *last = strrchr(url, '@');
-        if (last != NULL)
-            snprintf(out, outlen, "***%s", last);
-        else
-            snprintf(out, outlen, "%s", url);
-        return;
-    }
     /* the last @: a mistyped password may hold a / or an @ */
-    const char *at = strrchr(s + 3, '@');
-    if (at == NULL) {
+    const char *at = strrchr(s != NULL ? s + 3 : url, '@');
+    if (at == NULL)
+        return false;
+    /* Not a URL we know: all before the @ may be a password. Else from the
+     * authority's ':', or all of it without one (a user, or a password
+     * mistyped). */
+    const char *colon = s != NULL ? memchr(s + 3, ':', (size_t)(at - (s + 3))) : NULL;
+    const char *p = s == NULL ? url : colon != NULL ? colon + 1 : s + 3;
+    *off = (size_t)(p - url);
+    *len = (size_t)(at - p);
+    return true;
+}
+
+void bl_redis_url_redact(const char *url, char *out, size_t outlen)
+{
+    size_t off, len;
+    if (!bl_redis_url_password(url, &off, &len)) {
         snprintf(out, outlen, "%s", url);
         return;
     }
     /* the user stays (it helps to tell which one was refused); not the password */
-    const char *colon = memchr(s + 3, ':', (size_t)(at - (s + 3)));
-    const char *keep_end = colon != NULL ? colon : s + 3;
-    snprintf(out, outlen, "%.*s%s%s", (int)(keep_end - url), url, colon != NULL ? ":***" : "***",
-             at);
+    snprintf(out, outlen, "%.*s***%s", (int)off, url, url + off + len);
 }

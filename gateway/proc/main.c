@@ -8,6 +8,7 @@
 #include "bayleaf/common/log.h"
 #include "bayleaf/common/metrics.h"
 #include "bayleaf/io/sd_notify.h"
+#include "bayleaf/io/topics_redis.h"
 #include "bayleaf/io/server.h"
 #include "bayleaf/io/versions.h"
 #include "bayleaf/proto/versions.h"
@@ -142,23 +143,17 @@ static void raise_fd_limit(void)
 
 /* ps and /proc/PID/cmdline show the command line: the password of a
  * --topics-redis URL there becomes x's (before the workers fork, and before
- * Python's sys.argv is made), and the server reads a copy. The URL parsed
- * already: scheme://[user]:password@... with no @ in the password. */
+ * Python's sys.argv is made), and the server reads a copy. */
 static void hide_redis_password(bl_config_t *cfg)
 {
     static char url[2048];
     char *arg = (char *)cfg->topics_redis; /* a part of argv: writable */
-    if (arg == NULL)
-        return;
-    size_t n = strlen(arg);
-    char *s = strstr(arg, "://");
-    char *at = s != NULL ? strchr(s + 3, '@') : NULL;
-    char *colon = at != NULL ? memchr(s + 3, ':', (size_t)(at - (s + 3))) : NULL;
-    if (colon == NULL || n >= sizeof(url))
+    size_t off, len, n = arg != NULL ? strlen(arg) : 0;
+    if (arg == NULL || n >= sizeof(url) || !bl_redis_url_password(arg, &off, &len))
         return;
     memcpy(url, arg, n + 1);
     cfg->topics_redis = url;
-    memset(colon + 1, 'x', (size_t)(at - colon - 1));
+    memset(arg + off, 'x', len);
 }
 
 int main(int argc, char **argv)

@@ -50,6 +50,10 @@ typedef struct {
 
 /* 0, or -EINVAL with the reason in why. */
 int bl_redis_addr_parse(const char *url, bl_redis_addr_t *addr, char *why, size_t whylen);
+/* Where a URL's password may be (*off, *len: between the authority's ':' and
+ * its last '@', all of the authority before that '@' without a ':', all before
+ * the last '@' without a "://"); false when it has no '@'. */
+bool bl_redis_url_password(const char *url, size_t *off, size_t *len);
 /* The URL for a log or error line: a password in it becomes "***". */
 void bl_redis_url_redact(const char *url, char *out, size_t outlen);
 

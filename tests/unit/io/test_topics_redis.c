@@ -196,6 +196,9 @@ static void test_url_redact(void)
     CHECK(strcmp(out, "redis://***@b") == 0);
     bl_redis_url_redact("redis:/:s3cret@h", out, sizeof(out)); /* a typo: still hidden */
     CHECK(strcmp(out, "***@h") == 0);
+    size_t off, len;
+    CHECK(bl_redis_url_password("redis://bob:s3cret@h:1/2", &off, &len) && off == 12 && len == 6);
+    CHECK(!bl_redis_url_password("redis://h:1/2", &off, &len));
 }
 
 static void cmd(redisContext *c, const char *fmt, const char *a, const char *b)
