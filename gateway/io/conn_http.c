@@ -432,17 +432,24 @@ void bl_conn_send_body(bl_conn_t *c, bl_event_t *ev)
     }
 }
 
-/* The file of a SEND_FILE went out whole: the chunked end, the response's end. */
-static void file_done(bl_conn_t *c)
+/* A file body's end: the chunked end (after the file's chunk, or alone), or
+ * the close that ends an unframed one; then the response's end. */
+static void file_body_end(bl_conn_t *c, bool after_chunk)
 {
     if (c->framing == BL_FRAME_CHUNKED) {
-        uv_buf_t b = uv_buf_init("\r\n0\r\n\r\n", 7);
+        uv_buf_t b = after_chunk ? uv_buf_init("\r\n0\r\n\r\n", 7) : uv_buf_init("0\r\n\r\n", 5);
         bl_conn_write(c, &b, 1, NULL, NULL, 0);
     } else if (c->framing == BL_FRAME_CLOSE) {
         bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
     }
     if (!bl_conn_is_shut(c))
         response_done(c);
+}
+
+/* The file of a SEND_FILE went out whole. */
+static void file_done(bl_conn_t *c)
+{
+    file_body_end(c, true);
 }
 
 /* A WSGI app's last body from a file: its length was set by the pool thread
@@ -464,15 +471,8 @@ static void send_file(bl_conn_t *c, bl_event_t *ev)
     sf.len = len;
     if (c->framing == BL_FRAME_NONE || len == 0) {
         /* HEAD, a status without a body, or an empty file: no sendfile. */
-        if (c->framing == BL_FRAME_CHUNKED) {
-            uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-            bl_conn_write(c, &b, 1, NULL, NULL, 0);
-        } else if (c->framing == BL_FRAME_CLOSE) {
-            bl_conn_clear(c, BL_CONN_F_KEEP_ALIVE);
-        }
         bl_conn_file_sent(ev);
-        if (!bl_conn_is_shut(c))
-            response_done(c);
+        file_body_end(c, false);
         return;
     }
     if (c->framing == BL_FRAME_CHUNKED) {
